@@ -1,0 +1,64 @@
+"""The demo API, protected by oauth_cc's DRF classes (set as defaults in settings)."""
+
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Report
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Report
+        fields = ["id", "title", "body", "submitted_by", "created"]
+        read_only_fields = ["id", "submitted_by", "created"]
+
+
+class ReportList(APIView):
+    """GET needs reports:read; POST needs reports:write and stores the report."""
+
+    required_scopes_by_method = {
+        "GET": ["reports:read"],
+        "HEAD": ["reports:read"],
+        "OPTIONS": [],
+        "POST": ["reports:write"],
+    }
+
+    def get(self, request):
+        reports = Report.objects.all()[:100]
+        return Response(ReportSerializer(reports, many=True).data)
+
+    def post(self, request):
+        serializer = ReportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(submitted_by=request.auth.client_id)
+        return Response(serializer.data, status=status.HTTP_201_CREATED)
+
+
+class WhoAmI(APIView):
+    """Any valid token: who the caller is and what it may do."""
+
+    required_scopes: list[str] = []
+
+    def get(self, request):
+        return Response({"client_id": request.auth.client_id, "scopes": sorted(request.auth.scopes)})
+
+
+class Ping(APIView):
+    """A scope-protected view that does no work of its own: what the benchmark measures."""
+
+    required_scopes = ["reports:read"]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+class Health(APIView):
+    """Unauthenticated: the benchmark's ceiling for this site."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response({"status": "ok"})

@@ -1,0 +1,135 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``) and RFC 7523 §2.2 /
+OpenID Connect Core §9 (``private_key_jwt``). A client may use only the one method it is
+registered with, and a request may carry only one method (RFC 6749 §2.3).
+
+Cost on the token endpoint: one SHA-256 of the presented secret and dict lookups in the
+worker's :class:`~oauth_cc.state.ClientCache`; no query in steady state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from django.http import HttpRequest
+
+from . import usage
+from .errors import InvalidClient, InvalidRequest
+from .models import TokenEndpointAuthMethod
+from .secrets import hash_secret, hashes_match
+from .state import ClientRecord, client_cache
+
+JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass(frozen=True)
+class PresentedCredentials:
+    method: str
+    client_id: str
+    secret: str = ""
+    assertion: str = ""
+
+    @property
+    def basic(self) -> bool:
+        return self.method == TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
+
+
+def _parse_basic(header: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(header.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True) from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True)
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> PresentedCredentials:
+    """Which credentials the request carries. Raises if none, or more than one method."""
+    methods: list[PresentedCredentials] = []
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise InvalidClient("Authenticate with HTTP Basic or the methods in the server metadata.", basic=True)
+        client_id, secret = _parse_basic(value.strip())
+        methods.append(PresentedCredentials(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, client_id, secret=secret))
+    if "client_secret" in params:
+        methods.append(
+            PresentedCredentials(
+                TokenEndpointAuthMethod.CLIENT_SECRET_POST, params.get("client_id", ""), secret=params["client_secret"]
+            )
+        )
+    if "client_assertion" in params or "client_assertion_type" in params:
+        if params.get("client_assertion_type") != JWT_BEARER_ASSERTION_TYPE:
+            raise InvalidClient(f'client_assertion_type must be "{JWT_BEARER_ASSERTION_TYPE}".')
+        assertion = params.get("client_assertion", "")
+        if not assertion:
+            raise InvalidClient("client_assertion is missing.")
+        from .assertions import unverified_client_id
+
+        client_id = params.get("client_id") or unverified_client_id(assertion)
+        methods.append(PresentedCredentials(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, client_id, assertion=assertion))
+    if not methods:
+        raise InvalidClient("Client authentication is required.", basic=True)
+    if len(methods) > 1:
+        raise InvalidRequest("Use exactly one client authentication method per request (RFC 6749 §2.3).")
+    presented = methods[0]
+    body_client_id = params.get("client_id")
+    if body_client_id is not None and body_client_id != presented.client_id:
+        raise InvalidClient("client_id does not match the authenticated client.", basic=presented.basic)
+    if not presented.client_id:
+        raise InvalidClient("client_id is missing.", basic=presented.basic)
+    return presented
+
+
+def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endpoint_url: str) -> ClientRecord:
+    """Authenticate the calling client or raise :class:`~oauth_cc.errors.InvalidClient`.
+
+    ``endpoint_url`` is the URL of the endpoint being called: an assertion's ``aud`` may name it.
+    """
+    presented = presented_credentials(request, params)
+    client = client_cache.client(presented.client_id)
+    if client is None:
+        raise InvalidClient(basic=presented.basic)
+    if client.auth_method != presented.method:
+        raise InvalidClient(
+            f"This client must authenticate with {client.auth_method}.", basic=presented.basic
+        )
+    if presented.method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+        from .assertions import verify_client_assertion
+
+        verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url)
+        secret_pk = None
+    else:
+        secret_pk = _verify_secret(client, presented)
+    if not client.is_active:
+        raise InvalidClient("This client is disabled.", basic=presented.basic)
+    usage.note_used(client.pk, secret_pk)
+    return client
+
+
+def _verify_secret(client: ClientRecord, presented: PresentedCredentials) -> int:
+    if not presented.secret:
+        raise InvalidClient(basic=presented.basic)
+    # The hash is the lookup key (see oauth_cc.secrets); the comparisons below are
+    # constant-time so nothing about a near-miss leaks through timing.
+    presented_hash = hash_secret(presented.secret)
+    record = client_cache.secret(presented_hash)
+    if record is None or not hashes_match(record.secret_hash, presented_hash):
+        raise InvalidClient(basic=presented.basic)
+    if not hashes_match(record.client_id, client.client_id):
+        raise InvalidClient(basic=presented.basic)
+    if record.revoked:
+        raise InvalidClient("This client secret has been revoked.", basic=presented.basic)
+    if not record.usable(time.time()):
+        raise InvalidClient("This client secret has expired.", basic=presented.basic)
+    return record.pk

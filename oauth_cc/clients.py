@@ -1,0 +1,167 @@
+"""Operations on API clients shared by the admin and the management command.
+
+Each function validates its input, changes the database in one transaction, and raises
+:class:`ClientError` with a sentence a person can act on when the input is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from . import revocation
+from .conf import oauth_cc_settings
+from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod
+from .secrets import generate_secret, hash_secret, secret_prefix
+
+
+class ClientError(Exception):
+    """Bad input from an operator; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A freshly generated secret. ``secret`` exists only here: show it once, then drop it."""
+
+    client_id: str
+    secret: str
+    record: ClientSecret
+    #: The previous secrets that now expire, with their new expiry (rotation only).
+    expiring: tuple[tuple[str, datetime], ...] = ()
+
+
+def get_client(client_id: str) -> Application:
+    try:
+        return Application.objects.get(client_id=client_id)
+    except Application.DoesNotExist:
+        raise ClientError(f'No API client has the client_id "{client_id}".') from None
+
+
+def get_scopes(names: Iterable[str]) -> list[Scope]:
+    names = list(dict.fromkeys(names))
+    found = {scope.name: scope for scope in Scope.objects.filter(name__in=names)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ClientError(
+            "Unknown scope(s): " + ", ".join(missing) + ". Create them first (oauth_cc scope add NAME) or check the spelling."
+        )
+    return [found[name] for name in names]
+
+
+def add_secret(application: Application, *, expires_at: datetime | None = None) -> IssuedSecret:
+    """Generate a new secret for ``application`` and store only its hash."""
+    secret = generate_secret()
+    record = ClientSecret.objects.create(
+        application=application, secret_hash=hash_secret(secret), prefix=secret_prefix(secret), expires_at=expires_at
+    )
+    return IssuedSecret(client_id=application.client_id, secret=secret, record=record)
+
+
+def create_client(
+    name: str,
+    *,
+    scopes: Iterable[str] = (),
+    lifetime: int | None = None,
+    description: str = "",
+    auth_method: str = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    jwks: dict | None = None,
+    jwks_uri: str = "",
+    audiences: Iterable[str] = (),
+    can_introspect: bool = False,
+) -> tuple[Application, IssuedSecret | None]:
+    """Create a client; for secret-based methods also its first secret (returned once)."""
+    if not name.strip():
+        raise ClientError("Give the client a name.")
+    if lifetime is not None and lifetime <= 0:
+        raise ClientError("The token lifetime must be a positive number of seconds.")
+    if auth_method not in TokenEndpointAuthMethod.values:
+        raise ClientError(
+            f'Unknown auth method "{auth_method}"; use one of: ' + ", ".join(TokenEndpointAuthMethod.values) + "."
+        )
+    scope_objects = get_scopes(scopes)
+    application = Application(
+        name=name.strip(),
+        access_token_lifetime=lifetime,
+        description=description,
+        token_endpoint_auth_method=auth_method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        audiences=list(audiences),
+        can_introspect=can_introspect,
+    )
+    try:
+        application.full_clean(exclude=["user"])
+    except ValidationError as exc:
+        raise ClientError(" ".join(_messages(exc))) from exc
+    with transaction.atomic():
+        application.save()
+        application.scopes.set(scope_objects)
+        issued = add_secret(application) if application.uses_secret else None
+    return application, issued
+
+
+def rotate_secret(application: Application, *, grace: int | None = None) -> IssuedSecret:
+    """Issue a new secret; the client's other usable secrets expire after ``grace`` seconds.
+
+    ``grace`` defaults to ``SECRET_ROTATION_GRACE`` (24 hours); 0 ends them now. An old
+    secret that already expires sooner keeps its earlier expiry.
+    """
+    if not application.uses_secret:
+        raise ClientError(
+            f"This client authenticates with {application.token_endpoint_auth_method} and has no secret to rotate."
+        )
+    if grace is None:
+        grace = int(oauth_cc_settings.SECRET_ROTATION_GRACE)
+    if grace < 0:
+        raise ClientError("The grace period cannot be negative.")
+    now = timezone.now()
+    deadline = now + timedelta(seconds=grace)
+    expiring: list[tuple[str, datetime]] = []
+    with transaction.atomic():
+        for old in application.secrets.select_for_update().filter(revoked_at__isnull=True):
+            if old.expires_at is not None and old.expires_at <= deadline:
+                if old.expires_at > now:
+                    expiring.append((old.prefix, old.expires_at))
+                continue
+            old.expires_at = deadline
+            old.save(update_fields=["expires_at"])
+            expiring.append((old.prefix, deadline))
+        issued = add_secret(application)
+    return IssuedSecret(client_id=issued.client_id, secret=issued.secret, record=issued.record, expiring=tuple(expiring))
+
+
+def revoke_secret(application: Application, secret_ref: str) -> ClientSecret:
+    """Revoke one secret, named by its id or its prefix."""
+    secrets = application.secrets.all()
+    matches = [s for s in secrets if secret_ref in (str(s.pk), s.prefix)]
+    if not matches:
+        raise ClientError(
+            f'Client "{application.client_id}" has no secret "{secret_ref}". '
+            "Use the id or prefix shown by: oauth_cc client show CLIENT_ID."
+        )
+    if len(matches) > 1:
+        raise ClientError(f'More than one secret matches "{secret_ref}"; use the numeric id instead.')
+    secret = matches[0]
+    if secret.revoked_at is None:
+        secret.revoked_at = timezone.now()
+        secret.save(update_fields=["revoked_at"])
+    return secret
+
+
+def set_active(application: Application, active: bool) -> Application:
+    """Enable or disable a client. Disabling also refuses the tokens it holds."""
+    application.is_active = active
+    application.save(update_fields=["is_active", "updated"])
+    revocation.publish()
+    return application
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "message_dict"):
+        return [f"{field}: {msg}" if field != "__all__" else msg for field, msgs in exc.message_dict.items() for msg in msgs]
+    return list(exc.messages)

@@ -1,0 +1,107 @@
+"""The ``OAUTH_CC`` settings dict, read lazily.
+
+Every value is read from ``settings.OAUTH_CC`` the first time it is asked for and cached
+until Django sends ``setting_changed`` for ``OAUTH_CC`` (``override_settings`` in tests),
+so no module reads settings at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+#: Documented defaults. See the README's "Settings" section for what each one means.
+DEFAULTS: dict[str, Any] = {
+    # The ``iss`` of every token and the identifier in the RFC 8414 metadata. Required.
+    "ISSUER": None,
+    # This site's identifier as a protected resource: the default ``aud`` of tokens and the
+    # audience the DRF authentication class accepts. ``None`` means "the issuer".
+    "RESOURCE_IDENTIFIER": None,
+    # Access-token lifetime in seconds, unless the client has its own.
+    "ACCESS_TOKEN_LIFETIME": 3600,
+    # Algorithm for new signing keys: "ES256", "RS256" or "EdDSA".
+    "SIGNING_ALGORITHM": "ES256",
+    # Clock skew tolerated on exp/nbf/iat, in seconds.
+    "LEEWAY": 30,
+    # Dotted path to ``hook(client, claims) -> dict`` adding claims to a token, or None.
+    "CLAIMS_HOOK": None,
+    # Django cache alias used to share revocation and key state between workers.
+    "CACHE_ALIAS": "default",
+    # How often (seconds) a worker refreshes client data, signing keys and revocation
+    # state. A revoked token or a disabled client is refused within about twice this.
+    "STATE_REFRESH_SECONDS": 2.0,
+    # How many verified tokens each worker remembers (bounded LRU).
+    "VERIFIED_TOKEN_CACHE_SIZE": 10_000,
+    # How many clients each worker keeps in its in-process client cache.
+    "CLIENT_CACHE_SIZE": 10_000,
+    # Seconds an old secret stays valid after a rotation.
+    "SECRET_ROTATION_GRACE": 24 * 3600,
+    # At most one "last used" write per client and per secret in this many seconds.
+    "LAST_USED_WRITE_INTERVAL": 60,
+    # Max-Age of the JWKS document.
+    "JWKS_MAX_AGE": 300,
+    # private_key_jwt: how far ahead an assertion's exp may be, in seconds.
+    "ASSERTION_MAX_LIFETIME": 300,
+    # private_key_jwt: jwks_uri fetching.
+    "JWKS_URI_TIMEOUT": 3.0,
+    "JWKS_URI_MAX_BYTES": 64 * 1024,
+    "JWKS_URI_CACHE_SECONDS": 300,
+    # Allow http:// and private/loopback addresses for jwks_uri (development and tests only).
+    "JWKS_URI_ALLOW_INSECURE": False,
+    # Name of the logger that records token issuance (one line per token, no secrets).
+    "ISSUANCE_LOGGER": "oauth_cc.issuance",
+}
+
+SIGNING_ALGORITHMS = ("ES256", "RS256", "EdDSA")
+IMPORT_STRINGS = ("CLAIMS_HOOK",)
+
+
+class OAuthCCSettings:
+    """Attribute access to ``settings.OAUTH_CC`` merged over :data:`DEFAULTS`."""
+
+    def __init__(self) -> None:
+        self._cached: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, "OAUTH_CC", {}) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Invalid oauth_cc setting: {name!r}")
+        if name in self._cached:
+            return self._cached[name]
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in IMPORT_STRINGS and isinstance(value, str):
+            value = import_string(value)
+        self._cached[name] = value
+        return value
+
+    @property
+    def issuer(self) -> str:
+        return str(self.ISSUER).rstrip("/") if self.ISSUER else ""
+
+    @property
+    def resource_identifier(self) -> str:
+        return str(self.RESOURCE_IDENTIFIER or self.issuer)
+
+    def reload(self) -> None:
+        self._cached.clear()
+
+
+oauth_cc_settings = OAuthCCSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("OAUTH_CC", "CACHES"):
+        oauth_cc_settings.reload()
+        # Caches built from settings must follow the settings.
+        from . import state
+
+        state.reset_all()
+
+
+setting_changed.connect(_reload)

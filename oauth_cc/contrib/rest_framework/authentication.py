@@ -1,0 +1,69 @@
+"""DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
+
+``request.auth`` is an :class:`oauth_cc.verification.AccessToken` (``client_id``, ``scopes``,
+``claims``). ``request.user`` is the client's run-as user, loaded lazily on first use (so a
+view that does not touch it makes no query), or ``AnonymousUser``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.utils.functional import SimpleLazyObject
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from ...tokens import InvalidToken
+from ...verification import AccessToken, check_access_token
+
+REALM = "api"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _run_as_user(client_id: str) -> Any:
+    from ...state import client_cache
+
+    record = client_cache.client(client_id)
+    if record is None or record.user_id is None:
+        return AnonymousUser()
+    user = get_user_model()._default_manager.filter(pk=record.user_id, is_active=True).first()
+    return user if user is not None else AnonymousUser()
+
+
+class JWTAccessTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = token.strip()
+        if not token or " " in token:
+            self._fail(request, "The Authorization header must be 'Bearer <token>'.", "invalid_request")
+        try:
+            info = check_access_token(token)
+        except InvalidToken as exc:
+            self._fail(request, str(exc), "invalid_token")
+        client_id = info.client_id
+        return SimpleLazyObject(lambda: _run_as_user(client_id)), info
+
+    def _fail(self, request: Request, description: str, error: str) -> None:
+        # DRF asks authenticate_header() for WWW-Authenticate; remember what went wrong.
+        request._oauth_cc_error = (error, description)
+        raise exceptions.AuthenticationFailed(description, code=error)
+
+    def authenticate_header(self, request: Request) -> str:
+        error = getattr(request, "_oauth_cc_error", None)
+        if error is None:
+            return f'Bearer realm="{REALM}"'
+        code, description = error
+        return f'Bearer realm="{REALM}", error="{code}", error_description="{_quote(description)}"'

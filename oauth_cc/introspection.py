@@ -1,0 +1,79 @@
+"""Token introspection (RFC 7662) and revocation (RFC 7009) for self-contained JWT access tokens.
+
+Both endpoints authenticate the calling client like the token endpoint does. Introspection
+is limited to clients with ``can_introspect``; revocation lets a client revoke only tokens
+issued to itself, by ``jti`` (see :mod:`oauth_cc.revocation`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from . import revocation, tokens
+from .client_auth import authenticate_client
+from .conf import oauth_cc_settings
+from .errors import InvalidRequest, OAuthError
+from .issuance import parse_form
+from .signals import token_revoked
+
+
+class UnauthorizedIntrospection(OAuthError):
+    error = "unauthorized_client"
+    status = 403
+
+
+def _endpoint_url(name: str) -> str:
+    return oauth_cc_settings.issuer + reverse(f"oauth_cc:{name}")
+
+
+def _token_param(params: dict[str, str]) -> str:
+    token = params.get("token")
+    if not token:
+        raise InvalidRequest("The token parameter is required.")
+    return token
+
+
+def _valid_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a token this issuer signed that is still valid (any audience), or None."""
+    try:
+        claims = tokens.verify(
+            token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time()
+        )
+    except tokens.InvalidToken:
+        return None
+    snapshot = revocation.revocation_state.current()
+    if snapshot.reason_refused(jti=claims["jti"], client_id=claims["client_id"], iat=float(claims["iat"])):
+        return None
+    return claims
+
+
+def introspect(request: HttpRequest) -> dict[str, Any]:
+    """RFC 7662 §2.2: ``{"active": true, ...claims}`` or ``{"active": false}``."""
+    params = parse_form(request)
+    client = authenticate_client(request, params, endpoint_url=_endpoint_url("introspect"))
+    if not client.can_introspect:
+        raise UnauthorizedIntrospection("This client is not allowed to introspect tokens.")
+    claims = _valid_claims(_token_param(params))
+    if claims is None:
+        return {"active": False}
+    return {"active": True, "token_type": "Bearer", **claims}
+
+
+def revoke(request: HttpRequest) -> None:
+    """RFC 7009 §2.1. Invalid, expired or unknown tokens are not an error (§2.2)."""
+    params = parse_form(request)
+    client = authenticate_client(request, params, endpoint_url=_endpoint_url("revoke"))
+    token = _token_param(params)
+    try:
+        claims = tokens.verify(token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time())
+    except tokens.InvalidToken:
+        return
+    if claims["client_id"] != client.client_id:
+        # §2.1: a client may only revoke its own tokens.
+        raise InvalidRequest("This token was not issued to the authenticated client.")
+    if revocation.revoke_jti(jti=claims["jti"], client_id=client.client_id, expires_at=float(claims["exp"])):
+        token_revoked.send(sender=None, client_id=client.client_id, jti=claims["jti"])

@@ -1,0 +1,139 @@
+"""The token endpoint's grant: client credentials (RFC 6749 §4.4) issuing RFC 9068 JWTs.
+
+This is one of the two hot paths; :func:`issue_token` reads top to bottom as the request
+is handled. Its cost in steady state: parsing a small form body, one SHA-256 (secret) or one
+assertion check (private_key_jwt), dict lookups in the worker's client cache, one signature
+(~60 µs for ES256), one log line and one signal. No SQL query: client data comes from the
+per-worker cache, and the token is not stored (see :mod:`oauth_cc.revocation` for why).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from . import hooks, tokens
+from .client_auth import authenticate_client
+from .conf import oauth_cc_settings
+from .errors import (
+    AccessDenied,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .models import Application
+from .signals import token_issued
+from .state import ClientRecord
+
+GRANT_TYPE = "client_credentials"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# Parameters that may appear once at most (RFC 6749 §3.2: "Request and response parameters
+# MUST NOT be included more than once"). RFC 8707 ``resource`` may repeat; we accept one.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def token_endpoint_url() -> str:
+    return oauth_cc_settings.issuer + reverse("oauth_cc:token")
+
+
+def parse_form(request: HttpRequest) -> dict[str, str]:
+    """The POST body as a dict, refusing repeated parameters and other content types."""
+    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        raise InvalidRequest(f"The request body must be {FORM_CONTENT_TYPE}.")
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+        raise InvalidRequest("The request body is too large.")
+    try:
+        body = request.body.decode("utf-8")
+        pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body), max_num_fields=50)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The request body is not a valid form.") from exc
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InvalidRequest(f'The parameter "{name}" was sent more than once.')
+        params[name] = value
+    return params
+
+
+def resolve_scopes(client: ClientRecord, requested: str | None) -> list[str]:
+    """RFC 6749 §3.3: the requested scopes if all allowed, else the client's defaults."""
+    if requested is None:
+        if not client.default_scopes:
+            raise InvalidScope("No scope was requested and this client has no default scope.")
+        return list(client.default_scopes)
+    names = requested.split(" ")
+    if not requested or any(not name for name in names):
+        raise InvalidScope("The scope parameter must be scope names separated by single spaces.")
+    refused = sorted(set(names) - client.allowed_scopes)
+    if refused:
+        raise InvalidScope("Scope not allowed for this client: " + " ".join(refused) + ".")
+    return list(dict.fromkeys(names))
+
+
+def resolve_audience(client: ClientRecord, resource: str | None) -> str:
+    """RFC 8707: the token's ``aud``; the first allowed audience when none is requested."""
+    allowed = client.audiences or (oauth_cc_settings.resource_identifier,)
+    if resource is None:
+        return allowed[0]
+    parts = urlsplit(resource)
+    if not parts.scheme or parts.fragment:
+        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 §2).")
+    if resource not in allowed:
+        raise InvalidTarget("This client may not request tokens for that resource.")
+    return resource
+
+
+def issue_token(request: HttpRequest) -> dict[str, Any]:
+    """Handle a token request; return the RFC 6749 §5.1 response body or raise an OAuthError."""
+    params = parse_form(request)
+
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("grant_type is required.")
+    if grant_type != GRANT_TYPE:
+        raise UnsupportedGrantType("Only grant_type=client_credentials is supported.")
+
+    client = authenticate_client(request, params, endpoint_url=token_endpoint_url())
+    if client.grant_type != Application.GRANT_CLIENT_CREDENTIALS:
+        raise UnauthorizedClient("This client may not use the client_credentials grant.")
+
+    scopes = resolve_scopes(client, params.get("scope"))
+    audience = resolve_audience(client, params.get("resource"))
+    lifetime = client.access_token_lifetime or int(oauth_cc_settings.ACCESS_TOKEN_LIFETIME)
+    claims = tokens.build_claims(
+        issuer=oauth_cc_settings.issuer,
+        client_id=client.client_id,
+        audience=audience,
+        scopes=scopes,
+        lifetime=lifetime,
+        now=int(time.time()),
+    )
+    try:
+        claims.update(hooks.extra_claims(client, claims))
+    except hooks.DenyIssuance as exc:
+        raise AccessDenied(str(exc) or "The token request was refused.") from exc
+
+    access_token = tokens.sign(claims)
+
+    logging.getLogger(oauth_cc_settings.ISSUANCE_LOGGER).info(
+        "issued token jti=%s client_id=%s scope=%r aud=%s exp=%s",
+        claims["jti"], client.client_id, claims["scope"], audience, claims["exp"],
+    )
+    token_issued.send(
+        sender=Application, client_id=client.client_id, jti=claims["jti"], scopes=scopes,
+        audience=audience, expires_at=claims["exp"], request=request,
+    )
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": claims["scope"],
+    }

@@ -1,0 +1,257 @@
+"""Signing keys for access tokens: generation, rotation, the published JWKS, and a per-worker key store.
+
+Life of a key: ``next`` (published in the JWKS, not signing yet) -> ``current`` (signs new
+tokens; exactly one) -> ``retired`` (published until every token it signed has expired, then
+deleted). Because the next key is published one rotation ahead, verifiers that cache the
+JWKS already know a key before the first token it signs exists; workers of this site that
+meet an unknown ``kid`` reload the keys from the database at once, so a rotation never makes
+a verification fail.
+
+Private keys stay in the ``SigningKey`` rows: never in the shared cache, the admin, logs or
+the JWKS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.cache import caches
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from jwcrypto import jwk
+
+from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
+
+logger = logging.getLogger("oauth_cc.keys")
+
+PUBLIC_KEYS_CACHE_KEY = "oauth_cc:public_keys:v1"
+# After an unknown kid forced a reload, another reload for the same kid waits this long,
+# so a flood of tokens with made-up kids cannot turn into a flood of queries.
+UNKNOWN_KID_RETRY_SECONDS = 1.0
+
+
+def generate_jwk(algorithm: str) -> jwk.JWK:
+    """A new private key for ``algorithm`` with a random ``kid``."""
+    kid = uuid.uuid4().hex
+    if algorithm == "ES256":
+        key = jwk.JWK.generate(kty="EC", crv="P-256", kid=kid, alg="ES256", use="sig")
+    elif algorithm == "RS256":
+        key = jwk.JWK.generate(kty="RSA", size=2048, kid=kid, alg="RS256", use="sig")
+    elif algorithm == "EdDSA":
+        key = jwk.JWK.generate(kty="OKP", crv="Ed25519", kid=kid, alg="EdDSA", use="sig")
+    else:
+        raise ValueError(f"Unsupported signing algorithm {algorithm!r}; use one of {', '.join(SIGNING_ALGORITHMS)}.")
+    return key
+
+
+def _new_key_row(state: str, algorithm: str | None = None):  # -> SigningKey
+    from .models import SigningKey
+
+    algorithm = algorithm or oauth_cc_settings.SIGNING_ALGORITHM
+    key = generate_jwk(algorithm)
+    now = timezone.now()
+    return SigningKey(
+        kid=key.key_id,
+        algorithm=algorithm,
+        state=state,
+        private_jwk=key.export_private(),
+        public_jwk=json.loads(key.export_public()),
+        created=now,
+        activated_at=now if state == "current" else None,
+    )
+
+
+def max_token_lifetime() -> int:
+    """The longest lifetime any token can have right now, in seconds."""
+    from .models import Application
+
+    longest = Application.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
+    return max(int(oauth_cc_settings.ACCESS_TOKEN_LIFETIME), int(longest))
+
+
+def ensure_current_key():  # -> SigningKey
+    """The current signing key, creating the site's first key pair if there is none."""
+    from .models import SigningKey
+
+    key = SigningKey.objects.filter(state="current").first()
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            key = _new_key_row("current")
+            key.save()
+            if not SigningKey.objects.filter(state="next").exists():
+                _new_key_row("next").save()
+    except IntegrityError:
+        # Another worker created it first (one current key is a database constraint).
+        key = SigningKey.objects.get(state="current")
+    logger.info("Created signing key %s (%s)", key.kid, key.algorithm)
+    publish_public_keys()
+    return key
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    retired_kid: str | None
+    current_kid: str
+    next_kid: str
+    removed_kids: tuple[str, ...]
+
+
+def rotate(algorithm: str | None = None) -> RotationResult:
+    """Promote the next key to current, retire the current one, and publish a new next key.
+
+    ``algorithm`` applies to the newly generated next key (default: ``SIGNING_ALGORITHM``).
+    Retired keys whose tokens have all expired are deleted.
+    """
+    from .models import SigningKey
+
+    now = timezone.now()
+    keep_for = timedelta(seconds=max_token_lifetime() + int(oauth_cc_settings.LEEWAY))
+    with transaction.atomic():
+        keys = list(SigningKey.objects.select_for_update().filter(state__in=["current", "next"]))
+        current = next((k for k in keys if k.state == "current"), None)
+        upcoming = next((k for k in keys if k.state == "next"), None)
+        if upcoming is None:
+            upcoming = _new_key_row("next", algorithm)
+            upcoming.save()
+        if current is not None:
+            current.state = "retired"
+            current.retired_at = now
+            current.remove_after = now + keep_for
+            current.save(update_fields=["state", "retired_at", "remove_after"])
+        upcoming.state = "current"
+        upcoming.activated_at = now
+        upcoming.save(update_fields=["state", "activated_at"])
+        new_next = _new_key_row("next", algorithm)
+        new_next.save()
+        removed = prune_retired_keys()
+    publish_public_keys()
+    logger.info(
+        "Rotated signing keys: current %s, next %s, retired %s",
+        upcoming.kid, new_next.kid, current.kid if current else "-",
+    )
+    return RotationResult(
+        retired_kid=current.kid if current else None,
+        current_kid=upcoming.kid,
+        next_kid=new_next.kid,
+        removed_kids=removed,
+    )
+
+
+def prune_retired_keys() -> tuple[str, ...]:
+    """Delete retired keys that no unexpired token can still need."""
+    from .models import SigningKey
+
+    expired = SigningKey.objects.filter(state="retired", remove_after__lte=timezone.now())
+    kids = tuple(expired.values_list("kid", flat=True))
+    if kids:
+        SigningKey.objects.filter(kid__in=kids).delete()
+    return kids
+
+
+def published_key_rows():
+    from .models import SigningKey
+
+    return SigningKey.objects.filter(Q(remove_after__isnull=True) | Q(remove_after__gt=timezone.now()))
+
+
+def load_public_keys() -> dict[str, dict]:
+    """``kid -> public JWK dict`` of every published key (one query)."""
+    return {row.kid: row.public_jwk for row in published_key_rows().only("kid", "public_jwk")}
+
+
+def publish_public_keys() -> None:
+    """Write the published public keys to the shared cache so other workers see them now."""
+    caches[oauth_cc_settings.CACHE_ALIAS].set(
+        PUBLIC_KEYS_CACHE_KEY, load_public_keys(), timeout=oauth_cc_settings.STATE_REFRESH_SECONDS
+    )
+    key_store.reset()
+
+
+def jwks_document() -> dict:
+    """The RFC 7517 JWK Set: the next, current and retired public keys."""
+    if not key_store.public_jwks():
+        ensure_current_key()
+        key_store.reset()
+    return {"keys": list(key_store.public_jwks().values())}
+
+
+class KeyStore:
+    """A worker's view of the keys: the signing key and the public keys by ``kid``.
+
+    Public keys come from the shared cache (filled from the database when missing); the
+    private signing key only ever comes from the database.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self._public: dict[str, dict] = {}
+        self._verifiers: dict[str, tuple[str, jwk.JWK]] = {}
+        self._public_loaded_at = float("-inf")
+        self._signing: tuple[str, str, jwk.JWK] | None = None
+        self._signing_loaded_at = float("-inf")
+        self._unknown_kid_at: dict[str, float] = {}
+
+    # -- signing -------------------------------------------------------------------------
+    def signing_key(self) -> tuple[str, str, jwk.JWK]:
+        """``(kid, alg, private JWK)`` of the current key; reloaded after the refresh interval."""
+        if self._signing is None or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
+            row = ensure_current_key()
+            if self._signing is None or self._signing[0] != row.kid:
+                self._signing = (row.kid, row.algorithm, jwk.JWK.from_json(row.private_jwk))
+            self._signing_loaded_at = time.monotonic()
+        return self._signing
+
+    # -- verification --------------------------------------------------------------------
+    def public_jwks(self) -> dict[str, dict]:
+        self._refresh_public()
+        return self._public
+
+    def verifier(self, kid: str) -> tuple[str, jwk.JWK] | None:
+        """``(alg, public JWK)`` for ``kid``, or None if no published key has it."""
+        self._refresh_public()
+        found = self._verifiers.get(kid)
+        if found is not None:
+            return found
+        now = time.monotonic()
+        if now - self._unknown_kid_at.get(kid, float("-inf")) < UNKNOWN_KID_RETRY_SECONDS:
+            return None
+        if len(self._unknown_kid_at) > 1000:
+            self._unknown_kid_at.clear()
+        self._unknown_kid_at[kid] = now
+        # A key this worker has not seen yet: maybe rotated in moments ago. Ask the database.
+        self._set_public(load_public_keys())
+        return self._verifiers.get(kid)
+
+    def _refresh_public(self) -> None:
+        if time.monotonic() - self._public_loaded_at <= oauth_cc_settings.STATE_REFRESH_SECONDS:
+            return
+        cache = caches[oauth_cc_settings.CACHE_ALIAS]
+        keys = cache.get(PUBLIC_KEYS_CACHE_KEY)
+        if keys is None:
+            keys = load_public_keys()
+            cache.set(PUBLIC_KEYS_CACHE_KEY, keys, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+        self._set_public(keys)
+
+    def _set_public(self, keys: dict[str, dict]) -> None:
+        with self._lock:
+            if keys != self._public:
+                verifiers = {}
+                for kid, data in keys.items():
+                    verifiers[kid] = (data["alg"], jwk.JWK(**data))
+                self._public, self._verifiers = keys, verifiers
+            self._public_loaded_at = time.monotonic()
+
+
+key_store = KeyStore()

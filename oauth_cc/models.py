@@ -1,0 +1,279 @@
+"""Database models: API clients, scopes, client secrets, signing keys and revocation records."""
+
+from __future__ import annotations
+
+import re
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import AbstractApplication
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
+
+scope_name_validator = RegexValidator(
+    SCOPE_TOKEN_RE,
+    message=_(
+        "A scope name may only contain printable ASCII characters other than space, "
+        'double quote (") and backslash (\\).'
+    ),
+    code="invalid_scope_name",
+)
+
+
+class Scope(models.Model):
+    """A permission a client may be granted, named per RFC 6749 §3.3."""
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[scope_name_validator],
+        help_text=_('For example "reports:read". No spaces, quotes or backslashes.'),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    is_default = models.BooleanField(
+        _("granted by default"),
+        default=False,
+        help_text=_("Granted to a client that is allowed this scope when its token request names no scope."),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("scope")
+        verbose_name_plural = _("scopes")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TokenEndpointAuthMethod(models.TextChoices):
+    CLIENT_SECRET_BASIC = "client_secret_basic", _("client_secret_basic (HTTP Basic)")
+    CLIENT_SECRET_POST = "client_secret_post", _("client_secret_post (form fields)")
+    PRIVATE_KEY_JWT = "private_key_jwt", _("private_key_jwt (signed JWT assertion, RFC 7523)")
+
+
+SECRET_AUTH_METHODS = (TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, TokenEndpointAuthMethod.CLIENT_SECRET_POST)
+
+
+def _no_secret() -> str:
+    return ""
+
+
+class Application(AbstractApplication):
+    """An API client that uses the client-credentials grant.
+
+    Swapped in for DOT's Application (``OAUTH2_PROVIDER_APPLICATION_MODEL``). The DOT
+    fields for interactive flows stay but are fixed: every client is confidential and
+    uses ``client-credentials``. Secrets do not live in DOT's ``client_secret`` column
+    (which DOT hashes with the slow password hasher); they are :class:`ClientSecret` rows.
+    """
+
+    # DOT's owner FK doubles as the run-as user: DOT's own client-credentials flow already
+    # sets ``request.user`` to it. PROTECT, because deleting a user must not silently delete
+    # the API clients that run as that user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        related_name="oauth_cc_clients",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        verbose_name=_("run-as user"),
+        help_text=_(
+            "The Django user that request.user becomes on protected views, so Django permissions "
+            "apply. Leave empty for an anonymous client."
+        ),
+    )
+    # Not used: see the class docstring. Kept empty so no secret is ever stored here.
+    client_secret = models.CharField(max_length=255, blank=True, default=_no_secret, editable=False)
+    hash_client_secret = models.BooleanField(default=False, editable=False)
+    client_type = models.CharField(
+        max_length=32, choices=AbstractApplication.CLIENT_TYPES,
+        default=AbstractApplication.CLIENT_CONFIDENTIAL, editable=False,
+    )
+    authorization_grant_type = models.CharField(
+        max_length=44, choices=AbstractApplication.GRANT_TYPES,
+        default=AbstractApplication.GRANT_CLIENT_CREDENTIALS, editable=False,
+    )
+
+    is_active = models.BooleanField(
+        _("active"), default=True,
+        help_text=_("A disabled client cannot get tokens, and the tokens it holds are refused."),
+    )
+    scopes = models.ManyToManyField(
+        Scope, blank=True, related_name="applications", verbose_name=_("allowed scopes")
+    )
+    access_token_lifetime = models.PositiveIntegerField(
+        _("access-token lifetime (seconds)"), null=True, blank=True,
+        help_text=_("Leave empty for the site default."),
+    )
+    audiences = models.JSONField(
+        _("allowed audiences"), default=list, blank=True,
+        help_text=_(
+            "Resource identifiers (RFC 8707) this client may request tokens for. "
+            "Empty means only this site's own identifier."
+        ),
+    )
+    description = models.TextField(
+        _("description / owner contact"), blank=True,
+        help_text=_("Who owns this client and how to reach them."),
+    )
+    can_introspect = models.BooleanField(
+        _("may introspect tokens"), default=False,
+        help_text=_("Allow this client to call the RFC 7662 introspection endpoint."),
+    )
+    tokens_valid_after = models.DateTimeField(
+        _("tokens issued before this are invalid"), null=True, blank=True,
+    )
+    token_endpoint_auth_method = models.CharField(
+        _("token endpoint auth method"), max_length=32,
+        choices=TokenEndpointAuthMethod.choices, default=TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    )
+    jwks = models.JSONField(
+        _("public keys (JWKS)"), null=True, blank=True,
+        help_text=_('For private_key_jwt: a JWKS document {"keys": [...]} of public keys, each with a "kid".'),
+    )
+    jwks_uri = models.URLField(
+        _("JWKS URI"), blank=True, max_length=500,
+        help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = _("API client")
+        verbose_name_plural = _("API clients")
+
+    def __str__(self) -> str:
+        return f"{self.name or self.client_id}"
+
+    @property
+    def uses_secret(self) -> bool:
+        return self.token_endpoint_auth_method in SECRET_AUTH_METHODS
+
+    def clean(self) -> None:
+        # DOT's clean() validates redirect URIs and grant types of interactive flows, none
+        # of which apply here.
+        errors: dict[str, str] = {}
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+            if bool(self.jwks) == bool(self.jwks_uri):
+                errors["jwks"] = _("A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI.")
+            elif self.jwks:
+                from .client_keys import validate_public_jwks
+
+                try:
+                    validate_public_jwks(self.jwks)
+                except ValueError as exc:
+                    errors["jwks"] = str(exc)
+            elif self.jwks_uri:
+                from .client_keys import validate_jwks_uri
+
+                try:
+                    validate_jwks_uri(self.jwks_uri)
+                except ValueError as exc:
+                    errors["jwks_uri"] = str(exc)
+        elif self.jwks or self.jwks_uri:
+            errors["jwks"] = _("Public keys are only used by private_key_jwt clients; clear them or change the method.")
+        if not isinstance(self.audiences, list) or not all(isinstance(a, str) and a for a in self.audiences):
+            errors["audiences"] = _('Enter a JSON list of resource identifiers, e.g. ["https://api.example.com"].')
+        if errors:
+            raise ValidationError(errors)
+
+
+class ClientSecret(models.Model):
+    """One secret of a client. Only a SHA-256 hash is stored; see :mod:`oauth_cc.secrets`."""
+
+    application = models.ForeignKey(
+        "oauth_cc.Application", on_delete=models.CASCADE, related_name="secrets",
+    )
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        _("prefix"), max_length=16, editable=False,
+        help_text=_("The first characters of the secret, to recognise it by."),
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("client secret")
+        verbose_name_plural = _("client secrets")
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.state})"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        if self.expires_at is not None:
+            return "expiring"
+        return "active"
+
+    def is_usable(self) -> bool:
+        return self.state in ("active", "expiring")
+
+
+class KeyState(models.TextChoices):
+    NEXT = "next", _("next (published, not yet signing)")
+    CURRENT = "current", _("current (signing)")
+    RETIRED = "retired", _("retired (published until its tokens expire)")
+
+
+class SigningKey(models.Model):
+    """A key that signs access tokens. The private half never leaves this row."""
+
+    kid = models.CharField(_("key id"), max_length=64, unique=True, editable=False)
+    algorithm = models.CharField(_("algorithm"), max_length=8, editable=False)
+    state = models.CharField(_("state"), max_length=8, choices=KeyState.choices, editable=False)
+    private_jwk = models.TextField(editable=False)
+    public_jwk = models.JSONField(editable=False)
+    created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    activated_at = models.DateTimeField(_("signing since"), null=True, blank=True, editable=False)
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True, editable=False)
+    # When a retired key may be deleted: every token it signed has expired by then.
+    remove_after = models.DateTimeField(_("removed after"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # Exactly one key signs at a time; two workers creating the first key race on this.
+            models.UniqueConstraint(fields=["state"], condition=models.Q(state="current"), name="oauth_cc_one_current_key")
+        ]
+        verbose_name = _("signing key")
+        verbose_name_plural = _("signing keys")
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.algorithm}, {self.state})"
+
+
+class RevokedToken(models.Model):
+    """A revoked access token, kept only until the token would have expired anyway."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    client_id = models.CharField(max_length=255, db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("revoked token")
+        verbose_name_plural = _("revoked tokens")
+
+    def __str__(self) -> str:
+        return self.jti
+
+
+class UsedAssertion(models.Model):
+    """The single-use record of a client assertion's ``jti`` (RFC 7523 §3, item 7)."""
+
+    client_id = models.CharField(max_length=255)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "jti"], name="oauth_cc_assertion_once")]

@@ -1,0 +1,144 @@
+"""Revocation of JWT access tokens (RFC 7009) without a row per issued token.
+
+Design: tokens are not stored when issued. A write per token would cap throughput (one
+SQLite commit alone costs ~0.75 ms) and the JWT already carries everything a verifier
+needs. What revocation needs is small:
+
+* a list of revoked ``jti`` values, each kept only until that token's own ``exp``
+  (:class:`~oauth_cc.models.RevokedToken`), so the list never outgrows the live tokens;
+* per client, ``tokens_valid_after``: every token issued before it is invalid (used when a
+  client is disabled and re-enabled, or all its tokens must go at once);
+* the set of disabled clients, whose tokens are refused while they stay disabled.
+
+Audit of issuance goes to the ``token_issued`` signal and one log line per token instead.
+
+Workers hold a snapshot of this state, refreshed at most every ``STATE_REFRESH_SECONDS``
+from the shared Django cache, which is filled from the database when empty. A change is
+written to the database and pushed to the cache at once, so it reaches every worker within
+about two refresh intervals even with a per-process cache (local memory), and within one
+with a shared one (Redis).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+
+from django.core.cache import caches
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .conf import oauth_cc_settings
+
+CACHE_KEY = "oauth_cc:revocation:v1"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revoked_jtis: frozenset[str] = frozenset()
+    disabled_clients: frozenset[str] = frozenset()
+    # client_id -> epoch seconds; tokens with iat before it are invalid.
+    valid_after: dict[str, float] = field(default_factory=dict)
+
+    def reason_refused(self, *, jti: str, client_id: str, iat: float) -> str | None:
+        """Why a token with these claims is no longer valid, or None if it still is."""
+        if jti in self.revoked_jtis:
+            return "The access token has been revoked."
+        if client_id in self.disabled_clients:
+            return "The client of this access token is disabled."
+        cutoff = self.valid_after.get(client_id)
+        if cutoff is not None and iat < cutoff:
+            return "The access token was issued before its client's tokens were invalidated."
+        return None
+
+
+def load_snapshot() -> Snapshot:
+    """Build the snapshot from the database (two queries)."""
+    from .models import Application, RevokedToken
+
+    now = timezone.now()
+    jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
+    disabled: set[str] = set()
+    valid_after: dict[str, float] = {}
+    rows = Application.objects.filter(is_active=False) | Application.objects.filter(tokens_valid_after__isnull=False)
+    for client_id, is_active, cutoff in rows.values_list("client_id", "is_active", "tokens_valid_after"):
+        if not is_active:
+            disabled.add(client_id)
+        if cutoff is not None:
+            valid_after[client_id] = cutoff.timestamp()
+    return Snapshot(revoked_jtis=jtis, disabled_clients=frozenset(disabled), valid_after=valid_after)
+
+
+def publish() -> Snapshot:
+    """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
+    snapshot = load_snapshot()
+    caches[oauth_cc_settings.CACHE_ALIAS].set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+    revocation_state.set(snapshot)
+    return snapshot
+
+
+class RevocationState:
+    """A worker's copy of the revocation snapshot."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._snapshot = Snapshot()
+        self._loaded_at = float("-inf")
+
+    def set(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._loaded_at = time.monotonic()
+
+    def current(self) -> Snapshot:
+        """The snapshot; at most one cache read per refresh interval, one DB load if the cache is empty."""
+        if time.monotonic() - self._loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
+            cache = caches[oauth_cc_settings.CACHE_ALIAS]
+            snapshot = cache.get(CACHE_KEY)
+            if snapshot is None:
+                snapshot = load_snapshot()
+                cache.set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+            self.set(snapshot)
+        return self._snapshot
+
+
+revocation_state = RevocationState()
+
+
+def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:
+    """Record ``jti`` as revoked until ``expires_at``; True if it was not revoked before."""
+    from .models import RevokedToken
+
+    if expires_at <= time.time():
+        return False  # Expired already: nothing left to revoke.
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(
+                jti=jti,
+                client_id=client_id,
+                expires_at=datetime.fromtimestamp(expires_at, tz=dt_timezone.utc),
+            )
+    except IntegrityError:
+        return False
+    publish()
+    return True
+
+
+def invalidate_client_tokens(client_id: str) -> None:
+    """Invalidate every token issued to ``client_id`` until now."""
+    from .models import Application
+
+    Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
+    publish()
+
+
+def prune_expired() -> int:
+    """Delete revocation and single-use records that can no longer matter."""
+    from .models import RevokedToken, UsedAssertion
+
+    now = timezone.now()
+    removed = RevokedToken.objects.filter(expires_at__lte=now).delete()[0]
+    removed += UsedAssertion.objects.filter(expires_at__lte=now).delete()[0]
+    return removed

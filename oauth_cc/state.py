@@ -1,0 +1,181 @@
+"""Per-worker views of database state, refreshed at most every ``STATE_REFRESH_SECONDS``.
+
+The two hot paths (the token endpoint and the per-request token check) must not query the
+database in steady state. They read three things that change rarely and are allowed to be a
+few seconds stale:
+
+* :class:`ClientCache` - client data, scopes and secret hashes (token endpoint);
+* :class:`~oauth_cc.keys.KeyStore` - signing and verification keys (both paths);
+* :class:`~oauth_cc.revocation.RevocationState` - revoked ``jti`` values, disabled clients and
+  per-client "tokens issued before T are invalid" cut-offs (token check).
+
+Each entry is reloaded from the database once it is older than the refresh interval, so a
+disabled client or a revoked secret takes effect within that delay on every worker without a
+restart. Every cache is bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .conf import oauth_cc_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """What the hot paths need to know about a client; immutable, safe to share."""
+
+    pk: int
+    client_id: str
+    name: str
+    is_active: bool
+    grant_type: str
+    auth_method: str
+    allowed_scopes: frozenset[str]
+    default_scopes: tuple[str, ...]
+    access_token_lifetime: int | None
+    audiences: tuple[str, ...]
+    can_introspect: bool
+    user_id: int | None
+    jwks: dict[str, Any] | None
+    jwks_uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    pk: int
+    client_id: str
+    secret_hash: str
+    expires_at: float | None
+    revoked: bool
+
+    def usable(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class _TTLMap:
+    """A small bounded map whose entries go stale after the refresh interval."""
+
+    def __init__(self, max_size_setting: str) -> None:
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._max_size_setting = max_size_setting
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        hit = self._data.get(key)
+        if hit is None or time.monotonic() - hit[0] > oauth_cc_settings.STATE_REFRESH_SECONDS:
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        data = self._data
+        if key not in data and len(data) >= getattr(oauth_cc_settings, self._max_size_setting):
+            # Evict the oldest insertion; dicts keep insertion order.
+            del data[next(iter(data))]
+        data[key] = (time.monotonic(), value)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class ClientCache:
+    """Client and secret data for the token endpoint, cached in process memory."""
+
+    def __init__(self) -> None:
+        self._clients = _TTLMap("CLIENT_CACHE_SIZE")
+        self._secrets = _TTLMap("CLIENT_CACHE_SIZE")
+
+    def client(self, client_id: str) -> ClientRecord | None:
+        """The client with this id, or None. Two queries when stale, none otherwise."""
+        fresh, record = self._clients.get(client_id)
+        if not fresh:
+            record = load_client(client_id)
+            self._clients.put(client_id, record)
+        return record
+
+    def secret(self, secret_hash: str) -> SecretRecord | None:
+        """The secret with this hash, or None. One indexed query when stale, none otherwise."""
+        fresh, record = self._secrets.get(secret_hash)
+        if not fresh:
+            record = load_secret(secret_hash)
+            self._secrets.put(secret_hash, record)
+        return record
+
+    def clear(self) -> None:
+        self._clients.clear()
+        self._secrets.clear()
+
+
+def load_client(client_id: str) -> ClientRecord | None:
+    from .models import Application, Scope
+
+    row = (
+        Application.objects.filter(client_id=client_id)
+        .values(
+            "pk", "client_id", "name", "is_active", "authorization_grant_type", "token_endpoint_auth_method",
+            "access_token_lifetime", "audiences", "can_introspect", "user_id", "jwks", "jwks_uri",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    scopes = list(Scope.objects.filter(applications__pk=row["pk"]).values_list("name", "is_default"))
+    return ClientRecord(
+        pk=row["pk"],
+        client_id=row["client_id"],
+        name=row["name"],
+        is_active=row["is_active"],
+        grant_type=row["authorization_grant_type"],
+        auth_method=row["token_endpoint_auth_method"],
+        allowed_scopes=frozenset(name for name, _ in scopes),
+        default_scopes=tuple(sorted(name for name, is_default in scopes if is_default)),
+        access_token_lifetime=row["access_token_lifetime"],
+        audiences=tuple(row["audiences"] or ()),
+        can_introspect=row["can_introspect"],
+        user_id=row["user_id"],
+        jwks=row["jwks"],
+        jwks_uri=row["jwks_uri"],
+    )
+
+
+def load_secret(secret_hash: str) -> SecretRecord | None:
+    from .models import ClientSecret
+
+    row = (
+        ClientSecret.objects.filter(secret_hash=secret_hash)
+        .values("pk", "application__client_id", "secret_hash", "expires_at", "revoked_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return SecretRecord(
+        pk=row["pk"],
+        client_id=row["application__client_id"],
+        secret_hash=row["secret_hash"],
+        expires_at=_ts(row["expires_at"]),
+        revoked=row["revoked_at"] is not None,
+    )
+
+
+client_cache = ClientCache()
+
+
+def reset_all() -> None:
+    """Forget every per-worker cache (settings changed, or a test wants a cold start)."""
+    from .keys import key_store
+    from .revocation import revocation_state
+    from .verification import verified_tokens
+
+    client_cache.clear()
+    key_store.reset()
+    revocation_state.reset()
+    verified_tokens.clear()

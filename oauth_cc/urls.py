@@ -1,0 +1,18 @@
+"""URLs. Include at the site root so the ``.well-known`` documents land where RFC 8414 wants them::
+
+    path("", include("oauth_cc.urls")),
+"""
+
+from django.urls import path
+
+from . import views
+
+app_name = "oauth_cc"
+
+urlpatterns = [
+    path("oauth/token/", views.token, name="token"),
+    path("oauth/introspect/", views.introspect, name="introspect"),
+    path("oauth/revoke/", views.revoke, name="revoke"),
+    path(".well-known/jwks.json", views.jwks, name="jwks"),
+    path(".well-known/oauth-authorization-server", views.server_metadata, name="metadata"),
+]

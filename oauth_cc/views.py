@@ -1,0 +1,114 @@
+"""HTTP endpoints. Thin: each parses the request, calls the protocol module, shapes the answer.
+
+Every endpoint a client calls answers JSON, errors included; an unexpected exception is
+logged and answered with a JSON ``server_error`` rather than Django's HTML error page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import introspection, issuance, keys
+from .assertions import ASSERTION_SIGNING_ALGORITHMS
+from .conf import oauth_cc_settings
+from .errors import MethodNotAllowed, OAuthError
+from .models import Scope, TokenEndpointAuthMethod
+
+logger = logging.getLogger("oauth_cc.views")
+
+
+def _json(data: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(json.dumps(data), status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def oauth_endpoint(*methods: str) -> Callable[[Callable[[HttpRequest], HttpResponse]], Callable[..., HttpResponse]]:
+    """Allow ``methods`` only, and turn every error into an RFC 6749 §5.2 JSON answer."""
+
+    def decorator(view: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed(", ".join(methods))
+                return view(request)
+            except OAuthError as exc:
+                return exc.as_response()
+            except Exception:
+                logger.exception("Unexpected error in %s", view.__name__)
+                return _json(
+                    {"error": "server_error", "error_description": "The server could not handle the request."},
+                    status=500, Cache_Control="no-store",
+                )
+
+        return wrapper
+
+    return decorator
+
+
+@oauth_endpoint("POST")
+def token(request: HttpRequest) -> HttpResponse:
+    """RFC 6749 §4.4 token endpoint."""
+    body = issuance.issue_token(request)
+    return _json(body, Cache_Control="no-store", Pragma="no-cache")
+
+
+@oauth_endpoint("POST")
+def introspect(request: HttpRequest) -> HttpResponse:
+    """RFC 7662 token introspection."""
+    return _json(introspection.introspect(request), Cache_Control="no-store")
+
+
+@oauth_endpoint("POST")
+def revoke(request: HttpRequest) -> HttpResponse:
+    """RFC 7009 token revocation: 200 with an empty body, also for unknown tokens (§2.2)."""
+    introspection.revoke(request)
+    return HttpResponse(status=200, headers={"Cache-Control": "no-store"})
+
+
+@oauth_endpoint("GET", "HEAD")
+def jwks(request: HttpRequest) -> HttpResponse:
+    """RFC 7517 JWK Set of the public signing keys."""
+    return _json(
+        keys.jwks_document(),
+        Cache_Control=f"public, max-age={int(oauth_cc_settings.JWKS_MAX_AGE)}",
+        Access_Control_Allow_Origin="*",
+    )
+
+
+@oauth_endpoint("GET", "HEAD")
+def server_metadata(request: HttpRequest) -> HttpResponse:
+    """RFC 8414 authorization server metadata."""
+    issuer = oauth_cc_settings.issuer
+    secret_methods = [TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value, TokenEndpointAuthMethod.CLIENT_SECRET_POST.value]
+    all_methods = [*secret_methods, TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value]
+    algs = list(ASSERTION_SIGNING_ALGORITHMS)
+    data = {
+        "issuer": issuer,
+        "token_endpoint": issuer + reverse("oauth_cc:token"),
+        "jwks_uri": issuer + reverse("oauth_cc:jwks"),
+        "introspection_endpoint": issuer + reverse("oauth_cc:introspect"),
+        "revocation_endpoint": issuer + reverse("oauth_cc:revoke"),
+        "grant_types_supported": [issuance.GRANT_TYPE],
+        # No authorization endpoint: no response types (RFC 8414 §2 still requires the member).
+        "response_types_supported": [],
+        "scopes_supported": list(Scope.objects.values_list("name", flat=True)),
+        "token_endpoint_auth_methods_supported": all_methods,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": all_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": all_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+    }
+    return JsonResponse(data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
