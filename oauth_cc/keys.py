@@ -58,7 +58,7 @@ def _new_key_row(state: str, algorithm: str | None = None):  # -> SigningKey
     key = generate_jwk(algorithm)
     now = timezone.now()
     return SigningKey(
-        kid=key.key_id,
+        kid=key["kid"],
         algorithm=algorithm,
         state=state,
         private_jwk=key.export_private(),

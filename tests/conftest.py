@@ -1,0 +1,68 @@
+"""Shared fixtures: scopes, clients with their one-time secrets, and a clean per-worker state."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from oauth_cc import clients, state, usage
+from oauth_cc.models import Application, Scope
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker_state() -> Iterator[None]:
+    """Each test starts as a freshly started worker: no cached clients, keys or tokens."""
+    state.reset_all()
+    usage.reset()
+    yield
+    state.reset_all()
+    usage.reset()
+
+
+@pytest.fixture
+def make_scope(db: Any) -> Callable[..., Scope]:
+    def make(name: str, *, default: bool = False, description: str = "") -> Scope:
+        return Scope.objects.create(name=name, is_default=default, description=description)
+
+    return make
+
+
+@pytest.fixture
+def make_client(db: Any) -> Callable[..., tuple[Application, str]]:
+    """``make_client("name", scopes=[...], **kwargs) -> (application, secret)``; scopes are created if missing."""
+
+    def make(name: str = "client", *, scopes: list[str] = (), **kwargs: Any) -> tuple[Application, str]:
+        for scope in scopes:
+            Scope.objects.get_or_create(name=scope)
+        application, issued = clients.create_client(name, scopes=scopes, **kwargs)
+        return application, issued.secret if issued else ""
+
+    return make
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def form_post(client: Any, path: str, data: dict[str, str] | list[tuple[str, str]], **extra: Any) -> Any:
+    """POST ``data`` as application/x-www-form-urlencoded, the way OAuth clients do."""
+    return client.post(path, urlencode(data), content_type="application/x-www-form-urlencoded", **extra)
+
+
+@pytest.fixture
+def token_for(client: Any) -> Callable[..., dict[str, Any]]:
+    """POST a client_credentials request with Basic auth; return the JSON body (asserts 200)."""
+
+    def get(application: Application, secret: str, **params: str) -> dict[str, Any]:
+        response = form_post(
+            client, "/oauth/token/", {"grant_type": "client_credentials", **params},
+            HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+        )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    return get

@@ -1,0 +1,24 @@
+"""Test settings: the example project's, with a test database from DATABASE_URL (default SQLite)."""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789")
+
+from example_project.settings import *  # noqa: E402,F403
+
+import dj_database_url  # noqa: E402
+
+DATABASES = {
+    "default": dj_database_url.parse(os.environ.get("DATABASE_URL") or "sqlite:///:memory:")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": None}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+OAUTH_CC = {
+    "ISSUER": "http://testserver",
+    "JWKS_URI_ALLOW_INSECURE": True,
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False}
