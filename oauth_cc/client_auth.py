@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from django.http import HttpRequest
+from django.urls import reverse
 
 from . import usage
+from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest
 from .models import TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
@@ -91,10 +93,11 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
     return presented
 
 
-def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endpoint_url: str) -> ClientRecord:
+def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endpoint: str) -> ClientRecord:
     """Authenticate the calling client or raise :class:`~oauth_cc.errors.InvalidClient`.
 
-    ``endpoint_url`` is the URL of the endpoint being called: an assertion's ``aud`` may name it.
+    ``endpoint`` is the URL name (in the ``oauth_cc`` namespace) of the endpoint being called:
+    an assertion's ``aud`` may name its URL.
     """
     presented = presented_credentials(request, params)
     client = client_cache.client(presented.client_id)
@@ -107,7 +110,7 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
     if presented.method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
         from .assertions import verify_client_assertion
 
-        verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url)
+        verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
         secret_pk = None
     else:
         secret_pk = _verify_secret(client, presented)
@@ -115,6 +118,11 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
         raise InvalidClient("This client is disabled.", basic=presented.basic)
     usage.note_used(client.pk, secret_pk)
     return client
+
+
+def endpoint_url(name: str) -> str:
+    """Absolute URL of an oauth_cc endpoint under the configured issuer."""
+    return oauth_cc_settings.issuer + reverse(f"oauth_cc:{name}")
 
 
 def _verify_secret(client: ClientRecord, presented: PresentedCredentials) -> int:

@@ -82,11 +82,16 @@ class OAuthCCSettings:
 
     @property
     def issuer(self) -> str:
-        return str(self.ISSUER).rstrip("/") if self.ISSUER else ""
+        """``ISSUER`` without a trailing slash (read on every token request, so cached)."""
+        if "_issuer" not in self._cached:
+            self._cached["_issuer"] = str(self.ISSUER).rstrip("/") if self.ISSUER else ""
+        return self._cached["_issuer"]
 
     @property
     def resource_identifier(self) -> str:
-        return str(self.RESOURCE_IDENTIFIER or self.issuer)
+        if "_resource" not in self._cached:
+            self._cached["_resource"] = str(self.RESOURCE_IDENTIFIER or self.issuer)
+        return self._cached["_resource"]
 
     def reload(self) -> None:
         self._cached.clear()

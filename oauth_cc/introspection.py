@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from django.http import HttpRequest
-from django.urls import reverse
 
 from . import revocation, tokens
 from .client_auth import authenticate_client
@@ -24,10 +23,6 @@ from .signals import token_revoked
 class UnauthorizedIntrospection(OAuthError):
     error = "unauthorized_client"
     status = 403
-
-
-def _endpoint_url(name: str) -> str:
-    return oauth_cc_settings.issuer + reverse(f"oauth_cc:{name}")
 
 
 def _token_param(params: dict[str, str]) -> str:
@@ -54,7 +49,7 @@ def _valid_claims(token: str) -> dict[str, Any] | None:
 def introspect(request: HttpRequest) -> dict[str, Any]:
     """RFC 7662 §2.2: ``{"active": true, ...claims}`` or ``{"active": false}``."""
     params = parse_form(request)
-    client = authenticate_client(request, params, endpoint_url=_endpoint_url("introspect"))
+    client = authenticate_client(request, params, endpoint="introspect")
     if not client.can_introspect:
         raise UnauthorizedIntrospection("This client is not allowed to introspect tokens.")
     claims = _valid_claims(_token_param(params))
@@ -66,7 +61,7 @@ def introspect(request: HttpRequest) -> dict[str, Any]:
 def revoke(request: HttpRequest) -> None:
     """RFC 7009 §2.1. Invalid, expired or unknown tokens are not an error (§2.2)."""
     params = parse_form(request)
-    client = authenticate_client(request, params, endpoint_url=_endpoint_url("revoke"))
+    client = authenticate_client(request, params, endpoint="revoke")
     token = _token_param(params)
     try:
         claims = tokens.verify(token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time())

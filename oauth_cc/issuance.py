@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from django.http import HttpRequest
-from django.urls import reverse
 
 from . import hooks, tokens
 from .client_auth import authenticate_client
@@ -37,10 +36,6 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # Parameters that may appear once at most (RFC 6749 §3.2: "Request and response parameters
 # MUST NOT be included more than once"). RFC 8707 ``resource`` may repeat; we accept one.
 MAX_BODY_BYTES = 64 * 1024
-
-
-def token_endpoint_url() -> str:
-    return oauth_cc_settings.issuer + reverse("oauth_cc:token")
 
 
 def parse_form(request: HttpRequest) -> dict[str, str]:
@@ -101,7 +96,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType("Only grant_type=client_credentials is supported.")
 
-    client = authenticate_client(request, params, endpoint_url=token_endpoint_url())
+    client = authenticate_client(request, params, endpoint="token")
     if client.grant_type != Application.GRANT_CLIENT_CREDENTIALS:
         raise UnauthorizedClient("This client may not use the client_credentials grant.")
 
