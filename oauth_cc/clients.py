@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import revocation
 from .conf import oauth_cc_settings
-from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod
+from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod, scope_name_validator
 from .secrets import generate_secret, hash_secret, secret_prefix
 
 
@@ -48,16 +48,32 @@ def get_scopes(names: Iterable[str]) -> list[Scope]:
     missing = [name for name in names if name not in found]
     if missing:
         raise ClientError(
-            "Unknown scope(s): " + ", ".join(missing) + ". Create them first (oauth_cc scope add NAME) or check the spelling."
+            "Unknown scope(s): "
+            + ", ".join(missing)
+            + ". Create them first (oauth_cc scope add NAME) or check the spelling."
         )
     return [found[name] for name in names]
+
+
+def create_scope(name: str, *, description: str = "", default: bool = False) -> Scope:
+    """Create a scope; its name must be an RFC 6749 §3.3 scope-token and not taken."""
+    try:
+        scope_name_validator(name)
+    except ValidationError as exc:
+        raise ClientError(f'"{name}" is not a valid scope name. ' + " ".join(exc.messages)) from None
+    if Scope.objects.filter(name=name).exists():
+        raise ClientError(f'A scope named "{name}" already exists.')
+    return Scope.objects.create(name=name, description=description, is_default=default)
 
 
 def add_secret(application: Application, *, expires_at: datetime | None = None) -> IssuedSecret:
     """Generate a new secret for ``application`` and store only its hash."""
     secret = generate_secret()
     record = ClientSecret.objects.create(
-        application=application, secret_hash=hash_secret(secret), prefix=secret_prefix(secret), expires_at=expires_at
+        application=application,
+        secret_hash=hash_secret(secret),
+        prefix=secret_prefix(secret),
+        expires_at=expires_at,
     )
     return IssuedSecret(client_id=application.client_id, secret=secret, record=record)
 
@@ -81,7 +97,9 @@ def create_client(
         raise ClientError("The token lifetime must be a positive number of seconds.")
     if auth_method not in TokenEndpointAuthMethod.values:
         raise ClientError(
-            f'Unknown auth method "{auth_method}"; use one of: ' + ", ".join(TokenEndpointAuthMethod.values) + "."
+            f'Unknown auth method "{auth_method}"; use one of: '
+            + ", ".join(TokenEndpointAuthMethod.values)
+            + "."
         )
     scope_objects = get_scopes(scopes)
     application = Application(
@@ -113,7 +131,8 @@ def rotate_secret(application: Application, *, grace: int | None = None) -> Issu
     """
     if not application.uses_secret:
         raise ClientError(
-            f"This client authenticates with {application.token_endpoint_auth_method} and has no secret to rotate."
+            f"This client authenticates with {application.token_endpoint_auth_method} "
+            "and has no secret to rotate."
         )
     if grace is None:
         grace = int(oauth_cc_settings.SECRET_ROTATION_GRACE)
@@ -132,7 +151,9 @@ def rotate_secret(application: Application, *, grace: int | None = None) -> Issu
             old.save(update_fields=["expires_at"])
             expiring.append((old.prefix, deadline))
         issued = add_secret(application)
-    return IssuedSecret(client_id=issued.client_id, secret=issued.secret, record=issued.record, expiring=tuple(expiring))
+    return IssuedSecret(
+        client_id=issued.client_id, secret=issued.secret, record=issued.record, expiring=tuple(expiring)
+    )
 
 
 def revoke_secret(application: Application, secret_ref: str) -> ClientSecret:
@@ -163,5 +184,9 @@ def set_active(application: Application, active: bool) -> Application:
 
 def _messages(exc: ValidationError) -> list[str]:
     if hasattr(exc, "message_dict"):
-        return [f"{field}: {msg}" if field != "__all__" else msg for field, msgs in exc.message_dict.items() for msg in msgs]
+        return [
+            f"{field}: {msg}" if field != "__all__" else msg
+            for field, msgs in exc.message_dict.items()
+            for msg in msgs
+        ]
     return list(exc.messages)
