@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,7 +135,9 @@ def _verify_secret(client: ClientRecord, presented: PresentedCredentials) -> int
     record = client_cache.secret(presented_hash)
     if record is None or not hashes_match(record.secret_hash, presented_hash):
         raise InvalidClient(basic=presented.basic)
-    if not hashes_match(record.client_id, client.client_id):
+    # client_id is free text (DOT lets an operator edit it) and may be non-ASCII, which
+    # hashes_match (hex digests only) cannot encode; compare its UTF-8 bytes instead.
+    if not hmac.compare_digest(record.client_id.encode("utf-8"), client.client_id.encode("utf-8")):
         raise InvalidClient(basic=presented.basic)
     if record.revoked:
         raise InvalidClient("This client secret has been revoked.", basic=presented.basic)
