@@ -26,6 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from jwcrypto import jwk
+from jwcrypto.common import base64url_encode, json_encode
+from jwcrypto.jwa import JWA
 
 from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
 
@@ -184,6 +186,27 @@ def jwks_document() -> dict:
     return {"keys": list(key_store.public_jwks().values())}
 
 
+class Signer:
+    """Signs JWS compact tokens with one private key.
+
+    The protected header (``alg``, ``typ``, ``kid``) is the same for every token of a key,
+    so it is encoded once here; each token then costs one base64 of the payload and one
+    signature through jwcrypto's JWA layer (~25 µs for ES256).
+    """
+
+    def __init__(self, kid: str, alg: str, key: jwk.JWK) -> None:
+        self.kid = kid
+        self.alg = alg
+        self._key = key
+        self._engine = JWA.signing_alg(alg)
+        self._protected = base64url_encode(json_encode({"alg": alg, "typ": "at+jwt", "kid": kid}))
+
+    def sign(self, payload: bytes) -> str:
+        signing_input = f"{self._protected}.{base64url_encode(payload)}"
+        signature = self._engine.sign(self._key, signing_input.encode("ascii"))
+        return f"{signing_input}.{base64url_encode(signature)}"
+
+
 class KeyStore:
     """A worker's view of the keys: the signing key and the public keys by ``kid``.
 
@@ -199,19 +222,20 @@ class KeyStore:
         self._public: dict[str, dict] = {}
         self._verifiers: dict[str, tuple[str, jwk.JWK]] = {}
         self._public_loaded_at = float("-inf")
-        self._signing: tuple[str, str, jwk.JWK] | None = None
+        self._signer: Signer | None = None
         self._signing_loaded_at = float("-inf")
         self._unknown_kid_at: dict[str, float] = {}
 
     # -- signing -------------------------------------------------------------------------
-    def signing_key(self) -> tuple[str, str, jwk.JWK]:
-        """``(kid, alg, private JWK)`` of the current key; reloaded after the refresh interval."""
-        if self._signing is None or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
+    def signer(self) -> Signer:
+        """The :class:`Signer` of the current key; one query per refresh interval to follow rotations."""
+        signer = self._signer
+        if signer is None or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
             row = ensure_current_key()
-            if self._signing is None or self._signing[0] != row.kid:
-                self._signing = (row.kid, row.algorithm, jwk.JWK.from_json(row.private_jwk))
+            if signer is None or signer.kid != row.kid:
+                signer = self._signer = Signer(row.kid, row.algorithm, jwk.JWK.from_json(row.private_jwk))
             self._signing_loaded_at = time.monotonic()
-        return self._signing
+        return signer
 
     # -- verification --------------------------------------------------------------------
     def public_jwks(self) -> dict[str, dict]:

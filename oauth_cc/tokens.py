@@ -53,14 +53,8 @@ def build_claims(
 
 
 def sign(claims: Mapping[str, Any]) -> str:
-    """Sign ``claims`` with the current key: one ECDSA/RSA/EdDSA signature (~25-60 µs for ES256)."""
-    kid, alg, key = key_store.signing_key()
-    header = _JSON.encode({"alg": alg, "typ": "at+jwt", "kid": kid})
-    payload = _JSON.encode(dict(claims))
-    # JWSCore is jwcrypto's single-signature primitive: the same code path as JWS/JWT
-    # without their per-call object and validation overhead (about half the cost).
-    signature = jws.JWSCore(alg, key, header, payload).sign()
-    return f"{signature['protected']}.{signature['payload'].decode('ascii')}.{signature['signature']}"
+    """Sign ``claims`` with the current key: one signature (~25 µs for ES256), no query in steady state."""
+    return key_store.signer().sign(_JSON.encode(dict(claims)).encode("utf-8"))
 
 
 def _b64decode_json(segment: str) -> Any:
