@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -134,8 +134,10 @@ class Application(AbstractApplication):
         _("public keys (JWKS)"), null=True, blank=True,
         help_text=_('For private_key_jwt: a JWKS document {"keys": [...]} of public keys, each with a "kid".'),
     )
-    jwks_uri = models.URLField(
-        _("JWKS URI"), blank=True, max_length=500,
+    # A CharField with a URL validator rather than URLField: URLField's form field guesses a
+    # scheme for bare hosts (and warns about that guess changing across Django versions).
+    jwks_uri = models.CharField(
+        _("JWKS URI"), blank=True, max_length=500, validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
