@@ -1,19 +1,528 @@
-"""Admin screens (placeholder, replaced by the full admin)."""
+"""Admin screens: API clients with their secrets, scopes, and token signing keys.
 
-from django.contrib import admin
-from oauth2_provider import admin as dot_admin  # noqa: F401  (DOT registers first, then we replace)
-from oauth2_provider.models import (
-    get_access_token_model,
-    get_grant_model,
-    get_id_token_model,
-    get_refresh_token_model,
+The screens stay thin: every change to a client goes through :mod:`oauth_cc.clients` (shared
+with the ``oauth_cc`` management command) and key rotation through :func:`oauth_cc.keys.rotate`.
+
+Secrets: a new secret is shown once, in the response to the POST that created it (never
+through a redirect, the session, messages or a cookie), with ``Cache-Control: no-store``.
+Only its hash is stored, so it cannot be shown again. Signing keys are view-only and their
+private half is never loaded here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+# DOT's admin registers the swapped Application model with its own ApplicationAdmin, plus
+# screens for stored tokens and grants that oauth_cc never uses (its tokens are JWTs, never
+# stored). Importing DOT's module here first means its registrations have happened before we
+# remove them, whatever the order of the apps in INSTALLED_APPS: the admin's autodiscovery
+# imports each module only once.
+from oauth2_provider import admin as dot_admin  # noqa: F401
+from oauth2_provider import models as dot_models
+
+from . import clients, keys
+from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
+from .models import Application, ClientSecret, Scope, SigningKey
+
+_DOT_MODEL_GETTERS = (
+    "get_application_model",
+    "get_access_token_model",
+    "get_refresh_token_model",
+    "get_grant_model",
+    "get_id_token_model",
+    "get_device_grant_model",
 )
+for _getter in _DOT_MODEL_GETTERS:
+    _model = getattr(dot_models, _getter, None)
+    if _model is not None and admin.site.is_registered(_model()):
+        admin.site.unregister(_model())
 
-from .models import Application, Scope
+#: Members that only a private (or symmetric) JWK has (RFC 7518 §6).
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: Attribute on the request that carries a secret from save_model() to response_add().
+_NEW_SECRET_ATTR = "_oauth_cc_new_secret"
 
-for model in (Application, get_access_token_model(), get_grant_model(), get_id_token_model(), get_refresh_token_model()):
-    if admin.site.is_registered(model):
-        admin.site.unregister(model)
 
-admin.site.register(Scope)
-admin.site.register(Application)
+def _holds_private_key(raw: Any) -> bool:
+    try:
+        document = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return False
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if isinstance(document, dict) and entries is None:
+        entries = [document]  # a single JWK pasted instead of a set
+    return any(isinstance(e, dict) and _PRIVATE_JWK_MEMBERS & e.keys() for e in entries or ())
+
+
+class ApplicationForm(forms.ModelForm):
+    """The client's settings. JWKS and audiences are checked by ``Application.clean()``."""
+
+    class Meta:
+        model = Application
+        fields = [
+            "name",
+            "description",
+            "is_active",
+            "scopes",
+            "access_token_lifetime",
+            "user",
+            "audiences",
+            "can_introspect",
+            "token_endpoint_auth_method",
+            "jwks",
+            "jwks_uri",
+        ]
+        widgets = {
+            "jwks": forms.Textarea(
+                attrs={"rows": 8, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}
+            ),
+            "audiences": forms.Textarea(attrs={"rows": 2, "cols": 80, "spellcheck": "false"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].required = True
+        self.fields["audiences"].help_text = _(
+            "A JSON list of resource identifiers (RFC 8707) this client may request tokens for, e.g. "
+            '["https://api.example.com"]. Leave empty for only this site.'
+        )
+
+    def clean_audiences(self) -> list[str]:
+        # An empty box means "no extra audiences", not JSON null.
+        value = self.cleaned_data.get("audiences")
+        return [] if value in (None, "") else value
+
+    def clean_jwks(self) -> dict | None:
+        value = self.cleaned_data.get("jwks")
+        return None if value in (None, "", {}) else value
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        # A private key pasted by mistake must not be echoed back into the page (and the
+        # browser's cache and history) with the error: clear the box.
+        field = self.add_prefix("jwks")
+        if self.has_error("jwks") and _holds_private_key(self.data.get(field)):
+            self.data = self.data.copy()
+            self.data[field] = ""
+
+
+class ClientSecretInline(admin.TabularInline):
+    """The client's secrets, read-only: only a prefix of each is known."""
+
+    model = ClientSecret
+    extra = 0
+    can_delete = False
+    fields = ("prefix_display", "created", "expires_at", "last_used_at", "state_display", "revoke_link")
+    readonly_fields = fields
+    verbose_name_plural = _("secrets")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("secret"))
+    def prefix_display(self, secret: ClientSecret) -> str:
+        return f"{secret.prefix}…"
+
+    @admin.display(description=_("state"))
+    def state_display(self, secret: ClientSecret) -> str:
+        return secret.state
+
+    @admin.display(description="")
+    def revoke_link(self, secret: ClientSecret) -> str:
+        if secret.revoked_at is not None:
+            return ""
+        url = reverse(
+            f"{self.admin_site.name}:oauth_cc_application_revoke_secret",
+            args=[secret.application_id, secret.pk],
+        )
+        return format_html('<a href="{}" class="button">{}</a>', url, _("Revoke…"))
+
+
+@admin.register(Application)
+class ApplicationAdmin(admin.ModelAdmin):
+    form = ApplicationForm
+    list_display = (
+        "name",
+        "client_id",
+        "is_active",
+        "scope_names",
+        "token_endpoint_auth_method",
+        "created",
+        "last_used_at",
+    )
+    list_filter = ("is_active", "token_endpoint_auth_method")
+    search_fields = ("name", "client_id", "description")
+    filter_horizontal = ("scopes",)
+    raw_id_fields = ("user",)
+    inlines = [ClientSecretInline]
+    actions = ["rotate_secret_action", "disable_action", "enable_action"]
+    fieldsets = (
+        (None, {"fields": ("name", "client_id", "description", "is_active")}),
+        (
+            _("What it may do"),
+            {"fields": ("scopes", "access_token_lifetime", "user", "audiences", "can_introspect")},
+        ),
+        (
+            _("How it authenticates"),
+            {"fields": ("token_endpoint_auth_method", "jwks", "jwks_uri", "key_thumbprints")},
+        ),
+        (_("History"), {"fields": ("created", "updated", "last_used_at")}),
+    )
+    _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
+        return super().get_queryset(request).prefetch_related("scopes")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> Sequence[str]:
+        return self._add_only_readonly if obj is not None else ()
+
+    def get_fieldsets(self, request: HttpRequest, obj: Application | None = None) -> Any:
+        if obj is not None:
+            return self.fieldsets
+        # On the add page the client_id does not exist yet and there is no history to show.
+        hidden = set(self._add_only_readonly)
+        return [
+            (title, {**options, "fields": tuple(f for f in options["fields"] if f not in hidden)})
+            for title, options in self.fieldsets
+            if any(f not in hidden for f in options["fields"])
+        ]
+
+    def get_inline_instances(self, request: HttpRequest, obj: Application | None = None) -> list[Any]:
+        # A client being added has no secrets yet; its first one is shown after the save.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    @admin.display(description=_("scopes"))
+    def scope_names(self, application: Application) -> str:
+        return " ".join(sorted(scope.name for scope in application.scopes.all())) or "-"
+
+    @admin.display(description=_("public key thumbprints (RFC 7638, SHA-256)"))
+    def key_thumbprints(self, application: Application) -> str:
+        if application.jwks:
+            from .client_keys import jwk_thumbprints
+
+            return format_html_join(
+                "", "<div><code>{}</code>: <code>{}</code></div>", jwk_thumbprints(application.jwks)
+            )
+        if application.jwks_uri:
+            return _("Keys are fetched from the JWKS URI when the client authenticates.")
+        return "-"
+
+    # -- create: the first secret, shown once ---------------------------------------------
+    def save_model(self, request: HttpRequest, obj: Application, form: forms.Form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change and obj.uses_secret:
+            setattr(request, _NEW_SECRET_ATTR, clients.add_secret(obj))
+
+    def response_add(
+        self, request: HttpRequest, obj: Application, post_url_continue: str | None = None
+    ) -> Any:
+        issued = getattr(request, _NEW_SECRET_ATTR, None)
+        if issued is None:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, _('The API client "%s" was added.') % obj.name, messages.SUCCESS)
+        return self._render_secrets(request, [(obj, issued)], title=_("API client created"))
+
+    def response_change(self, request: HttpRequest, obj: Application) -> HttpResponse:
+        if obj.uses_secret and not any(s.is_usable() for s in obj.secrets.all()):
+            self.message_user(
+                request,
+                _('"%s" has no usable secret, so it cannot get tokens. Use "Rotate secret" to issue one.')
+                % obj,
+                messages.WARNING,
+            )
+        return super().response_change(request, obj)
+
+    def _render_secrets(
+        self, request: HttpRequest, issued: list[tuple[Application, clients.IssuedSecret]], *, title: str
+    ) -> TemplateResponse:
+        items = [
+            {
+                "application": application,
+                "client_id": secret.client_id,
+                "secret": secret.secret,
+                "expiring": secret.expiring,
+                "change_url": reverse(
+                    f"{self.admin_site.name}:oauth_cc_application_change", args=[application.pk]
+                ),
+            }
+            for application, secret in issued
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "items": items,
+            "token_endpoint": oauth_cc_settings.issuer + reverse("oauth_cc:token"),
+            "changelist_url": reverse(f"{self.admin_site.name}:oauth_cc_application_changelist"),
+        }
+        response = TemplateResponse(request, "admin/oauth_cc/application/secret_issued.html", context)
+        # The page holds a live secret: keep it out of every cache.
+        response["Cache-Control"] = "no-store, private"
+        return response
+
+    # -- actions ---------------------------------------------------------------------------
+    @admin.action(description=_("Rotate secret of selected API clients"), permissions=["change"])
+    def rotate_secret_action(
+        self, request: HttpRequest, queryset: QuerySet[Application]
+    ) -> HttpResponse | None:
+        issued = []
+        for application in queryset:
+            try:
+                issued.append((application, clients.rotate_secret(application)))
+            except clients.ClientError as exc:
+                self.message_user(request, f"{application}: {exc} Nothing was changed.", messages.WARNING)
+                continue
+            self.log_change(request, application, "Rotated the client secret.")
+        if not issued:
+            return None
+        return self._render_secrets(request, issued, title=_("New client secrets"))
+
+    @admin.action(description=_("Disable selected API clients"), permissions=["change"])
+    def disable_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        self._set_active(request, queryset, False)
+
+    @admin.action(description=_("Enable selected API clients"), permissions=["change"])
+    def enable_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        self._set_active(request, queryset, True)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet[Application], active: bool) -> None:
+        count = 0
+        for application in queryset:
+            clients.set_active(application, active)
+            self.log_change(request, application, "Enabled." if active else "Disabled.")
+            count += 1
+        if active:
+            text = ngettext("Enabled %d API client.", "Enabled %d API clients.", count) % count
+        else:
+            text = (
+                ngettext(
+                    "Disabled %d API client; its tokens are refused.",
+                    "Disabled %d API clients; their tokens are refused.",
+                    count,
+                )
+                % count
+            )
+        self.message_user(request, text, messages.SUCCESS)
+
+    # -- per-client pages: rotate and revoke, each confirmed by a POST ----------------------
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/rotate-secret/",
+                wrap(self.rotate_secret_view),
+                name="oauth_cc_application_rotate_secret",
+            ),
+            path(
+                "<path:object_id>/secrets/<int:secret_id>/revoke/",
+                wrap(self.revoke_secret_view),
+                name="oauth_cc_application_revoke_secret",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _get_for_change(self, request: HttpRequest, object_id: str) -> Application:
+        application = self.get_object(request, object_id)
+        if application is None:
+            raise Http404(_("No API client with this id exists."))
+        if not self.has_change_permission(request, application):
+            raise PermissionDenied
+        return application
+
+    def _change_url(self, application: Application) -> str:
+        return reverse(f"{self.admin_site.name}:oauth_cc_application_change", args=[application.pk])
+
+    def rotate_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        application = self._get_for_change(request, object_id)
+        if not application.uses_secret:
+            self.message_user(
+                request,
+                _(
+                    "%(client)s authenticates with %(method)s and has no secret to rotate. "
+                    "Nothing was changed."
+                )
+                % {"client": application, "method": application.token_endpoint_auth_method},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(self._change_url(application))
+        if request.method == "POST":
+            issued = clients.rotate_secret(application)
+            self.log_change(request, application, "Rotated the client secret.")
+            return self._render_secrets(request, [(application, issued)], title=_("New client secret"))
+        grace = int(oauth_cc_settings.SECRET_ROTATION_GRACE)
+        return self._confirm(
+            request,
+            application,
+            title=_("Rotate secret"),
+            question=_(
+                'Issue a new secret for "%(client)s"? Its current secrets stay valid '
+                "for %(hours)s more hours, then expire."
+            )
+            % {"client": application, "hours": f"{grace / 3600:g}"},
+            confirm_label=_("Yes, issue a new secret"),
+        )
+
+    def revoke_secret_view(self, request: HttpRequest, object_id: str, secret_id: int) -> HttpResponse:
+        application = self._get_for_change(request, object_id)
+        secret = application.secrets.filter(pk=secret_id).first()
+        if secret is None:
+            raise Http404(_("This API client has no secret with this id."))
+        if request.method == "POST":
+            clients.revoke_secret(application, str(secret.pk))
+            self.log_change(request, application, f"Revoked secret {secret.prefix}….")
+            self.message_user(
+                request,
+                _("Revoked secret %(prefix)s…; requests that use it now get invalid_client.")
+                % {"prefix": secret.prefix},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(self._change_url(application))
+        return self._confirm(
+            request,
+            application,
+            title=_("Revoke secret"),
+            question=_(
+                'Revoke secret %(prefix)s… of "%(client)s" now? Anything still using it stops working.'
+            )
+            % {"prefix": secret.prefix, "client": application},
+            confirm_label=_("Yes, revoke it"),
+        )
+
+    def _confirm(
+        self, request: HttpRequest, application: Application, *, title: str, question: str, confirm_label: str
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "object": application,
+            "title": title,
+            "question": question,
+            "confirm_label": confirm_label,
+            "cancel_url": self._change_url(application),
+        }
+        return TemplateResponse(request, "admin/oauth_cc/confirm.html", context)
+
+
+@admin.register(Scope)
+class ScopeAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "is_default", "client_count")
+    list_filter = ("is_default",)
+    search_fields = ("name", "description")
+    fields = ("name", "description", "is_default")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Scope]:
+        return super().get_queryset(request).annotate(client_count=Count("applications"))
+
+    @admin.display(description=_("clients"), ordering="client_count")
+    def client_count(self, scope: Scope) -> int:
+        return scope.client_count
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """View-only: keys are made and retired by rotation, never edited by hand."""
+
+    list_display = ("kid", "algorithm", "state", "created", "activated_at", "retired_at", "remove_after")
+    list_filter = ("state", "algorithm")
+    search_fields = ("kid",)
+    # The private half is deliberately absent from every list here.
+    fields = (
+        "kid",
+        "algorithm",
+        "state",
+        "created",
+        "activated_at",
+        "retired_at",
+        "remove_after",
+        "public_key",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SigningKey]:
+        # Never even load the private key into an admin request.
+        return super().get_queryset(request).defer("private_jwk")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("public key (JWK)"))
+    def public_key(self, key: SigningKey) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(key.public_jwk, indent=2, sort_keys=True))
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("rotate/", self.admin_site.admin_view(self.rotate_view), name="oauth_cc_signingkey_rotate"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_rotate": self._can_rotate(request)}
+        return super().changelist_view(request, extra_context)
+
+    def _can_rotate(self, request: HttpRequest) -> bool:
+        # has_change_permission() is off to keep the rows read-only; rotating is its own right.
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def rotate_view(self, request: HttpRequest) -> HttpResponse:
+        if not self._can_rotate(request):
+            raise PermissionDenied
+        changelist_url = reverse(f"{self.admin_site.name}:oauth_cc_signingkey_changelist")
+        default_algorithm = oauth_cc_settings.SIGNING_ALGORITHM
+        if request.method == "POST":
+            algorithm = request.POST.get("algorithm") or default_algorithm
+            if algorithm not in SIGNING_ALGORITHMS:
+                self.message_user(
+                    request,
+                    _("Unknown algorithm %(alg)s; choose one of %(choices)s. Nothing was changed.")
+                    % {"alg": algorithm, "choices": ", ".join(SIGNING_ALGORITHMS)},
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(changelist_url)
+            result = keys.rotate(algorithm)
+            text = _("Now signing with key %(current)s. The next key, %(next)s, is published.") % {
+                "current": result.current_kid,
+                "next": result.next_kid,
+            }
+            if result.retired_kid:
+                text += " " + _("Retired key %(kid)s stays published until its tokens expire.") % {
+                    "kid": result.retired_kid
+                }
+            self.message_user(request, text, messages.SUCCESS)
+            return HttpResponseRedirect(changelist_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Rotate signing keys"),
+            "question": _(
+                "Start signing new tokens with the published next key, retire the current key (it stays "
+                "published until the tokens it signed expire) and publish a new next key?"
+            ),
+            "algorithms": SIGNING_ALGORITHMS,
+            "default_algorithm": default_algorithm,
+            "confirm_label": _("Yes, rotate the keys"),
+            "cancel_url": changelist_url,
+        }
+        return TemplateResponse(request, "admin/oauth_cc/confirm.html", context)

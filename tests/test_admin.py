@@ -1,0 +1,468 @@
+"""The admin as an operator uses it: clients and their one-time secrets, scopes, signing keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+from jwcrypto import jwk
+
+from oauth_cc import clients, keys
+from oauth_cc.admin import ApplicationAdmin
+from oauth_cc.models import Application, ClientSecret, Scope, SigningKey
+from oauth_cc.secrets import hash_secret
+
+from .conftest import basic_auth, form_post
+
+SECRET_RE = re.compile(r"occs_[A-Za-z0-9_-]{43}")
+ADD_URL = "/admin/oauth_cc/application/"
+
+
+def change_url(application: Application) -> str:
+    return reverse("admin:oauth_cc_application_change", args=[application.pk])
+
+
+def changelist_url() -> str:
+    return reverse("admin:oauth_cc_application_changelist")
+
+
+def client_form(**overrides: Any) -> dict[str, Any]:
+    """The add/change form as the browser posts it (unchecked boxes are simply absent)."""
+    data: dict[str, Any] = {
+        "name": "reporting-service",
+        "description": "Reporting team, reports@example.com",
+        "is_active": "on",
+        "access_token_lifetime": "",
+        "user": "",
+        "audiences": "",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "jwks": "",
+        "jwks_uri": "",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def inline_management(application: Application) -> dict[str, Any]:
+    secrets = list(application.secrets.all())
+    data: dict[str, Any] = {
+        "secrets-TOTAL_FORMS": len(secrets),
+        "secrets-INITIAL_FORMS": len(secrets),
+        "secrets-MIN_NUM_FORMS": 0,
+        "secrets-MAX_NUM_FORMS": 1000,
+    }
+    for i, secret in enumerate(secrets):
+        data[f"secrets-{i}-id"] = secret.pk
+        data[f"secrets-{i}-application"] = application.pk
+    return data
+
+
+def token_response(client: Any, application: Application, secret: str) -> Any:
+    return form_post(
+        client,
+        "/oauth/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+
+
+def the_secret(response: Any) -> str:
+    found = set(SECRET_RE.findall(response.content.decode()))
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def public_jwks() -> tuple[dict, dict]:
+    """(public JWKS, the same key set with the private half) for a fresh EC key."""
+    key = jwk.JWK.generate(kty="EC", crv="P-256", kid="client-key-1")
+    return {"keys": [key.export_public(as_dict=True)]}, {"keys": [key.export_private(as_dict=True)]}
+
+
+@pytest.fixture
+def reports_read(make_scope):
+    return make_scope("reports:read", default=True)
+
+
+# -- creating a client ----------------------------------------------------------------------
+
+
+def test_creating_a_client_shows_its_secret_once(admin_client, client, reports_read, token_for):
+    response = admin_client.post(ADD_URL + "add/", client_form(scopes=[reports_read.pk]))
+
+    assert response.status_code == 200
+    assert "admin/oauth_cc/application/secret_issued.html" in [t.name for t in response.templates]
+    assert "no-store" in response["Cache-Control"]
+    application = Application.objects.get(name="reporting-service")
+    secret = the_secret(response)
+    content = response.content.decode()
+    assert application.client_id in content
+    assert "cannot be shown again" in content
+    assert change_url(application) in content
+    # Only the hash is stored, nowhere the secret itself.
+    (record,) = application.secrets.all()
+    assert record.secret_hash == hash_secret(secret)
+    assert application.client_secret == ""
+    assert secret not in json.dumps(list(LogEntry.objects.values()), default=str)
+    # Never shown again.
+    later = admin_client.get(change_url(application))
+    assert later.status_code == 200
+    assert secret not in later.content.decode()
+    assert record.prefix in later.content.decode()
+    # And it works.
+    assert token_for(application, secret)["scope"] == "reports:read"
+
+
+def test_secret_is_not_put_in_session_or_messages(admin_client, reports_read):
+    response = admin_client.post(ADD_URL + "add/", client_form(scopes=[reports_read.pk]))
+    secret = the_secret(response)
+
+    session = admin_client.session
+    assert all(secret not in str(session[key]) for key in session.keys())
+    assert all(secret not in cookie.value for cookie in admin_client.cookies.values())
+    assert "was added" in response.content.decode()
+    follow_up = admin_client.get(changelist_url())
+    assert secret not in follow_up.content.decode()
+
+
+def test_add_page_shows_no_dot_interactive_flow_fields(admin_client):
+    content = admin_client.get(ADD_URL + "add/").content.decode()
+
+    for field in (
+        "redirect_uris",
+        "client_type",
+        "authorization_grant_type",
+        "algorithm",
+        "allowed_origins",
+        "skip_authorization",
+        "registration_source",
+        "post_logout_redirect_uris",
+        "hash_client_secret",
+        "client_secret",
+        "cimd_expires_at",
+    ):
+        assert f'name="{field}"' not in content, field
+    for field in ("name", "scopes", "access_token_lifetime", "user", "audiences", "jwks", "jwks_uri"):
+        assert f'name="{field}"' in content, field
+
+
+def test_private_key_jwt_client_is_created_without_a_secret(admin_client):
+    public, _ = public_jwks()
+    response = admin_client.post(
+        ADD_URL + "add/",
+        client_form(token_endpoint_auth_method="private_key_jwt", jwks=json.dumps(public)),
+    )
+
+    assert response.status_code == 302
+    application = Application.objects.get(name="reporting-service")
+    assert application.jwks == public
+    assert not application.secrets.exists()
+    thumbprint = jwk.JWK(**public["keys"][0]).thumbprint()
+    page = admin_client.get(change_url(application)).content.decode()
+    assert thumbprint in page
+    assert "client-key-1" in page
+    assert "Rotate secret" not in page
+
+
+def test_private_key_pasted_into_jwks_is_refused_and_not_echoed(admin_client):
+    _, private = public_jwks()
+    response = admin_client.post(
+        ADD_URL + "add/",
+        client_form(token_endpoint_auth_method="private_key_jwt", jwks=json.dumps(private)),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "private key" in " ".join(errors["jwks"])
+    assert "Paste only the public keys" in response.content.decode()
+    assert private["keys"][0]["d"] not in response.content.decode()
+    assert not Application.objects.exists()
+
+
+def test_private_key_jwt_without_keys_gets_a_sentence(admin_client):
+    response = admin_client.post(ADD_URL + "add/", client_form(token_endpoint_auth_method="private_key_jwt"))
+
+    assert response.status_code == 200
+    assert "needs exactly one of" in " ".join(response.context["adminform"].form.errors["jwks"])
+    assert not Application.objects.exists()
+
+
+def test_audiences_must_be_a_json_list(admin_client):
+    response = admin_client.post(ADD_URL + "add/", client_form(audiences='"https://api.example.com"'))
+
+    assert response.status_code == 200
+    assert "JSON list" in " ".join(response.context["adminform"].form.errors["audiences"])
+    assert not Application.objects.exists()
+
+
+def test_editing_a_client_keeps_its_secrets(admin_client, reports_read, make_client, token_for):
+    application, secret = make_client("svc", scopes=["reports:read"])
+    scope = Scope.objects.get(name="reports:read")
+
+    response = admin_client.post(
+        change_url(application),
+        {
+            **client_form(name="svc renamed", scopes=[scope.pk], audiences='["https://api.example.com"]'),
+            **inline_management(application),
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    application.refresh_from_db()
+    assert application.name == "svc renamed"
+    assert application.audiences == ["https://api.example.com"]
+    assert application.secrets.count() == 1
+    assert token_for(application, secret)["token_type"] == "Bearer"
+
+
+# -- rotating, disabling, revoking -------------------------------------------------------------
+
+
+def test_rotate_action_shows_new_secret_once_and_old_one_stays_valid(
+    admin_client, reports_read, client, make_client, token_for
+):
+    application, old_secret = make_client("svc", scopes=["reports:read"])
+
+    response = admin_client.post(
+        changelist_url(), {"action": "rotate_secret_action", "_selected_action": [application.pk]}
+    )
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    new_secret = the_secret(response)
+    assert new_secret != old_secret
+    old_record = application.secrets.get(secret_hash=hash_secret(old_secret))
+    assert old_record.state == "expiring"
+    assert old_record.prefix in response.content.decode()  # the old secret's new expiry is listed
+    assert token_for(application, new_secret)
+    assert token_for(application, old_secret)
+    assert new_secret not in admin_client.get(change_url(application)).content.decode()
+
+
+def test_rotate_button_asks_before_issuing_a_secret(admin_client, reports_read, make_client, token_for):
+    application, _ = make_client("svc", scopes=["reports:read"])
+    url = reverse("admin:oauth_cc_application_rotate_secret", args=[application.pk])
+    assert url in admin_client.get(change_url(application)).content.decode()
+
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert 'method="post"' in confirm.content.decode()
+    assert application.secrets.count() == 1
+
+    response = admin_client.post(url)
+    assert response.status_code == 200
+    assert application.secrets.count() == 2
+    assert token_for(application, the_secret(response))
+
+
+def test_rotate_needs_csrf_token(make_client, admin_user):
+    from django.test import Client
+
+    application, _ = make_client("svc")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+
+    response = browser.post(reverse("admin:oauth_cc_application_rotate_secret", args=[application.pk]))
+
+    assert response.status_code == 403
+    assert application.secrets.count() == 1
+
+
+def test_rotating_a_private_key_jwt_client_changes_nothing(admin_client, db):
+    public, _ = public_jwks()
+    application, _ = clients.create_client("signer", auth_method="private_key_jwt", jwks=public)
+
+    response = admin_client.post(
+        changelist_url(),
+        {"action": "rotate_secret_action", "_selected_action": [application.pk]},
+        follow=True,
+    )
+    button = admin_client.post(
+        reverse("admin:oauth_cc_application_rotate_secret", args=[application.pk]), follow=True
+    )
+
+    assert "has no secret to rotate" in response.content.decode()
+    assert "has no secret to rotate" in button.content.decode()
+    assert not ClientSecret.objects.exists()
+
+
+def test_disable_and_enable_actions(admin_client, reports_read, client, make_client, token_for):
+    application, secret = make_client("svc", scopes=["reports:read"])
+
+    admin_client.post(changelist_url(), {"action": "disable_action", "_selected_action": [application.pk]})
+    application.refresh_from_db()
+    assert not application.is_active
+    refused = token_response(client, application, secret)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+
+    admin_client.post(changelist_url(), {"action": "enable_action", "_selected_action": [application.pk]})
+    application.refresh_from_db()
+    assert application.is_active
+    assert token_for(application, secret)
+
+
+def test_revoke_a_secret_from_the_admin(admin_client, client, make_client):
+    application, secret = make_client("svc")
+    record = application.secrets.get()
+    url = reverse("admin:oauth_cc_application_revoke_secret", args=[application.pk, record.pk])
+    assert url in admin_client.get(change_url(application)).content.decode()
+
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert record.prefix in confirm.content.decode()
+    record.refresh_from_db()
+    assert record.revoked_at is None
+
+    response = admin_client.post(url)
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.state == "revoked"
+    refused = token_response(client, application, secret)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    page = admin_client.get(change_url(application)).content.decode()
+    assert "revoked" in page
+    assert url not in page
+
+
+def test_revoke_url_only_reaches_the_clients_own_secrets(admin_client, make_client):
+    first, _ = make_client("first")
+    second, _ = make_client("second")
+    other_secret = second.secrets.get()
+
+    response = admin_client.post(
+        reverse("admin:oauth_cc_application_revoke_secret", args=[first.pk, other_secret.pk])
+    )
+
+    assert response.status_code == 404
+    other_secret.refresh_from_db()
+    assert other_secret.revoked_at is None
+
+
+# -- the admin's shape ---------------------------------------------------------------------------
+
+
+def test_dot_duplicate_screens_are_not_in_the_admin(admin_client):
+    content = admin_client.get("/admin/").content.decode()
+
+    assert "/admin/oauth2_provider/" not in content
+    # One entry for the clients, linked exactly as often as any other model's entry.
+    assert content.count('href="/admin/oauth_cc/application/"') == content.count(
+        'href="/admin/oauth_cc/scope/"'
+    )
+    assert content.count(">API clients<") == 1
+    assert isinstance(admin.site._registry[Application], ApplicationAdmin)
+
+
+def test_client_list_is_searchable_by_client_id(admin_client, make_client):
+    wanted, _ = make_client("wanted", scopes=["reports:read"])
+    make_client("other")
+
+    response = admin_client.get(changelist_url(), {"q": wanted.client_id})
+
+    assert list(response.context["cl"].result_list) == [wanted]
+    assert "reports:read" in response.content.decode()
+
+
+def test_client_list_queries_do_not_grow_with_clients(
+    admin_client, make_client, django_assert_max_num_queries
+):
+    for i in range(5):
+        make_client(f"svc{i}", scopes=["reports:read", "reports:write"])
+    with django_assert_max_num_queries(12):
+        response = admin_client.get(changelist_url())
+    assert response.status_code == 200
+
+
+def test_scope_admin_counts_clients(admin_client, make_client):
+    make_client("a", scopes=["reports:read"])
+    make_client("b", scopes=["reports:read"])
+
+    response = admin_client.get(reverse("admin:oauth_cc_scope_changelist"))
+
+    (scope,) = response.context["cl"].result_list
+    assert scope.client_count == 2
+
+
+def test_scope_admin_refuses_invalid_names(admin_client):
+    response = admin_client.post(
+        reverse("admin:oauth_cc_scope_add"), {"name": "reports read", "description": ""}
+    )
+
+    assert response.status_code == 200
+    assert "printable ASCII" in " ".join(response.context["adminform"].form.errors["name"])
+    assert not Scope.objects.exists()
+
+
+# -- signing keys ----------------------------------------------------------------------------------
+
+
+def test_signing_key_admin_never_shows_private_key_material(admin_client, db):
+    key = keys.ensure_current_key()
+    private = json.loads(SigningKey.objects.get(pk=key.pk).private_jwk)
+    pages = [
+        admin_client.get(reverse("admin:oauth_cc_signingkey_changelist")),
+        admin_client.get(reverse("admin:oauth_cc_signingkey_change", args=[key.pk])),
+        admin_client.get(reverse("admin:oauth_cc_signingkey_history", args=[key.pk])),
+    ]
+
+    for page in pages:
+        assert page.status_code == 200
+        content = page.content.decode()
+        assert private["d"] not in content
+        assert "private_jwk" not in content
+    assert key.kid in pages[0].content.decode()
+    assert private["x"] in pages[1].content.decode()  # the public half is shown
+
+
+def test_signing_keys_cannot_be_added_changed_or_deleted(admin_client, db):
+    key = keys.ensure_current_key()
+
+    assert admin_client.get(reverse("admin:oauth_cc_signingkey_add")).status_code == 403
+    assert admin_client.get(reverse("admin:oauth_cc_signingkey_delete", args=[key.pk])).status_code == 403
+    admin_client.post(reverse("admin:oauth_cc_signingkey_change", args=[key.pk]), {"state": "retired"})
+    key.refresh_from_db()
+    assert key.state == "current"
+
+
+def test_rotate_signing_keys_from_the_admin(admin_client, db):
+    before = keys.ensure_current_key()
+    url = reverse("admin:oauth_cc_signingkey_rotate")
+    assert url in admin_client.get(reverse("admin:oauth_cc_signingkey_changelist")).content.decode()
+    assert admin_client.get(url).status_code == 200
+    assert SigningKey.objects.get(state="current") == before
+
+    response = admin_client.post(url, {"algorithm": "EdDSA"}, follow=True)
+
+    current = SigningKey.objects.get(state="current")
+    assert current != before
+    assert SigningKey.objects.get(pk=before.pk).state == "retired"
+    assert SigningKey.objects.get(state="next").algorithm == "EdDSA"
+    assert f"Now signing with key {current.kid}" in response.content.decode()
+
+
+def test_rotate_signing_keys_refuses_unknown_algorithm(admin_client, db):
+    before = keys.ensure_current_key()
+
+    response = admin_client.post(
+        reverse("admin:oauth_cc_signingkey_rotate"), {"algorithm": "HS256"}, follow=True
+    )
+
+    assert "Unknown algorithm HS256" in response.content.decode()
+    assert SigningKey.objects.get(state="current") == before
+
+
+def test_staff_without_permission_cannot_rotate_keys(client, django_user_model, db):
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(staff)
+    before = keys.ensure_current_key()
+
+    response = client.post(reverse("admin:oauth_cc_signingkey_rotate"))
+
+    assert response.status_code == 403
+    assert SigningKey.objects.get(state="current") == before
