@@ -1,0 +1,34 @@
+"""Test-only URLs: the example project's, plus views that show what a protected view sees."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from example_project.urls import urlpatterns as example_urlpatterns
+
+
+class Me(APIView):
+    """Any valid token; reports ``request.user`` (the run-as user) and ``request.auth``."""
+
+    required_scopes: list[str] = []
+
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response(
+            {
+                "user": user.get_username() if user.is_authenticated else None,
+                "is_anonymous": user.is_anonymous,
+                "client_id": request.auth.client_id,
+                "scopes": sorted(request.auth.scopes),
+                "claims": dict(request.auth.claims),
+            }
+        )
+
+
+urlpatterns = [
+    *example_urlpatterns,
+    path("api/me/", Me.as_view(), name="me"),
+]
