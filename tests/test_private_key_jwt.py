@@ -1,0 +1,342 @@
+"""private_key_jwt client authentication (RFC 7523 §2.2/§3) at the token endpoint.
+
+The happy path runs Authlib's OAuth 2 client against a live server; every rejection is an
+assertion signed with PyJWT and must come back as a 401 ``invalid_client`` JSON answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from oauth_cc.models import ClientSecret, Scope, UsedAssertion
+
+from .assertion_helpers import (
+    ALGORITHMS,
+    ClientKey,
+    assertion_claims,
+    generate_key,
+    hs256_with_public_key,
+    jwks_of,
+    post_assertion,
+)
+from .conftest import basic_auth, form_post
+
+ENDPOINT = "http://testserver/oauth/token/"
+ISSUER = "http://testserver"
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, ClientKey]:
+    """One key per allowed algorithm; RSA generation is slow, so once per module."""
+    return {alg: generate_key(alg) for alg in ALGORITHMS}
+
+
+@pytest.fixture(scope="module")
+def other_key() -> ClientKey:
+    return generate_key("ES256")
+
+
+@pytest.fixture
+def make_jwt_client(make_client: Any) -> Any:
+    def make(*keys: ClientKey, name: str = "jwt-client") -> Any:
+        # A default scope, so token requests need not name one.
+        Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+        application, secret = make_client(
+            name, scopes=["reports:read"], auth_method="private_key_jwt", jwks=jwks_of(*keys)
+        )
+        assert secret == ""
+        return application
+
+    return make
+
+
+@pytest.fixture
+def es_client(make_jwt_client: Any, keys: dict[str, ClientKey]) -> Any:
+    return make_jwt_client(keys["ES256"])
+
+
+def assert_invalid_client(response: Any, mentions: str = "") -> None:
+    assert response.status_code == 401, response.content
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "invalid_client"
+    assert mentions in body.get("error_description", "")
+
+
+# -- Authlib against a live server ------------------------------------------------------
+
+
+def _authlib_key(key: ClientKey) -> Any:
+    loader = {"RS256": RSAKey, "PS256": RSAKey, "ES256": ECKey, "EdDSA": OKPKey}[key.alg]
+    return loader.import_key(key.private_pem())
+
+
+@pytest.fixture
+def live_issuer(live_server: Any, settings: Any) -> str:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "ISSUER": live_server.url}
+    return live_server.url
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+# joserfc (Authlib's JOSE library) warns that RFC 9864 deprecates "EdDSA" in favour of "Ed25519".
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+def test_authlib_client_gets_a_token_with_each_algorithm(
+    alg: str, transactional_db: Any, live_issuer: str, keys: dict[str, ClientKey], make_jwt_client: Any
+) -> None:
+    key = keys[alg]
+    application = make_jwt_client(key)
+    token_endpoint = f"{live_issuer}/oauth/token/"
+    auth = PrivateKeyJWT(
+        token_endpoint,
+        alg=alg,
+        headers={"kid": key.kid},
+        # Authlib defaults to a one-hour assertion; the server accepts at most five minutes.
+        claims={"exp": int(time.time()) + 120},
+    )
+    with OAuth2Session(application.client_id, _authlib_key(key), token_endpoint_auth_method=auth) as session:
+        token = session.fetch_token(token_endpoint, grant_type="client_credentials", scope="reports:read")
+
+    claims = pyjwt.decode(token["access_token"], options={"verify_signature": False})
+    assert claims["client_id"] == application.client_id
+    assert claims["scope"] == "reports:read"
+    assert UsedAssertion.objects.filter(client_id=application.client_id).count() == 1
+
+
+# -- Accepted forms (the baseline the rejections below differ from) ------------------------
+
+
+def test_assertion_with_kid_and_token_endpoint_audience_is_accepted(
+    client: Any, es_client: Any, keys: Any
+) -> None:
+    response = post_assertion(client, keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT)))
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "Bearer"
+
+
+def test_assertion_without_kid_is_checked_against_every_fitting_key(
+    client: Any, make_jwt_client: Any, keys: Any
+) -> None:
+    application = make_jwt_client(keys["RS256"], keys["ES256"], keys["EdDSA"])
+    assertion = keys["EdDSA"].sign(assertion_claims(application.client_id, ENDPOINT), kid=None)
+    assert post_assertion(client, assertion).status_code == 200
+
+
+def test_audience_may_be_the_issuer_inside_a_list(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ["https://elsewhere.example", ISSUER])
+    assert post_assertion(client, keys["ES256"].sign(claims)).status_code == 200
+
+
+def test_client_id_parameter_may_accompany_the_assertion(client: Any, es_client: Any, keys: Any) -> None:
+    assertion = keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT))
+    assert post_assertion(client, assertion, client_id=es_client.client_id).status_code == 200
+
+
+def test_accepted_assertion_costs_one_insert_on_a_warm_cache(
+    client: Any, es_client: Any, keys: Any, django_assert_num_queries: Any
+) -> None:
+    # Warm the worker caches (client record, signing key, last-used bookkeeping).
+    assert (
+        post_assertion(
+            client, keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT))
+        ).status_code
+        == 200
+    )
+    with django_assert_num_queries(3) as captured:  # SAVEPOINT, INSERT, RELEASE SAVEPOINT
+        response = post_assertion(client, keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT)))
+    assert response.status_code == 200
+    assert [q["sql"].split()[0].upper() for q in captured.captured_queries].count("INSERT") == 1
+
+
+# -- Rejections ------------------------------------------------------------------------------
+
+
+def test_wrong_audience_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, "https://other-server.example/oauth/token/")
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"aud"')
+
+
+def test_missing_audience_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, None)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"aud"')
+
+
+def test_wrong_issuer_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iss="someone-else")
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"iss"')
+
+
+def test_wrong_subject_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, sub="someone-else")
+    response = post_assertion(client, keys["ES256"].sign(claims), client_id=es_client.client_id)
+    assert_invalid_client(response, '"sub"')
+
+
+def test_expired_assertion_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    now = int(time.time())
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=now - 200, exp=now - 120)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "expired")
+
+
+def test_assertion_expiring_within_the_leeway_is_still_accepted(
+    client: Any, es_client: Any, keys: Any
+) -> None:
+    now = int(time.time())
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=now - 60, exp=now - 5)
+    assert post_assertion(client, keys["ES256"].sign(claims)).status_code == 200
+
+
+def test_far_future_expiry_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, exp=int(time.time()) + 3600)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "seconds ahead")
+
+
+def test_missing_expiry_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, exp=None)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"exp"')
+
+
+def test_issued_in_the_future_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=int(time.time()) + 120)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"iat"')
+
+
+def test_assertion_issued_long_ago_is_refused_even_if_not_expired(
+    client: Any, es_client: Any, keys: Any
+) -> None:
+    now = int(time.time())
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=now - 3600, exp=now + 60)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "issued more than")
+
+
+def test_not_yet_valid_assertion_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, nbf=int(time.time()) + 120)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"nbf"')
+
+
+def test_missing_jti_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    claims = assertion_claims(es_client.client_id, ENDPOINT, jti=None)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), '"jti"')
+
+
+def test_replayed_assertion_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    assertion = keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT))
+    assert post_assertion(client, assertion).status_code == 200
+    assert_invalid_client(post_assertion(client, assertion), "already been used")
+
+
+def test_reused_jti_in_a_freshly_signed_assertion_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    first = keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT, jti="same-jti"))
+    second = keys["ES256"].sign(
+        assertion_claims(es_client.client_id, ENDPOINT, jti="same-jti", exp=int(time.time()) + 90)
+    )
+    assert post_assertion(client, first).status_code == 200
+    assert_invalid_client(post_assertion(client, second), "already been used")
+
+
+def test_refused_assertion_does_not_use_up_its_jti(client: Any, es_client: Any, keys: Any) -> None:
+    wrong_aud = assertion_claims(es_client.client_id, "https://other.example", jti="kept-jti")
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(wrong_aud)))
+    right = assertion_claims(es_client.client_id, ENDPOINT, jti="kept-jti")
+    assert post_assertion(client, keys["ES256"].sign(right)).status_code == 200
+
+
+def test_unknown_kid_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    assertion = keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT), kid="no-such-kid")
+    assert_invalid_client(post_assertion(client, assertion), 'kid "no-such-kid"')
+
+
+def test_alg_none_is_refused(client: Any, es_client: Any) -> None:
+    assertion = pyjwt.encode(assertion_claims(es_client.client_id, ENDPOINT), None, algorithm="none")
+    assert_invalid_client(post_assertion(client, assertion))
+
+
+def test_alg_none_with_a_signature_part_is_refused(client: Any, es_client: Any) -> None:
+    unsigned = pyjwt.encode(assertion_claims(es_client.client_id, ENDPOINT), None, algorithm="none")
+    assert_invalid_client(post_assertion(client, unsigned + "c2lnbmF0dXJl"), '"none"')
+
+
+def test_hmac_signed_with_the_public_key_is_refused(client: Any, make_jwt_client: Any, keys: Any) -> None:
+    application = make_jwt_client(keys["RS256"])
+    assertion = hs256_with_public_key(assertion_claims(application.client_id, ENDPOINT), keys["RS256"])
+    assert_invalid_client(post_assertion(client, assertion), '"HS256"')
+
+
+def test_key_of_another_type_named_by_kid_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    # An RS256 signature that names the client's EC key: the key family must match the alg.
+    claims = assertion_claims(es_client.client_id, ENDPOINT)
+    assertion = keys["RS256"].sign(claims, kid=keys["ES256"].kid)
+    assert_invalid_client(post_assertion(client, assertion), "cannot verify RS256")
+
+
+def test_key_of_another_client_is_refused(
+    client: Any, make_jwt_client: Any, keys: Any, other_key: ClientKey
+) -> None:
+    victim = make_jwt_client(keys["ES256"], name="victim")
+    make_jwt_client(other_key, name="attacker")
+    claims = assertion_claims(victim.client_id, ENDPOINT)
+    assert_invalid_client(post_assertion(client, other_key.sign(claims)), "kid")
+    assert_invalid_client(post_assertion(client, other_key.sign(claims, kid=None)), "signature")
+
+
+def test_assertion_with_a_forged_kid_and_foreign_key_is_refused(
+    client: Any, es_client: Any, keys: Any, other_key: ClientKey
+) -> None:
+    assertion = other_key.sign(assertion_claims(es_client.client_id, ENDPOINT), kid=keys["ES256"].kid)
+    assert_invalid_client(post_assertion(client, assertion), "signature")
+
+
+def test_tampered_claims_are_refused(client: Any, es_client: Any, keys: Any) -> None:
+    header, _payload, signature = (
+        keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT)).split(".")
+    )
+    other_payload = (
+        keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT, scope="x")).split(".")[1]
+    )
+    assert_invalid_client(post_assertion(client, f"{header}.{other_payload}.{signature}"), "signature")
+
+
+def test_json_serialized_jws_is_refused(client: Any, es_client: Any) -> None:
+    assert_invalid_client(post_assertion(client, '{"payload": "e30", "signatures": []}'))
+
+
+def test_wrong_assertion_type_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    assertion = keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT))
+    response = form_post(
+        client,
+        "/oauth/token/",
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:example:saml",
+            "client_assertion": assertion,
+        },
+    )
+    assert_invalid_client(response, "client_assertion_type")
+
+
+def test_private_key_jwt_client_cannot_use_a_secret(client: Any, es_client: Any) -> None:
+    response = form_post(
+        client,
+        "/oauth/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(es_client.client_id, "occs_guessed-secret"),
+    )
+    assert_invalid_client(response, "private_key_jwt")
+
+
+def test_secret_client_cannot_use_an_assertion(client: Any, make_client: Any, keys: Any) -> None:
+    application, _secret = make_client("secret-client", scopes=["reports:read"])
+    assertion = keys["ES256"].sign(assertion_claims(application.client_id, ENDPOINT))
+    assert_invalid_client(post_assertion(client, assertion), "client_secret_basic")
+
+
+def test_private_key_jwt_client_is_created_without_a_secret(make_jwt_client: Any, keys: Any) -> None:
+    application = make_jwt_client(keys["ES256"])
+    assert not ClientSecret.objects.filter(application=application).exists()
+    assert application.token_endpoint_auth_method == "private_key_jwt"
