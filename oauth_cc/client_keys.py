@@ -455,10 +455,11 @@ def _get(target: _Target, address: str, deadline: float) -> dict:
             preload_content=False,
             assert_same_host=False,
         )
-    except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError) as exc:
-        raise _ConnectFailed(
-            "timed out" if isinstance(exc, urllib3.exceptions.ConnectTimeoutError) else "could not connect"
-        ) from None
+    except urllib3.exceptions.NewConnectionError:
+        # Checked first: in urllib3 2 it is a subclass of ConnectTimeoutError.
+        raise _ConnectFailed("could not connect") from None
+    except urllib3.exceptions.ConnectTimeoutError:
+        raise _ConnectFailed("timed out") from None
     except urllib3.exceptions.SSLError:
         raise JWKSFetchError("the TLS certificate of the JWKS URI could not be verified") from None
     except urllib3.exceptions.ReadTimeoutError:

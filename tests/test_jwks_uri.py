@@ -1,0 +1,396 @@
+"""private_key_jwt clients whose keys are served from a jwks_uri (RFC 7523 §2.2, RFC 7517 §5).
+
+A real HTTP server on 127.0.0.1 (a thread, ephemeral port) plays the client's key server and
+can be told to misbehave: hang, trickle, answer too much, redirect, or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from oauth_cc import client_keys, clients
+from oauth_cc.models import Application, Scope
+
+from .assertion_helpers import ClientKey, assertion_claims, generate_key, jwks_of, post_assertion
+from .conftest import basic_auth, form_post
+
+ENDPOINT = "http://testserver/oauth/token/"
+
+
+class KeyServer:
+    """What the test key server answers, and a record of what it was asked."""
+
+    def __init__(self) -> None:
+        self.document: Any = {"keys": []}
+        self.mode = "ok"
+        self.hits = 0
+        self.in_flight = 0
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.url = ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        state: KeyServer = self.server.state
+        with state.lock:
+            state.hits += 1
+            state.in_flight += 1
+        try:
+            getattr(self, f"_answer_{state.mode}")(state)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # The fetcher gave up, as it should.
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _send(self, status: int, body: bytes, *, length: bool = True, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _answer_ok(self, state: KeyServer) -> None:
+        self._send(200, json.dumps(state.document).encode())
+
+    def _answer_hang(self, state: KeyServer) -> None:
+        state.release.wait(30)
+
+    def _answer_trickle(self, state: KeyServer) -> None:
+        # Headers at once, then a byte at a time, each well inside a per-read timeout.
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.flush()
+        while not state.release.wait(0.1):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+
+    def _answer_huge(self, state: KeyServer) -> None:
+        self._send(200, b'{"keys": [], "padding": "' + b"x" * 200_000 + b'"}')
+
+    def _answer_huge_unannounced(self, state: KeyServer) -> None:
+        # No Content-Length: the body is only delimited by the connection closing.
+        self._send(200, b'{"keys": [], "padding": "' + b"x" * 200_000 + b'"}', length=False)
+
+    def _answer_redirect(self, state: KeyServer) -> None:
+        self._send(302, b"", Location=state.url + "?moved=1")
+
+    def _answer_error(self, state: KeyServer) -> None:
+        self._send(500, b"<html>Internal Server Error</html>")
+
+    def _answer_not_json(self, state: KeyServer) -> None:
+        self._send(200, b"<html>keys</html>")
+
+
+@pytest.fixture
+def key_server() -> Iterator[KeyServer]:
+    state = KeyServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.state = state  # type: ignore[attr-defined]
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    state.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _cold_key_caches() -> Iterator[None]:
+    """Each test starts with no fetched key set in this worker or in the shared cache."""
+    client_keys.reset()
+    caches["default"].clear()
+    yield
+    client_keys.reset()
+    caches["default"].clear()
+
+
+@pytest.fixture(scope="module")
+def key_a() -> ClientKey:
+    return generate_key("ES256", kid="key-a")
+
+
+@pytest.fixture(scope="module")
+def key_b() -> ClientKey:
+    return generate_key("EdDSA", kid="key-b")
+
+
+@pytest.fixture
+def uri_client(db: Any, key_server: KeyServer, key_a: ClientKey) -> Application:
+    key_server.document = jwks_of(key_a)
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    application, issued = clients.create_client(
+        "uri-client", scopes=["reports:read"], auth_method="private_key_jwt", jwks_uri=key_server.url
+    )
+    assert issued is None
+    return application
+
+
+def signed(key: ClientKey, application: Application, **kwargs: Any) -> str:
+    return key.sign(assertion_claims(application.client_id, ENDPOINT), **kwargs)
+
+
+def assert_invalid_client(response: Any, mentions: str = "") -> None:
+    assert response.status_code == 401, response.content
+    body = response.json()
+    assert body["error"] == "invalid_client"
+    assert mentions in body.get("error_description", "")
+
+
+def test_jwks_uri_client_gets_a_token_and_the_keys_are_fetched_once(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    assert key_server.hits == 1
+
+
+def test_another_worker_reuses_the_key_set_from_the_shared_cache(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    client_keys.reset()  # This worker forgets; the Django cache still has the set.
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    assert key_server.hits == 1
+
+
+def test_key_set_is_fetched_again_once_the_cache_lifetime_has_passed(
+    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_CACHE_SECONDS": 0}
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    assert key_server.hits == 2
+
+
+def test_key_rollover_is_picked_up_by_one_refetch(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey, key_b: ClientKey
+) -> None:
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    key_server.document = jwks_of(key_b)  # The client rolls over to a new key.
+
+    assert post_assertion(client, signed(key_b, uri_client)).status_code == 200
+    assert key_server.hits == 2
+    # The refreshed set is the one in use: the retired key is gone.
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), 'kid "key-a"')
+
+
+def test_unknown_kids_trigger_at_most_one_refetch(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
+    for n in range(5):
+        assertion = signed(key_a, uri_client, kid=f"junk-{n}")
+        assert_invalid_client(post_assertion(client, assertion), f'kid "junk-{n}"')
+    assert key_server.hits == 2
+
+
+def test_hanging_key_server_gives_invalid_client_within_the_timeout(
+    client: Any,
+    settings: Any,
+    make_client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.5}
+    key_server.mode = "hang"
+
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "timed out")
+    # The answer came while the key server was still holding the connection open.
+    assert key_server.in_flight == 1
+
+    # The worker is free: other clients are served at once.
+    application, secret = make_client("secret-client", scopes=["reports:read"])
+    response = form_post(
+        client,
+        "/oauth/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+    assert response.status_code == 200
+    assert key_server.in_flight == 1
+
+
+def test_trickling_key_server_is_cut_off_at_the_total_deadline(
+    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.5}
+    key_server.mode = "trickle"
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "timed out")
+    assert key_server.in_flight == 1
+    # The fetch thread hangs up too, while the server would go on trickling for 30 s.
+    for _ in range(100):
+        if key_server.in_flight == 0:
+            break
+        time.sleep(0.05)
+    assert key_server.in_flight == 0
+    assert not key_server.release.is_set()
+
+
+def test_failed_fetch_is_not_retried_at_once(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.mode = "error"
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "HTTP 500")
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "HTTP 500")
+    assert key_server.hits == 1
+
+
+@pytest.mark.parametrize("mode", ["huge", "huge_unannounced"])
+def test_oversized_key_set_is_refused(
+    mode: str, client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.mode = mode
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "larger than 65536 bytes")
+
+
+def test_redirect_is_not_followed(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.mode = "redirect"
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "redirect")
+    assert key_server.hits == 1
+
+
+def test_response_that_is_not_a_key_set_is_refused(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.mode = "not_json"
+    response = post_assertion(client, signed(key_a, uri_client))
+    assert_invalid_client(response, "not JSON")
+    assert "html" not in response.json()["error_description"]
+
+
+def test_key_set_without_usable_keys_is_refused(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.document = {"keys": [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]}
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "no usable public signing key")
+
+
+def test_unreachable_key_server_gives_invalid_client(
+    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    Application.objects.filter(pk=uri_client.pk).update(jwks_uri="http://127.0.0.1:9/jwks.json")
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "could not connect")
+
+
+# -- Insecure URIs, when JWKS_URI_ALLOW_INSECURE is False (the production default) -------------
+
+
+@pytest.fixture
+def secure_only(settings: Any) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": False}
+
+
+@pytest.mark.parametrize(
+    ("url", "mentions"),
+    [
+        ("http://keys.example.com/jwks.json", "https"),
+        ("https://10.1.2.3/jwks.json", "private"),
+        ("https://127.0.0.1:8443/jwks.json", "private"),
+        ("https://[::1]/jwks.json", "private"),
+        ("https://169.254.169.254/latest/", "private"),
+        ("https://localhost/jwks.json", "localhost"),
+    ],
+)
+def test_insecure_jwks_uri_is_refused_at_registration(
+    db: Any, secure_only: None, url: str, mentions: str
+) -> None:
+    with pytest.raises(clients.ClientError, match=mentions):
+        clients.create_client("c", auth_method="private_key_jwt", jwks_uri=url)
+
+
+def test_public_https_jwks_uri_is_accepted_at_registration(db: Any, secure_only: None) -> None:
+    application, _ = clients.create_client(
+        "c", auth_method="private_key_jwt", jwks_uri="https://keys.example.com/"
+    )
+    assert application.jwks_uri == "https://keys.example.com/"
+
+
+def test_insecure_jwks_uri_already_stored_is_refused_at_fetch_time(
+    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": False}
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "https")
+    assert key_server.hits == 0
+
+
+def test_host_name_resolving_to_a_private_address_is_refused_at_fetch_time(
+    client: Any, secure_only: None, make_client: Any, monkeypatch: Any, key_a: ClientKey
+) -> None:
+    # DNS rebinding: the name passed registration, but now resolves inside the network.
+    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["203.0.113.7", "10.0.0.5"])
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    application, _ = make_client(
+        "rebinding",
+        scopes=["reports:read"],
+        auth_method="private_key_jwt",
+        jwks_uri="https://keys.example.com/jwks",
+    )
+    assert_invalid_client(post_assertion(client, signed(key_a, application)), "private")
+
+
+def test_fetch_gives_up_when_name_resolution_fails(
+    client: Any, secure_only: None, make_client: Any, monkeypatch: Any, key_a: ClientKey
+) -> None:
+    def unresolvable(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(client_keys, "_resolve", unresolvable)
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    application, _ = make_client(
+        "no-dns",
+        scopes=["reports:read"],
+        auth_method="private_key_jwt",
+        jwks_uri="https://keys.example.com/jwks",
+    )
+    assert_invalid_client(post_assertion(client, signed(key_a, application)), "does not resolve")
+
+
+def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
+    client: Any, settings: Any, make_client: Any, monkeypatch: Any, key_a: ClientKey
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.3}
+    released = threading.Event()
+
+    def stuck(host: str, port: int) -> list[str]:
+        released.wait(10)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(client_keys, "_resolve", stuck)
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    application, _ = make_client(
+        "slow-dns",
+        scopes=["reports:read"],
+        auth_method="private_key_jwt",
+        jwks_uri="http://keys.example.com/",
+    )
+    try:
+        assert_invalid_client(post_assertion(client, signed(key_a, application)), "timed out")
+        assert not released.is_set()
+    finally:
+        released.set()
+        time.sleep(0.05)  # Let the pool thread finish before monkeypatch restores _resolve.
