@@ -469,7 +469,9 @@ def _get(target: _Target, address: str, deadline: float) -> dict:
     try:
         body = _read_body(response, deadline)
     finally:
-        response.release_conn()
+        # close(), not release_conn(): the response holds its own reference to the socket, so
+        # only closing it hangs up on a server we stopped reading from.
+        response.close()
         pool.close()
     try:
         document = json.loads(body)
