@@ -389,7 +389,7 @@ class Gunicorn:
                 raise SetupError(f"gunicorn exited with {self.proc.returncode}\n{self.log_tail()}")
             if len(self.worker_pids()) >= WORKERS:
                 try:
-                    resp = requests.get(url, timeout=2)
+                    resp = requests.get(url, timeout=2, allow_redirects=False)
                     if resp.status_code == 200:
                         return
                     last = f"HTTP {resp.status_code}: {resp.text[:300]}"
@@ -694,6 +694,9 @@ def fetch_token(base: str, spec: SiteSpec, client: Client) -> str:
         data={"grant_type": "client_credentials", "scope": SCOPE},
         auth=(client.client_id, client.client_secret),
         timeout=30,
+        # wrk counts only non-2xx/3xx as errors; refusing redirects here makes
+        # a redirecting endpoint (e.g. a missing slash) fail before the load.
+        allow_redirects=False,
     )
     if resp.status_code != 200:
         raise SetupError(f"{spec.name}: token request gave HTTP {resp.status_code}: {resp.text[:500]}")
@@ -701,7 +704,12 @@ def fetch_token(base: str, spec: SiteSpec, client: Client) -> str:
     if not token:
         raise SetupError(f"{spec.name}: token response has no access_token: {resp.text[:500]}")
     # Check the token works before spending time on load.
-    check = requests.get(base + spec.protected_path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    check = requests.get(
+        base + spec.protected_path,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        allow_redirects=False,
+    )
     if check.status_code != 200:
         raise SetupError(
             f"{spec.name}: protected view with a fresh token gave HTTP {check.status_code}: "
@@ -831,6 +839,7 @@ class Bench:
     def run_dot(self, server: Gunicorn, clients: dict[str, Client], tmp: Path, base: str) -> None:
         spec = DOT
         token = fetch_token(base, spec, clients["plain"])
+        fetch_token(base, spec, clients["hashed"])  # the hashed client must work too
         unauth = Target(base + spec.unauth_path)
         protected = Target(base + spec.protected_path, headers=(f"Authorization: Bearer {token}",))
         lua = {
