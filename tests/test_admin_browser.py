@@ -36,10 +36,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
+def reports_read(make_scope: Any) -> Any:
+    return make_scope("reports:read", default=True)
+
+
+@pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    # Playwright's sync API keeps an event loop running in this thread, and Django refuses ORM
-    # calls from such a thread. The test thread and the browser never touch the database at the
-    # same time, so that check is safe to lift here.
+    """A chromium page. Request it after every fixture that writes to the database.
+
+    While Playwright's sync API is active this thread runs an event loop, and an ORM call made
+    then gets a database connection of its own that nothing closes (PostgreSQL then cannot drop
+    the test database). So the test body only uses the browser and plain HTTP, and all database
+    work happens in fixtures set up before this one.
+    """
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -51,8 +60,7 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             browser.close()
 
 
-def test_operator_creates_a_client_and_its_secret_gets_a_token(live_server, admin_user, make_scope, page):
-    make_scope("reports:read", default=True)
+def test_operator_creates_a_client_and_its_secret_gets_a_token(live_server, admin_user, reports_read, page):
     base = live_server.url
 
     page.goto(f"{base}/admin/login/?next=/admin/")

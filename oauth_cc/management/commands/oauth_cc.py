@@ -174,7 +174,8 @@ class Command(BaseCommand):
         )
 
     def scope_list(self, *, as_json: bool, **_: Any) -> None:
-        scopes = Scope.objects.annotate(client_count=Count("applications"))
+        # Meta.ordering does not apply to GROUP BY queries: order explicitly.
+        scopes = Scope.objects.annotate(client_count=Count("applications")).order_by("name")
         rows = [
             {"name": s.name, "description": s.description, "default": s.is_default, "clients": s.client_count}
             for s in scopes
