@@ -466,3 +466,51 @@ def test_staff_without_permission_cannot_rotate_keys(client, django_user_model, 
 
     assert response.status_code == 403
     assert SigningKey.objects.get(state="current") == before
+
+
+def test_dot_screens_are_removed_whatever_the_app_order(tmp_path):
+    """With oauth_cc listed before oauth2_provider, DOT's admin still ends up unregistered."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "reordered_settings.py").write_text(
+        "from tests.settings import *  # noqa\n"
+        "INSTALLED_APPS = [a for a in INSTALLED_APPS if a != 'oauth2_provider']\n"
+        "INSTALLED_APPS.insert(INSTALLED_APPS.index('oauth_cc') + 1, 'oauth2_provider')\n"
+    )
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "from django.contrib import admin\n"
+        "apps = settings.INSTALLED_APPS\n"
+        "assert apps.index('oauth_cc') < apps.index('oauth2_provider'), apps\n"
+        "print(sorted(f'{m._meta.label}:{type(a).__module__}' for m, a in admin.site._registry.items()))\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+        env={"PYTHONPATH": f"{tmp_path}:{repo}", "DJANGO_SETTINGS_MODULE": "reordered_settings", "PATH": ""},
+    )
+
+    registered = result.stdout.strip()
+    assert "oauth_cc.Application:oauth_cc.admin" in registered
+    assert "oauth2_provider" not in registered
+
+
+def test_saving_a_secret_client_without_usable_secret_says_how_to_fix(admin_client, db):
+    public, _ = public_jwks()
+    application, _ = clients.create_client("signer", auth_method="private_key_jwt", jwks=public)
+
+    response = admin_client.post(
+        change_url(application), {**client_form(name="signer"), **inline_management(application)}, follow=True
+    )
+
+    application.refresh_from_db()
+    assert application.token_endpoint_auth_method == "client_secret_basic"
+    assert "has no usable secret" in response.content.decode()
+    assert "Rotate secret" in response.content.decode()
