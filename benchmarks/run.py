@@ -95,6 +95,8 @@ class WrkResult:
     other_cpu_pct: float | None = None
     # req/s of every round of this scenario; the row reports the best one.
     rounds_rps: list[float] = field(default_factory=list)
+    # wrk's own report, kept for the --json file (latency spread, Req/Sec).
+    wrk_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -442,7 +444,7 @@ _TIME = r"([\d.]+)(us|ms|s|m|h)"
 
 
 def parse_wrk(output: str, scenario: str, url: str) -> WrkResult:
-    res = WrkResult(scenario=scenario, url=url)
+    res = WrkResult(scenario=scenario, url=url, wrk_output=output)
     if m := re.search(r"^\s*(\d+) requests in " + _TIME, output, re.M):
         res.requests = int(m.group(1))
         res.seconds = float(m.group(2)) * _UNIT_MS[m.group(3)] / 1000
