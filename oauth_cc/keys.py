@@ -130,7 +130,7 @@ def rotate(algorithm: str | None = None) -> RotationResult:
             current.remove_after = now + keep_for
             current.save(update_fields=["state", "retired_at", "remove_after"])
         upcoming.state = "current"
-        upcoming.activated_at = now
+        upcoming.activated_at = timezone.now()
         upcoming.save(update_fields=["state", "activated_at"])
         new_next = _new_key_row("next", algorithm)
         new_next.save()

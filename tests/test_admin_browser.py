@@ -1,11 +1,13 @@
 """An operator in a real browser: log in, create an API client, copy the secret, get a token.
 
 Drives Debian's chromium (``apt-get install -y chromium``) through Playwright against the live
-test server; skipped when either is missing.
+test server; skipped when either is missing, unless OAUTH_CC_REQUIRE_BROWSER=1 (CI sets it
+after installing chromium), where a missing browser is a failure rather than a silent skip.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +28,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+if os.environ.get("OAUTH_CC_REQUIRE_BROWSER") == "1":
+    from playwright import sync_api
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)"
+else:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
