@@ -171,6 +171,7 @@ client_cache = ClientCache()
 
 def reset_all() -> None:
     """Forget every per-worker cache (settings changed, or a test wants a cold start)."""
+    from . import client_keys
     from .keys import key_store
     from .revocation import revocation_state
     from .verification import verified_tokens
@@ -179,3 +180,4 @@ def reset_all() -> None:
     key_store.reset()
     revocation_state.reset()
     verified_tokens.clear()
+    client_keys.reset()
