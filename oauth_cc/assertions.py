@@ -152,12 +152,13 @@ def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK
     if not keys:
         raise InvalidClient("This client has no public keys registered for private_key_jwt.")
     if kid is not None:
+        shown = kid if len(kid) <= 100 else kid[:100] + "…"
         named = [key for key in keys if key.get("kid") == kid]
         if not named:
-            raise InvalidClient(f'No key with kid "{kid}" is registered for this client.')
+            raise InvalidClient(f'No key with kid "{shown}" is registered for this client.')
         fitting = [key for key in named if _fits(key, alg)]
         if not fitting:
-            raise InvalidClient(f'Key "{kid}" is a {named[0].get("kty")} key and cannot verify {alg}.')
+            raise InvalidClient(f'Key "{shown}" is a {named[0].get("kty")} key and cannot verify {alg}.')
         return fitting
     fitting = [key for key in keys if _fits(key, alg)]
     if not fitting:

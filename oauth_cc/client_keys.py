@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 from django.core.cache import BaseCache, caches
-from django.core.signals import setting_changed
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 
@@ -551,17 +550,12 @@ def _cache_key(kind: str, url: str) -> str:
 
 
 def reset() -> None:
-    """Forget every cached client key set and fetch failure in this worker."""
+    """Forget every cached client key set and fetch failure in this worker.
+
+    Called by :func:`oauth_cc.state.reset_all`, hence also when the settings change.
+    """
     with _lock:
         _inline_cache.clear()
         _uri_cache.clear()
         _failures.clear()
         _last_kid_refetch.clear()
-
-
-def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("OAUTH_CC", "CACHES"):
-        reset()
-
-
-setting_changed.connect(_reset_on_settings_change)
