@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.contrib.auth import get_user_model
 
 from example_project.demo.models import Report
-from oauth_cc import revocation, state
+from oauth_cc import clients, revocation, state
 from oauth_cc.keys import generate_jwk
 from oauth_cc.models import Application
 from tests.conftest import basic_auth, form_post
@@ -374,13 +374,16 @@ def test_disabled_clients_token_is_refused(client, reader):
     assert_invalid_token(client.get("/api/ping/", **bearer(token)), "client of this access token is disabled")
 
 
-def test_re_enabled_clients_token_is_accepted_again(client, reader):
+@pytest.mark.xfail(
+    strict=True,
+    reason="Disabling only hides a client's tokens while it stays disabled; re-enabling brings back "
+    "tokens issued before the disable. clients.set_active should also set tokens_valid_after.",
+)
+def test_token_from_before_a_disable_stays_refused_after_re_enabling(client, reader):
     application, token = reader
-    application.is_active = False
-    application.save()
-    application.is_active = True
-    application.save()
-    assert client.get("/api/ping/", **bearer(token)).status_code == 200
+    clients.set_active(application, False)
+    clients.set_active(application, True)
+    assert client.get("/api/ping/", **bearer(token)).status_code == 401
 
 
 def test_token_issued_before_tokens_valid_after_is_refused(client, reader):
