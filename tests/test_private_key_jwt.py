@@ -6,6 +6,8 @@ assertion signed with PyJWT and must come back as a 401 ``invalid_client`` JSON 
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from typing import Any
 
@@ -13,7 +15,9 @@ import jwt as pyjwt
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from django.core.management import CommandError, call_command
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from jwt.algorithms import ECAlgorithm
 
 from oauth_cc.models import ClientSecret, Scope, UsedAssertion
 
@@ -340,3 +344,50 @@ def test_private_key_jwt_client_is_created_without_a_secret(make_jwt_client: Any
     application = make_jwt_client(keys["ES256"])
     assert not ClientSecret.objects.filter(application=application).exists()
     assert application.token_endpoint_auth_method == "private_key_jwt"
+
+
+def test_client_created_on_the_command_line_with_private_key_jwt_has_no_secret_and_signs_in(
+    db: Any, client: Any, tmp_path: Any, keys: Any
+) -> None:
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks_of(keys["RS256"])))
+    out = io.StringIO()
+    call_command(
+        "oauth_cc",
+        "client",
+        "create",
+        "cli-client",
+        "--scope",
+        "reports:read",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(jwks_file),
+        "--json",
+        stdout=out,
+    )
+    created = json.loads(out.getvalue())
+
+    assert created["client_secret"] is None
+    assert not ClientSecret.objects.filter(application__client_id=created["client_id"]).exists()
+    assertion = keys["RS256"].sign(assertion_claims(created["client_id"], ENDPOINT))
+    assert post_assertion(client, assertion).status_code == 200
+
+
+def test_command_line_refuses_a_jwks_with_a_private_key(db: Any, tmp_path: Any, keys: Any) -> None:
+    jwks_file = tmp_path / "jwks.json"
+    private = ECAlgorithm.to_jwk(keys["ES256"].private_key, as_dict=True)  # includes "d"
+    jwks_file.write_text(json.dumps({"keys": [{**private, "kid": "leaked"}]}))
+    with pytest.raises(CommandError, match=r"private key \(kid leaked\)"):
+        call_command(
+            "oauth_cc",
+            "client",
+            "create",
+            "careless",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            str(jwks_file),
+            stdout=io.StringIO(),
+        )
