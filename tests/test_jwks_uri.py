@@ -6,7 +6,9 @@ can be told to misbehave: hang, trickle, answer too much, redirect, or fail.
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 
 from oauth_cc import client_keys, clients
@@ -394,3 +400,98 @@ def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
     finally:
         released.set()
         time.sleep(0.05)  # Let the pool thread finish before monkeypatch restores _resolve.
+
+
+# -- https: the connection goes to the checked address, the certificate is checked for the name --
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: Any) -> tuple[str, str]:
+    """A self-signed certificate for keys.example.test, written as (cert.pem, key.pem)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keys.example.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("keys.example.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+class _QuietTLSServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # A refused handshake is the expected outcome of one test.
+
+
+@pytest.fixture
+def tls_key_server(tls_files: tuple[str, str], monkeypatch: Any, key_a: ClientKey) -> Iterator[KeyServer]:
+    state = KeyServer()
+    state.document = jwks_of(key_a)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls_files)
+    httpd = _QuietTLSServer(("127.0.0.1", 0), _Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    httpd.state = state  # type: ignore[attr-defined]
+    state.url = f"https://keys.example.test:{httpd.server_address[1]}/jwks.json"
+    # The name resolves to the test server; nothing else about the connection is faked.
+    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["127.0.0.1"])
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def tls_client(db: Any, tls_key_server: KeyServer) -> Application:
+    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
+    application, _ = clients.create_client(
+        "tls-client", scopes=["reports:read"], auth_method="private_key_jwt", jwks_uri=tls_key_server.url
+    )
+    return application
+
+
+def test_https_key_server_with_a_trusted_certificate_for_the_name_is_used(
+    client: Any, tls_files: tuple[str, str], monkeypatch: Any, tls_client: Application, key_a: ClientKey
+) -> None:
+    monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
+    assert post_assertion(client, signed(key_a, tls_client)).status_code == 200
+
+
+def test_https_key_server_with_an_untrusted_certificate_is_refused(
+    client: Any, tls_client: Application, tls_key_server: KeyServer, key_a: ClientKey
+) -> None:
+    assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
+    assert tls_key_server.hits == 0
+
+
+def test_https_certificate_for_another_name_is_refused(
+    client: Any,
+    tls_files: tuple[str, str],
+    monkeypatch: Any,
+    tls_client: Application,
+    tls_key_server: KeyServer,
+    key_a: ClientKey,
+) -> None:
+    monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
+    other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
+    Application.objects.filter(pk=tls_client.pk).update(jwks_uri=other_name)
+    assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
