@@ -17,85 +17,129 @@ from .conf import DEFAULTS, SIGNING_ALGORITHMS, oauth_cc_settings
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     errors: list[Any] = []
     if getattr(settings, "OAUTH2_PROVIDER_APPLICATION_MODEL", None) != "oauth_cc.Application":
-        errors.append(Error(
-            "oauth_cc's Application model is not swapped in for DOT's.",
-            hint='Set OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth_cc.Application" in your settings.',
-            id="oauth_cc.E001",
-        ))
-    for app, label in (("rest_framework", "Django REST framework"), ("oauth2_provider", "django-oauth-toolkit")):
+        errors.append(
+            Error(
+                "oauth_cc's Application model is not swapped in for DOT's.",
+                hint='Set OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth_cc.Application" in your settings.',
+                id="oauth_cc.E001",
+            )
+        )
+    for app, label in (
+        ("rest_framework", "Django REST framework"),
+        ("oauth2_provider", "django-oauth-toolkit"),
+    ):
         if not apps.is_installed(app):
-            errors.append(Error(
-                f"{label} is not in INSTALLED_APPS.",
-                hint=f'Add "{app}" to INSTALLED_APPS.',
-                id="oauth_cc.E002",
-            ))
+            errors.append(
+                Error(
+                    f"{label} is not in INSTALLED_APPS.",
+                    hint=f'Add "{app}" to INSTALLED_APPS.',
+                    id="oauth_cc.E002",
+                )
+            )
     user = getattr(settings, "OAUTH_CC", {})
     if not isinstance(user, dict):
         errors.append(Error("OAUTH_CC must be a dict.", id="oauth_cc.E003"))
         return errors
     unknown = sorted(set(user) - set(DEFAULTS))
     if unknown:
-        errors.append(Error(
-            f"Unknown OAUTH_CC setting(s): {', '.join(unknown)}.",
-            hint="Check the spelling against the settings listed in the README.",
-            id="oauth_cc.E004",
-        ))
+        errors.append(
+            Error(
+                f"Unknown OAUTH_CC setting(s): {', '.join(unknown)}.",
+                hint="Check the spelling against the settings listed in the README.",
+                id="oauth_cc.E004",
+            )
+        )
     issuer = user.get("ISSUER")
     parts = urlsplit(issuer) if isinstance(issuer, str) else None
-    if not parts or parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
-        errors.append(Error(
-            "OAUTH_CC['ISSUER'] must be the site's base URL, like \"https://auth.example.com\".",
-            hint="It becomes the iss claim of every token and must not change once tokens are issued.",
-            id="oauth_cc.E005",
-        ))
+    if (
+        not parts
+        or parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        errors.append(
+            Error(
+                "OAUTH_CC['ISSUER'] must be the site's base URL, like \"https://auth.example.com\".",
+                hint="It becomes the iss claim of every token and must not change once tokens are issued.",
+                id="oauth_cc.E005",
+            )
+        )
     elif parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        errors.append(Warning(
-            "OAUTH_CC['ISSUER'] uses http:// for a host that is not local.",
-            hint="Serve the token endpoint over https (RFC 6749 §3.2 requires TLS).",
-            id="oauth_cc.W001",
-        ))
+        errors.append(
+            Warning(
+                "OAUTH_CC['ISSUER'] uses http:// for a host that is not local.",
+                hint="Serve the token endpoint over https (RFC 6749 §3.2 requires TLS).",
+                id="oauth_cc.W001",
+            )
+        )
     if user.get("SIGNING_ALGORITHM", DEFAULTS["SIGNING_ALGORITHM"]) not in SIGNING_ALGORITHMS:
-        errors.append(Error(
-            f"OAUTH_CC['SIGNING_ALGORITHM'] must be one of {', '.join(SIGNING_ALGORITHMS)}.",
-            id="oauth_cc.E006",
-        ))
-    for name in ("ACCESS_TOKEN_LIFETIME", "STATE_REFRESH_SECONDS", "VERIFIED_TOKEN_CACHE_SIZE",
-                 "CLIENT_CACHE_SIZE", "SECRET_ROTATION_GRACE", "ASSERTION_MAX_LIFETIME", "JWKS_URI_TIMEOUT"):
+        errors.append(
+            Error(
+                f"OAUTH_CC['SIGNING_ALGORITHM'] must be one of {', '.join(SIGNING_ALGORITHMS)}.",
+                id="oauth_cc.E006",
+            )
+        )
+    for name in (
+        "ACCESS_TOKEN_LIFETIME",
+        "STATE_REFRESH_SECONDS",
+        "VERIFIED_TOKEN_CACHE_SIZE",
+        "CLIENT_CACHE_SIZE",
+        "SECRET_ROTATION_GRACE",
+        "ASSERTION_MAX_LIFETIME",
+        "JWKS_URI_TIMEOUT",
+    ):
         value = user.get(name, DEFAULTS[name])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             errors.append(Error(f"OAUTH_CC['{name}'] must be a positive number.", id="oauth_cc.E007"))
-    if user.get("ACCESS_TOKEN_LIFETIME", 0) and isinstance(user.get("ACCESS_TOKEN_LIFETIME"), int) \
-            and user["ACCESS_TOKEN_LIFETIME"] > 24 * 3600:
-        errors.append(Warning(
-            "OAUTH_CC['ACCESS_TOKEN_LIFETIME'] is longer than a day.",
-            hint="Access tokens are bearer credentials; keep them short-lived (an hour is the default).",
-            id="oauth_cc.W002",
-        ))
+    if (
+        user.get("ACCESS_TOKEN_LIFETIME", 0)
+        and isinstance(user.get("ACCESS_TOKEN_LIFETIME"), int)
+        and user["ACCESS_TOKEN_LIFETIME"] > 24 * 3600
+    ):
+        errors.append(
+            Warning(
+                "OAUTH_CC['ACCESS_TOKEN_LIFETIME'] is longer than a day.",
+                hint="Access tokens are bearer credentials; keep them short-lived (an hour is the default).",
+                id="oauth_cc.W002",
+            )
+        )
     try:
         _ = oauth_cc_settings.CLAIMS_HOOK
     except (ImportError, ImproperlyConfigured) as exc:
-        errors.append(Error(
-            f"OAUTH_CC['CLAIMS_HOOK'] cannot be imported: {exc}.",
-            hint="Give the dotted path of a function, like \"myproject.tokens.claims\".",
-            id="oauth_cc.E008",
-        ))
+        errors.append(
+            Error(
+                f"OAUTH_CC['CLAIMS_HOOK'] cannot be imported: {exc}.",
+                hint='Give the dotted path of a function, like "myproject.tokens.claims".',
+                id="oauth_cc.E008",
+            )
+        )
     alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
     if alias not in getattr(settings, "CACHES", {"default": {}}):
-        errors.append(Error(
-            f"OAUTH_CC['CACHE_ALIAS'] names the cache {alias!r}, which is not in CACHES.",
-            id="oauth_cc.E009",
-        ))
+        errors.append(
+            Error(
+                f"OAUTH_CC['CACHE_ALIAS'] names the cache {alias!r}, which is not in CACHES.",
+                id="oauth_cc.E009",
+            )
+        )
     dot = getattr(settings, "OAUTH2_PROVIDER", {}) or {}
     if dot.get("SCOPES_BACKEND_CLASS") not in ("oauth_cc.scopes.DatabaseScopes",):
-        errors.append(Warning(
-            "DOT's scopes backend is not oauth_cc's, so DOT views would see other scopes than oauth_cc.",
-            hint='Set OAUTH2_PROVIDER = {"SCOPES_BACKEND_CLASS": "oauth_cc.scopes.DatabaseScopes"}.',
-            id="oauth_cc.W003",
-        ))
+        errors.append(
+            Warning(
+                "DOT's scopes backend is not oauth_cc's, so DOT views would see other scopes than oauth_cc.",
+                hint='Set OAUTH2_PROVIDER = {"SCOPES_BACKEND_CLASS": "oauth_cc.scopes.DatabaseScopes"}.',
+                id="oauth_cc.W003",
+            )
+        )
     if user.get("JWKS_URI_ALLOW_INSECURE") and not settings.DEBUG:
-        errors.append(Warning(
-            "OAUTH_CC['JWKS_URI_ALLOW_INSECURE'] is on outside DEBUG.",
-            hint="It lets clients register http:// and private-address key URLs; turn it off in production.",
-            id="oauth_cc.W004",
-        ))
+        errors.append(
+            Warning(
+                "OAUTH_CC['JWKS_URI_ALLOW_INSECURE'] is on outside DEBUG.",
+                hint=(
+                    "It lets clients register http:// and private-address key URLs; "
+                    "turn it off in production."
+                ),
+                id="oauth_cc.W004",
+            )
+        )
     return errors

@@ -47,7 +47,9 @@ def _parse_basic(header: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(header.encode("ascii"), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True) from exc
+        raise InvalidClient(
+            "The Authorization header is not valid HTTP Basic credentials.", basic=True
+        ) from exc
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:
         raise InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True)
@@ -62,13 +64,19 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "basic":
-            raise InvalidClient("Authenticate with HTTP Basic or the methods in the server metadata.", basic=True)
+            raise InvalidClient(
+                "Authenticate with HTTP Basic or the methods in the server metadata.", basic=True
+            )
         client_id, secret = _parse_basic(value.strip())
-        methods.append(PresentedCredentials(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, client_id, secret=secret))
+        methods.append(
+            PresentedCredentials(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, client_id, secret=secret)
+        )
     if "client_secret" in params:
         methods.append(
             PresentedCredentials(
-                TokenEndpointAuthMethod.CLIENT_SECRET_POST, params.get("client_id", ""), secret=params["client_secret"]
+                TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+                params.get("client_id", ""),
+                secret=params["client_secret"],
             )
         )
     if "client_assertion" in params or "client_assertion_type" in params:
@@ -80,7 +88,9 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
         from .assertions import unverified_client_id
 
         client_id = params.get("client_id") or unverified_client_id(assertion)
-        methods.append(PresentedCredentials(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, client_id, assertion=assertion))
+        methods.append(
+            PresentedCredentials(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, client_id, assertion=assertion)
+        )
     if not methods:
         raise InvalidClient("Client authentication is required.", basic=True)
     if len(methods) > 1:

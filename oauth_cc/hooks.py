@@ -50,5 +50,7 @@ def extra_claims(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, A
     try:
         json.dumps(dict(added))
     except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured("OAUTH_CC['CLAIMS_HOOK'] returned claims that are not JSON-serialisable.") from exc
+        raise ImproperlyConfigured(
+            "OAUTH_CC['CLAIMS_HOOK'] returned claims that are not JSON-serialisable."
+        ) from exc
     return dict(added)

@@ -64,7 +64,9 @@ def revoke(request: HttpRequest) -> None:
     client = authenticate_client(request, params, endpoint="revoke")
     token = _token_param(params)
     try:
-        claims = tokens.verify(token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time())
+        claims = tokens.verify(
+            token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time()
+        )
     except tokens.InvalidToken:
         return
     if claims["client_id"] != client.client_id:

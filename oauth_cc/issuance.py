@@ -120,11 +120,20 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
 
     logging.getLogger(oauth_cc_settings.ISSUANCE_LOGGER).info(
         "issued token jti=%s client_id=%s scope=%r aud=%s exp=%s",
-        claims["jti"], client.client_id, claims["scope"], audience, claims["exp"],
+        claims["jti"],
+        client.client_id,
+        claims["scope"],
+        audience,
+        claims["exp"],
     )
     token_issued.send(
-        sender=Application, client_id=client.client_id, jti=claims["jti"], scopes=scopes,
-        audience=audience, expires_at=claims["exp"], request=request,
+        sender=Application,
+        client_id=client.client_id,
+        jti=claims["jti"],
+        scopes=scopes,
+        audience=audience,
+        expires_at=claims["exp"],
+        request=request,
     )
     return {
         "access_token": access_token,

@@ -49,7 +49,9 @@ def generate_jwk(algorithm: str) -> jwk.JWK:
     elif algorithm == "EdDSA":
         key = jwk.JWK.generate(kty="OKP", crv="Ed25519", kid=kid, alg="EdDSA", use="sig")
     else:
-        raise ValueError(f"Unsupported signing algorithm {algorithm!r}; use one of {', '.join(SIGNING_ALGORITHMS)}.")
+        raise ValueError(
+            f"Unsupported signing algorithm {algorithm!r}; use one of {', '.join(SIGNING_ALGORITHMS)}."
+        )
     return key
 
 
@@ -138,7 +140,9 @@ def rotate(algorithm: str | None = None) -> RotationResult:
     publish_public_keys()
     logger.info(
         "Rotated signing keys: current %s, next %s, retired %s",
-        upcoming.kid, new_next.kid, current.kid if current else "-",
+        upcoming.kid,
+        new_next.kid,
+        current.kid if current else "-",
     )
     return RotationResult(
         retired_kid=current.kid if current else None,
@@ -230,7 +234,10 @@ class KeyStore:
     def signer(self) -> Signer:
         """The :class:`Signer` of the current key; one query per refresh interval to follow rotations."""
         signer = self._signer
-        if signer is None or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
+        if (
+            signer is None
+            or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS
+        ):
             row = ensure_current_key()
             if signer is None or signer.kid != row.kid:
                 signer = self._signer = Signer(row.kid, row.algorithm, jwk.JWK.from_json(row.private_jwk))

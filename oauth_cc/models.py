@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
@@ -28,7 +29,10 @@ class Scope(models.Model):
     """A permission a client may be granted, named per RFC 6749 §3.3."""
 
     name = models.CharField(
-        _("name"), max_length=100, unique=True, validators=[scope_name_validator],
+        _("name"),
+        max_length=100,
+        unique=True,
+        validators=[scope_name_validator],
         help_text=_('For example "reports:read". No spaces, quotes or backslashes.'),
     )
     description = models.CharField(_("description"), max_length=255, blank=True)
@@ -54,7 +58,10 @@ class TokenEndpointAuthMethod(models.TextChoices):
     PRIVATE_KEY_JWT = "private_key_jwt", _("private_key_jwt (signed JWT assertion, RFC 7523)")
 
 
-SECRET_AUTH_METHODS = (TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, TokenEndpointAuthMethod.CLIENT_SECRET_POST)
+SECRET_AUTH_METHODS = (
+    TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+)
 
 
 def _no_secret() -> str:
@@ -89,55 +96,77 @@ class Application(AbstractApplication):
     client_secret = models.CharField(max_length=255, blank=True, default=_no_secret, editable=False)
     hash_client_secret = models.BooleanField(default=False, editable=False)
     client_type = models.CharField(
-        max_length=32, choices=AbstractApplication.CLIENT_TYPES,
-        default=AbstractApplication.CLIENT_CONFIDENTIAL, editable=False,
+        max_length=32,
+        choices=AbstractApplication.CLIENT_TYPES,
+        default=AbstractApplication.CLIENT_CONFIDENTIAL,
+        editable=False,
     )
     authorization_grant_type = models.CharField(
-        max_length=44, choices=AbstractApplication.GRANT_TYPES,
-        default=AbstractApplication.GRANT_CLIENT_CREDENTIALS, editable=False,
+        max_length=44,
+        choices=AbstractApplication.GRANT_TYPES,
+        default=AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+        editable=False,
     )
 
     is_active = models.BooleanField(
-        _("active"), default=True,
+        _("active"),
+        default=True,
         help_text=_("A disabled client cannot get tokens, and the tokens it holds are refused."),
     )
     scopes = models.ManyToManyField(
         Scope, blank=True, related_name="applications", verbose_name=_("allowed scopes")
     )
     access_token_lifetime = models.PositiveIntegerField(
-        _("access-token lifetime (seconds)"), null=True, blank=True,
+        _("access-token lifetime (seconds)"),
+        null=True,
+        blank=True,
         help_text=_("Leave empty for the site default."),
     )
     audiences = models.JSONField(
-        _("allowed audiences"), default=list, blank=True,
+        _("allowed audiences"),
+        default=list,
+        blank=True,
         help_text=_(
             "Resource identifiers (RFC 8707) this client may request tokens for. "
             "Empty means only this site's own identifier."
         ),
     )
     description = models.TextField(
-        _("description / owner contact"), blank=True,
+        _("description / owner contact"),
+        blank=True,
         help_text=_("Who owns this client and how to reach them."),
     )
     can_introspect = models.BooleanField(
-        _("may introspect tokens"), default=False,
+        _("may introspect tokens"),
+        default=False,
         help_text=_("Allow this client to call the RFC 7662 introspection endpoint."),
     )
     tokens_valid_after = models.DateTimeField(
-        _("tokens issued before this are invalid"), null=True, blank=True,
+        _("tokens issued before this are invalid"),
+        null=True,
+        blank=True,
     )
     token_endpoint_auth_method = models.CharField(
-        _("token endpoint auth method"), max_length=32,
-        choices=TokenEndpointAuthMethod.choices, default=TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+        _("token endpoint auth method"),
+        max_length=32,
+        choices=TokenEndpointAuthMethod.choices,
+        default=TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     )
     jwks = models.JSONField(
-        _("public keys (JWKS)"), null=True, blank=True,
-        help_text=_('For private_key_jwt: a JWKS document {"keys": [...]} of public keys, each with a "kid".'),
+        _("public keys (JWKS)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            'For private_key_jwt: a JWKS document {"keys": [...]} of public keys, each with a "kid".'
+        ),
     )
     # A CharField with a URL validator rather than URLField: URLField's form field guesses a
     # scheme for bare hosts (and warns about that guess changing across Django versions).
     jwks_uri = models.CharField(
-        _("JWKS URI"), blank=True, max_length=500, validators=[URLValidator(schemes=["https", "http"])],
+        _("JWKS URI"),
+        blank=True,
+        max_length=500,
+        validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
@@ -160,7 +189,9 @@ class Application(AbstractApplication):
         errors: dict[str, str] = {}
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
             if bool(self.jwks) == bool(self.jwks_uri):
-                errors["jwks"] = _("A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI.")
+                errors["jwks"] = _(
+                    "A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI."
+                )
             elif self.jwks:
                 from .client_keys import validate_public_jwks
 
@@ -176,9 +207,13 @@ class Application(AbstractApplication):
                 except ValueError as exc:
                     errors["jwks_uri"] = str(exc)
         elif self.jwks or self.jwks_uri:
-            errors["jwks"] = _("Public keys are only used by private_key_jwt clients; clear them or change the method.")
+            errors["jwks"] = _(
+                "Public keys are only used by private_key_jwt clients; clear them or change the method."
+            )
         if not isinstance(self.audiences, list) or not all(isinstance(a, str) and a for a in self.audiences):
-            errors["audiences"] = _('Enter a JSON list of resource identifiers, e.g. ["https://api.example.com"].')
+            errors["audiences"] = _(
+                'Enter a JSON list of resource identifiers, e.g. ["https://api.example.com"].'
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -187,11 +222,15 @@ class ClientSecret(models.Model):
     """One secret of a client. Only a SHA-256 hash is stored; see :mod:`oauth_cc.secrets`."""
 
     application = models.ForeignKey(
-        "oauth_cc.Application", on_delete=models.CASCADE, related_name="secrets",
+        "oauth_cc.Application",
+        on_delete=models.CASCADE,
+        related_name="secrets",
     )
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(
-        _("prefix"), max_length=16, editable=False,
+        _("prefix"),
+        max_length=16,
+        editable=False,
         help_text=_("The first characters of the secret, to recognise it by."),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
@@ -245,7 +284,9 @@ class SigningKey(models.Model):
         ordering = ["-created"]
         constraints = [
             # Exactly one key signs at a time; two workers creating the first key race on this.
-            models.UniqueConstraint(fields=["state"], condition=models.Q(state="current"), name="oauth_cc_one_current_key")
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="current"), name="oauth_cc_one_current_key"
+            )
         ]
         verbose_name = _("signing key")
         verbose_name_plural = _("signing keys")
@@ -279,3 +320,6 @@ class UsedAssertion(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client_id", "jti"], name="oauth_cc_assertion_once")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.jti}"

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.core.cache import caches
 from django.db import IntegrityError, transaction
@@ -61,7 +62,9 @@ def load_snapshot() -> Snapshot:
     jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
     disabled: set[str] = set()
     valid_after: dict[str, float] = {}
-    rows = Application.objects.filter(is_active=False) | Application.objects.filter(tokens_valid_after__isnull=False)
+    rows = Application.objects.filter(is_active=False) | Application.objects.filter(
+        tokens_valid_after__isnull=False
+    )
     for client_id, is_active, cutoff in rows.values_list("client_id", "is_active", "tokens_valid_after"):
         if not is_active:
             disabled.add(client_id)
@@ -73,7 +76,9 @@ def load_snapshot() -> Snapshot:
 def publish() -> Snapshot:
     """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
     snapshot = load_snapshot()
-    caches[oauth_cc_settings.CACHE_ALIAS].set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+    caches[oauth_cc_settings.CACHE_ALIAS].set(
+        CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS
+    )
     revocation_state.set(snapshot)
     return snapshot
 

@@ -17,13 +17,17 @@ class DatabaseScopes(BaseScopes):
 
         return dict(Scope.objects.values_list("name", "description"))
 
-    def get_available_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
+    def get_available_scopes(
+        self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
         from .models import Scope
 
         queryset = Scope.objects.all() if application is None else application.scopes.all()
         return list(queryset.values_list("name", flat=True))
 
-    def get_default_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
+    def get_default_scopes(
+        self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
         from .models import Scope
 
         queryset = Scope.objects.all() if application is None else application.scopes.all()

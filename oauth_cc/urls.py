@@ -1,6 +1,6 @@
 """URLs. Include at the site root so the ``.well-known`` documents land where RFC 8414 wants them::
 
-    path("", include("oauth_cc.urls")),
+path("", include("oauth_cc.urls")),
 """
 
 from django.urls import path

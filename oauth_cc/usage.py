@@ -1,4 +1,4 @@
-""""Last used" bookkeeping for clients and secrets, without a write per token request.
+""" "Last used" bookkeeping for clients and secrets, without a write per token request.
 
 Each worker remembers when it last wrote for a client; past ``LAST_USED_WRITE_INTERVAL`` it
 claims the write in the shared cache with an atomic ``add`` (so with a shared cache only one

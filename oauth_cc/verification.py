@@ -102,7 +102,11 @@ def check_access_token(token: str) -> AccessToken:
     info = verified_tokens.get(token)
     if info is None:
         claims = verify(
-            token, issuer=settings.issuer, audience=settings.resource_identifier, leeway=settings.LEEWAY, now=now
+            token,
+            issuer=settings.issuer,
+            audience=settings.resource_identifier,
+            leeway=settings.LEEWAY,
+            now=now,
         )
         info = AccessToken.from_claims(claims)
         verified_tokens.put(token, info)

@@ -32,7 +32,9 @@ def _json(data: dict[str, Any], status: int = 200, **headers: str) -> HttpRespon
     return response
 
 
-def oauth_endpoint(*methods: str) -> Callable[[Callable[[HttpRequest], HttpResponse]], Callable[..., HttpResponse]]:
+def oauth_endpoint(
+    *methods: str,
+) -> Callable[[Callable[[HttpRequest], HttpResponse]], Callable[..., HttpResponse]]:
     """Allow ``methods`` only, and turn every error into an RFC 6749 §5.2 JSON answer."""
 
     def decorator(view: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:
@@ -48,8 +50,12 @@ def oauth_endpoint(*methods: str) -> Callable[[Callable[[HttpRequest], HttpRespo
             except Exception:
                 logger.exception("Unexpected error in %s", view.__name__)
                 return _json(
-                    {"error": "server_error", "error_description": "The server could not handle the request."},
-                    status=500, Cache_Control="no-store",
+                    {
+                        "error": "server_error",
+                        "error_description": "The server could not handle the request.",
+                    },
+                    status=500,
+                    Cache_Control="no-store",
                 )
 
         return wrapper
@@ -91,7 +97,10 @@ def jwks(request: HttpRequest) -> HttpResponse:
 def server_metadata(request: HttpRequest) -> HttpResponse:
     """RFC 8414 authorization server metadata."""
     issuer = oauth_cc_settings.issuer
-    secret_methods = [TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value, TokenEndpointAuthMethod.CLIENT_SECRET_POST.value]
+    secret_methods = [
+        TokenEndpointAuthMethod.CLIENT_SECRET_BASIC.value,
+        TokenEndpointAuthMethod.CLIENT_SECRET_POST.value,
+    ]
     all_methods = [*secret_methods, TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value]
     algs = list(ASSERTION_SIGNING_ALGORITHMS)
     data = {
@@ -111,4 +120,6 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "revocation_endpoint_auth_methods_supported": all_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
     }
-    return JsonResponse(data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
+    return JsonResponse(
+        data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"}
+    )

@@ -33,7 +33,10 @@ def make_scope(db: Any) -> Callable[..., Scope]:
 
 @pytest.fixture
 def make_client(db: Any) -> Callable[..., tuple[Application, str]]:
-    """``make_client("name", scopes=[...], **kwargs) -> (application, secret)``; scopes are created if missing."""
+    """``make_client("name", scopes=[...], **kwargs) -> (application, secret)``.
+
+    Missing scopes are created first.
+    """
 
     def make(name: str = "client", *, scopes: list[str] = (), **kwargs: Any) -> tuple[Application, str]:
         for scope in scopes:
@@ -59,7 +62,9 @@ def token_for(client: Any) -> Callable[..., dict[str, Any]]:
 
     def get(application: Application, secret: str, **params: str) -> dict[str, Any]:
         response = form_post(
-            client, "/oauth/token/", {"grant_type": "client_credentials", **params},
+            client,
+            "/oauth/token/",
+            {"grant_type": "client_credentials", **params},
             HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
         )
         assert response.status_code == 200, response.content

@@ -5,13 +5,11 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-use-0123456789")
 
-from example_project.settings import *  # noqa: E402,F403
+import dj_database_url
 
-import dj_database_url  # noqa: E402
+from example_project.settings import *  # noqa: F403
 
-DATABASES = {
-    "default": dj_database_url.parse(os.environ.get("DATABASE_URL") or "sqlite:///:memory:")
-}
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or "sqlite:///:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": None}
 

@@ -50,7 +50,8 @@ def required_scopes_for(view: Any, method: str) -> list[str]:
         if by_method is not None:
             raise exceptions.MethodNotAllowed(method)
         raise ImproperlyConfigured(
-            f"{type(view).__name__} uses HasScope but sets neither required_scopes nor required_scopes_by_method."
+            f"{type(view).__name__} uses HasScope but sets neither required_scopes "
+            "nor required_scopes_by_method."
         )
     return list(scopes)
 
