@@ -248,20 +248,23 @@ _lock = threading.Lock()
 _uri_cache: dict[str, KeySet] = {}
 _failures: dict[str, tuple[float, str]] = {}
 _last_kid_refetch: dict[str, float] = {}
-_inflight: dict[str, Future[KeySet]] = {}
+_inflight: dict[str, Future[dict]] = {}
 _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
 
 
 def _uri_keys(url: str, kid: str | None) -> KeySet:
+    """This worker's copy, else the shared cache's, else a fetch; then the rollover re-fetch."""
     now = time.time()
     ttl = float(oauth_cc_settings.JWKS_URI_CACHE_SECONDS)
     entry = _uri_cache.get(url)
+    fetched_now = False
     if entry is None or now - entry.fetched_at >= ttl:
         entry = _shared_get(url)
         if entry is None or now - entry.fetched_at >= ttl:
             entry = _refresh(url)
-    if kid is not None and kid not in entry.kids:
+            fetched_now = True
+    if kid is not None and kid not in entry.kids and not fetched_now:
         # Another worker may already have fetched the rolled-over set.
         shared = _shared_get(url)
         if shared is not None and kid in shared.kids:

@@ -212,6 +212,14 @@ def test_unknown_kids_trigger_at_most_one_refetch(
     assert key_server.hits == 2
 
 
+def test_unknown_kid_on_an_expired_cache_costs_one_fetch_not_two(
+    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_CACHE_SECONDS": 0}
+    assert_invalid_client(post_assertion(client, signed(key_a, uri_client, kid="junk")), 'kid "junk"')
+    assert key_server.hits == 1
+
+
 def test_hanging_key_server_gives_invalid_client_within_the_timeout(
     client: Any,
     settings: Any,
