@@ -282,7 +282,11 @@ def _claim_kid_refetch(url: str) -> bool:
             return False
         _last_kid_refetch[url] = now
     # cache.add is atomic: with a shared cache one worker site-wide wins the re-fetch.
-    return bool(_cache().add(_cache_key("refetch", url), 1, timeout=int(interval) or 1))
+    try:
+        return bool(_cache().add(_cache_key("refetch", url), 1, timeout=int(interval) or 1))
+    except Exception:
+        logger.warning("Cache unavailable; rate-limiting JWKS re-fetches per worker only", exc_info=True)
+        return True
 
 
 def _refresh(url: str) -> KeySet:
@@ -309,11 +313,15 @@ def _refresh(url: str) -> KeySet:
         if len(_uri_cache) >= MAX_CACHED_SETS:
             _uri_cache.clear()
         _uri_cache[url] = entry
-    _cache().set(
-        _cache_key("set", url),
-        {"fetched_at": entry.fetched_at, "document": document},
-        timeout=max(1, int(oauth_cc_settings.JWKS_URI_CACHE_SECONDS)),
-    )
+    try:
+        _cache().set(
+            _cache_key("set", url),
+            {"fetched_at": entry.fetched_at, "document": document},
+            timeout=max(1, int(oauth_cc_settings.JWKS_URI_CACHE_SECONDS)),
+        )
+    except Exception:
+        # Sharing with other workers is an optimisation; this worker has the keys.
+        logger.warning("Could not share a fetched client JWKS through the cache", exc_info=True)
     return entry
 
 
@@ -322,9 +330,11 @@ def _run_with_deadline(url: str, timeout: float) -> dict:
 
     The HTTP library's timeouts apply per socket operation, and name resolution has none, so
     a server that trickles bytes or a stalled DNS lookup could hold the calling worker far
-    longer. Waiting on a future bounds the whole fetch; the pool thread itself gives up
-    soon after, because each of its reads is bounded by the same deadline. Concurrent
-    requests for the same URL share one fetch.
+    longer. Waiting on a future bounds the whole fetch for the caller. The pool thread stops
+    at the deadline too while reading the body; a server trickling its *headers* can keep a
+    pool thread (never a request) busy longer, one socket timeout per byte, which is why the
+    pool is small and a failed URL is not retried for :data:`FAILURE_RETRY_AFTER` seconds.
+    Concurrent requests for the same URL share one fetch.
     """
     global _executor, _executor_pid
     deadline = time.monotonic() + timeout
@@ -532,7 +542,11 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
 
 def _shared_get(url: str) -> KeySet | None:
     """The key set another worker fetched, from the Django cache, parsed and kept locally."""
-    cached = _cache().get(_cache_key("set", url))
+    try:
+        cached = _cache().get(_cache_key("set", url))
+    except Exception:
+        logger.warning("Could not read a shared client JWKS from the cache", exc_info=True)
+        return None
     if not isinstance(cached, dict):
         return None
     local = _uri_cache.get(url)
