@@ -175,9 +175,17 @@ def revoke_secret(application: Application, secret_ref: str) -> ClientSecret:
 
 
 def set_active(application: Application, active: bool) -> Application:
-    """Enable or disable a client. Disabling also refuses the tokens it holds."""
+    """Enable or disable a client.
+
+    Disabling refuses the tokens it holds at once, and for good: it also sets
+    ``tokens_valid_after``, so enabling the client again does not bring those tokens back.
+    """
     application.is_active = active
-    application.save(update_fields=["is_active", "updated"])
+    fields = ["is_active", "updated"]
+    if not active:
+        application.tokens_valid_after = timezone.now()
+        fields.append("tokens_valid_after")
+    application.save(update_fields=fields)
     revocation.publish()
     return application
 

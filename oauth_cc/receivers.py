@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from . import revocation
 from .models import Application, ClientSecret, Scope
 from .state import client_cache
+
+
+@receiver(pre_save, sender=Application)
+def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: Any) -> None:
+    """A client switched off (admin form, code) loses its tokens for good, as with set_active."""
+    if instance.is_active or instance.pk is None:
+        return
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and "tokens_valid_after" not in update_fields:
+        return  # A partial save that could not store the cut-off; set_active() passes it.
+    if Application.objects.filter(pk=instance.pk, is_active=True).exists():
+        instance.tokens_valid_after = timezone.now()
 
 
 @receiver(post_save, sender=Application)

@@ -514,3 +514,18 @@ def test_saving_a_secret_client_without_usable_secret_says_how_to_fix(admin_clie
     assert application.token_endpoint_auth_method == "client_secret_basic"
     assert "has no usable secret" in response.content.decode()
     assert "Rotate secret" in response.content.decode()
+
+
+def test_unticking_active_in_the_admin_form_invalidates_tokens_for_good(make_client, token_for, client):
+    """Disabling through a plain save (the admin change form) keeps old tokens dead after re-enabling."""
+    application, secret = make_client("form-disabled", scopes=["reports:read"])
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+
+    application.is_active = False
+    application.save()
+    application.is_active = True
+    application.save()
+
+    response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+    assert "invalidated" in response.json()["detail"]
