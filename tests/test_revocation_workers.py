@@ -26,7 +26,9 @@ from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import override_settings
 
-from oauth_cc import keys, revocation
+# Import every module that binds a per-worker singleton by name before any worker patches
+# it; a module first imported while a worker runs would keep that worker's object for good.
+from oauth_cc import client_auth, keys, receivers, revocation, tokens, usage, verification  # noqa: F401
 from oauth_cc.keys import KeyStore
 from oauth_cc.revocation import CACHE_KEY, RevocationState
 from oauth_cc.state import ClientCache
