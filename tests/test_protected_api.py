@@ -374,11 +374,6 @@ def test_disabled_clients_token_is_refused(client, reader):
     assert_invalid_token(client.get("/api/ping/", **bearer(token)), "client of this access token is disabled")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Disabling only hides a client's tokens while it stays disabled; re-enabling brings back "
-    "tokens issued before the disable. clients.set_active should also set tokens_valid_after.",
-)
 def test_token_from_before_a_disable_stays_refused_after_re_enabling(client, reader):
     application, token = reader
     clients.set_active(application, False)
