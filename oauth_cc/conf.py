@@ -7,6 +7,7 @@ so no module reads settings at import time.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -92,6 +93,15 @@ class OAuthCCSettings:
         if "_resource" not in self._cached:
             self._cached["_resource"] = str(self.RESOURCE_IDENTIFIER or self.issuer)
         return self._cached["_resource"]
+
+    @property
+    def shared_state_timeout(self) -> int:
+        """Lifetime of shared-cache entries: the refresh interval in whole seconds, at least 1.
+
+        Some cache backends (Redis) truncate timeouts to integers, and a timeout of 0 means
+        "delete now", so a sub-second interval would otherwise defeat the shared cache.
+        """
+        return max(1, math.ceil(float(self.STATE_REFRESH_SECONDS)))
 
     def reload(self) -> None:
         self._cached.clear()

@@ -10,6 +10,7 @@ per-worker cache, and the token is not stored (see :mod:`oauth_cc.revocation` fo
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -86,6 +87,20 @@ def resolve_audience(client: ClientRecord, resource: str | None) -> str:
     return resource
 
 
+def issued_at(client: ClientRecord) -> int:
+    """``iat`` for a new token: now in whole seconds, but never before the client's cut-off.
+
+    ``tokens_valid_after`` is sub-second and ``iat`` is not; a token issued in the same second
+    as, but after, a cut-off would otherwise be born invalid. Dating it from the next whole
+    second keeps it valid; it is at most one second ahead, well inside the verifiers' leeway.
+    """
+    now = int(time.time())
+    cutoff = client.tokens_valid_after
+    if cutoff is not None and now < cutoff:
+        return math.ceil(cutoff)
+    return now
+
+
 def issue_token(request: HttpRequest) -> dict[str, Any]:
     """Handle a token request; return the RFC 6749 §5.1 response body or raise an OAuthError."""
     params = parse_form(request)
@@ -109,7 +124,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         audience=audience,
         scopes=scopes,
         lifetime=lifetime,
-        now=int(time.time()),
+        now=issued_at(client),
     )
     try:
         claims.update(hooks.extra_claims(client, claims))

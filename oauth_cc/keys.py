@@ -177,7 +177,7 @@ def load_public_keys() -> dict[str, dict]:
 def publish_public_keys() -> None:
     """Write the published public keys to the shared cache so other workers see them now."""
     caches[oauth_cc_settings.CACHE_ALIAS].set(
-        PUBLIC_KEYS_CACHE_KEY, load_public_keys(), timeout=oauth_cc_settings.STATE_REFRESH_SECONDS
+        PUBLIC_KEYS_CACHE_KEY, load_public_keys(), timeout=oauth_cc_settings.shared_state_timeout
     )
     key_store.reset()
 
@@ -272,7 +272,7 @@ class KeyStore:
         keys = cache.get(PUBLIC_KEYS_CACHE_KEY)
         if keys is None:
             keys = load_public_keys()
-            cache.set(PUBLIC_KEYS_CACHE_KEY, keys, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+            cache.set(PUBLIC_KEYS_CACHE_KEY, keys, timeout=oauth_cc_settings.shared_state_timeout)
         self._set_public(keys)
 
     def _set_public(self, keys: dict[str, dict]) -> None:

@@ -77,7 +77,7 @@ def publish() -> Snapshot:
     """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
     snapshot = load_snapshot()
     caches[oauth_cc_settings.CACHE_ALIAS].set(
-        CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS
+        CACHE_KEY, snapshot, timeout=oauth_cc_settings.shared_state_timeout
     )
     revocation_state.set(snapshot)
     return snapshot
@@ -104,7 +104,7 @@ class RevocationState:
             snapshot = cache.get(CACHE_KEY)
             if snapshot is None:
                 snapshot = load_snapshot()
-                cache.set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.STATE_REFRESH_SECONDS)
+                cache.set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.shared_state_timeout)
             self.set(snapshot)
         return self._snapshot
 

@@ -42,6 +42,8 @@ class ClientRecord:
     user_id: int | None
     jwks: dict[str, Any] | None
     jwks_uri: str
+    #: ``tokens_valid_after`` as epoch seconds, or None.
+    tokens_valid_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,19 @@ def load_client(client_id: str) -> ClientRecord | None:
     row = (
         Application.objects.filter(client_id=client_id)
         .values(
-            "pk", "client_id", "name", "is_active", "authorization_grant_type", "token_endpoint_auth_method",
-            "access_token_lifetime", "audiences", "can_introspect", "user_id", "jwks", "jwks_uri",
+            "pk",
+            "client_id",
+            "name",
+            "is_active",
+            "authorization_grant_type",
+            "token_endpoint_auth_method",
+            "access_token_lifetime",
+            "audiences",
+            "can_introspect",
+            "user_id",
+            "jwks",
+            "jwks_uri",
+            "tokens_valid_after",
         )
         .first()
     )
@@ -144,6 +157,7 @@ def load_client(client_id: str) -> ClientRecord | None:
         user_id=row["user_id"],
         jwks=row["jwks"],
         jwks_uri=row["jwks_uri"],
+        tokens_valid_after=_ts(row["tokens_valid_after"]),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 
 from oauth_cc import clients, state, usage
 from oauth_cc.models import Application, Scope
@@ -18,9 +19,11 @@ def _fresh_worker_state() -> Iterator[None]:
     """Each test starts as a freshly started worker: no cached clients, keys or tokens."""
     state.reset_all()
     usage.reset()
+    cache.clear()
     yield
     state.reset_all()
     usage.reset()
+    cache.clear()
 
 
 @pytest.fixture

@@ -406,12 +406,6 @@ def test_token_issued_at_tokens_valid_after_is_accepted(client, reader):
     assert client.get("/api/ping/", **bearer(token)).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="iat is whole seconds and the cut-off is not: a token issued in the same second as, but after, "
-    "tokens_valid_after is refused for its whole life. Needs a decision (sub-second iat, or a cut-off "
-    "rounded one way with its window documented).",
-)
 def test_token_issued_in_the_same_second_right_after_the_cut_off_is_accepted(
     client, make_client, token_for, monkeypatch
 ):
