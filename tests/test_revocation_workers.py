@@ -37,8 +37,9 @@ from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER, clear_shared_cache
 
 REFRESH = 0.2
-#: With a private cache a change can take two intervals: the worker's copy, then its cache entry.
-SETTLE = 2 * REFRESH + 0.05
+#: With a private cache a change can take the worker's interval plus its cache entry's lifetime,
+#: which is the interval in whole seconds, at least one (see OAuthCCSettings.shared_state_timeout).
+SETTLE = REFRESH + 1 + 0.05
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
