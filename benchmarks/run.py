@@ -414,6 +414,28 @@ class Gunicorn:
                 out[pid] = rss
         return out
 
+    def wait_idle(self, quiet: float = 0.3, timeout: float = 60.0) -> float:
+        """Wait until the workers have used no CPU for `quiet` seconds; return the wait.
+
+        When wrk stops, requests it had sent are still queued in the server
+        and get processed anyway: after the hashed-secret scenario that is
+        seconds of PBKDF2 work. The next scenario's first requests would wait
+        behind it, and wrk's latency correction turns a few such stalls into
+        a p99 of most of a second. So each run starts on an idle server.
+        """
+        start = time.monotonic()
+        ticks = sum(proc_cpu_ticks(p) for p in self.worker_pids())
+        quiet_since = start
+        while time.monotonic() - start < timeout:
+            time.sleep(0.05)
+            now_ticks = sum(proc_cpu_ticks(p) for p in self.worker_pids())
+            now = time.monotonic()
+            if now_ticks != ticks:
+                ticks, quiet_since = now_ticks, now
+            elif now - quiet_since >= quiet:
+                break
+        return time.monotonic() - start
+
     def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
             return
@@ -762,6 +784,7 @@ class Bench:
     def measure_once(self, server: Gunicorn, scenario: str, target: Target, rnd: int) -> WrkResult:
         tag = f" (round {rnd}/{self.args.rounds})" if self.args.rounds > 1 else ""
         log(f"{scenario}{tag}: {self.args.duration:g}s, {self.args.connections} connections")
+        server.wait_idle()
         meter = CpuMeter(server.all_pids)
         meter.start()
         res = self.wrk.run(scenario, target, self.args.duration)
@@ -774,6 +797,7 @@ class Bench:
     def soak(self, server: Gunicorn, target: Target, seconds: float, report: MemoryReport, name: str) -> None:
         """Drive the mixed script for `seconds`, sampling worker RSS along the way."""
         log(f"{name}: soak for {seconds:g}s (alternating token and protected requests)")
+        server.wait_idle()
         meter = CpuMeter(server.all_pids)
         meter.start()
         proc = self.wrk.start(target, seconds)
