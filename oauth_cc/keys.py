@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -30,6 +29,7 @@ from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
 from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
+from .shared import share, shared_or_loaded
 
 logger = logging.getLogger("oauth_cc.keys")
 
@@ -176,9 +176,7 @@ def load_public_keys() -> dict[str, dict]:
 
 def publish_public_keys() -> None:
     """Write the published public keys to the shared cache so other workers see them now."""
-    caches[oauth_cc_settings.CACHE_ALIAS].set(
-        PUBLIC_KEYS_CACHE_KEY, load_public_keys(), timeout=oauth_cc_settings.shared_state_timeout
-    )
+    share(PUBLIC_KEYS_CACHE_KEY, load_public_keys())
     key_store.reset()
 
 
@@ -268,12 +266,7 @@ class KeyStore:
     def _refresh_public(self) -> None:
         if time.monotonic() - self._public_loaded_at <= oauth_cc_settings.STATE_REFRESH_SECONDS:
             return
-        cache = caches[oauth_cc_settings.CACHE_ALIAS]
-        keys = cache.get(PUBLIC_KEYS_CACHE_KEY)
-        if keys is None:
-            keys = load_public_keys()
-            cache.set(PUBLIC_KEYS_CACHE_KEY, keys, timeout=oauth_cc_settings.shared_state_timeout)
-        self._set_public(keys)
+        self._set_public(shared_or_loaded(PUBLIC_KEYS_CACHE_KEY, load_public_keys))
 
     def _set_public(self, keys: dict[str, dict]) -> None:
         with self._lock:

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
-from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
+from .shared import share, shared_or_loaded
 
 CACHE_KEY = "oauth_cc:revocation:v1"
 
@@ -76,9 +76,7 @@ def load_snapshot() -> Snapshot:
 def publish() -> Snapshot:
     """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
     snapshot = load_snapshot()
-    caches[oauth_cc_settings.CACHE_ALIAS].set(
-        CACHE_KEY, snapshot, timeout=oauth_cc_settings.shared_state_timeout
-    )
+    share(CACHE_KEY, snapshot)
     revocation_state.set(snapshot)
     return snapshot
 
@@ -100,12 +98,7 @@ class RevocationState:
     def current(self) -> Snapshot:
         """The snapshot; at most one cache read per refresh interval, one DB load if the cache is empty."""
         if time.monotonic() - self._loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            cache = caches[oauth_cc_settings.CACHE_ALIAS]
-            snapshot = cache.get(CACHE_KEY)
-            if snapshot is None:
-                snapshot = load_snapshot()
-                cache.set(CACHE_KEY, snapshot, timeout=oauth_cc_settings.shared_state_timeout)
-            self.set(snapshot)
+            self.set(shared_or_loaded(CACHE_KEY, load_snapshot))
         return self._snapshot
 
 

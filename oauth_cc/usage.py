@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-from django.core.cache import caches
 from django.db import DatabaseError
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
+from .shared import claim
 
 logger = logging.getLogger("oauth_cc.usage")
 _last_written: dict[tuple[int, int | None], float] = {}
@@ -31,7 +31,7 @@ def note_used(client_pk: int, secret_pk: int | None) -> None:
         _last_written.clear()
     _last_written[key] = now
     cache_key = f"oauth_cc:last_used:{client_pk}:{secret_pk}"
-    if not caches[oauth_cc_settings.CACHE_ALIAS].add(cache_key, 1, timeout=interval):
+    if not claim(cache_key, interval):
         return
     from .models import Application, ClientSecret
 

@@ -28,7 +28,7 @@ from django.test import override_settings
 
 # Import every module that binds a per-worker singleton by name before any worker patches
 # it; a module first imported while a worker runs would keep that worker's object for good.
-from oauth_cc import client_auth, keys, receivers, revocation, tokens, usage, verification  # noqa: F401
+from oauth_cc import client_auth, keys, receivers, revocation, shared, tokens, usage, verification  # noqa: F401
 from oauth_cc.keys import KeyStore
 from oauth_cc.revocation import CACHE_KEY, RevocationState
 from oauth_cc.state import ClientCache
@@ -83,9 +83,7 @@ class Worker:
             "oauth_cc.state.client_cache": self.client_cache,
             "oauth_cc.client_auth.client_cache": self.client_cache,
             "oauth_cc.receivers.client_cache": self.client_cache,
-            "oauth_cc.keys.caches": one_cache,
-            "oauth_cc.revocation.caches": one_cache,
-            "oauth_cc.usage.caches": one_cache,
+            "oauth_cc.shared.caches": one_cache,
         }
         with ExitStack() as stack:
             for target, value in targets.items():

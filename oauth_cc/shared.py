@@ -1,0 +1,52 @@
+"""State shared between workers through the Django cache (``CACHE_ALIAS``).
+
+The database stays the source of truth; the cache only saves each worker a query per
+refresh interval. So a cache that is down (Redis restarting) must not take the hot paths
+down with it: reads fall back to the database and writes are skipped, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.cache import caches
+
+from .conf import oauth_cc_settings
+
+logger = logging.getLogger("oauth_cc.shared")
+T = TypeVar("T")
+
+
+def share(key: str, value: Any) -> None:
+    """Put ``value`` in the shared cache for one refresh interval."""
+    try:
+        caches[oauth_cc_settings.CACHE_ALIAS].set(key, value, timeout=oauth_cc_settings.shared_state_timeout)
+    except Exception:
+        logger.warning("oauth_cc could not write %s to the cache; workers will read the database", key)
+
+
+def shared_or_loaded(key: str, load: Callable[[], T]) -> T:
+    """The value in the shared cache, or ``load()`` it from the database and share it."""
+    try:
+        value = caches[oauth_cc_settings.CACHE_ALIAS].get(key)
+    except Exception:
+        logger.warning("oauth_cc could not read %s from the cache; reading the database", key)
+        return load()
+    if value is None:
+        value = load()
+        share(key, value)
+    return value
+
+
+def claim(key: str, timeout: float) -> bool:
+    """Atomically claim ``key`` for ``timeout`` seconds; True if this worker got it.
+
+    With the cache down every worker gets it: the claim only spares duplicate work.
+    """
+    try:
+        return bool(caches[oauth_cc_settings.CACHE_ALIAS].add(key, 1, timeout=timeout))
+    except Exception:
+        logger.warning("oauth_cc could not claim %s in the cache", key)
+        return True
