@@ -73,12 +73,13 @@ class OAuthCCSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Invalid oauth_cc setting: {name!r}")
-        if name in self._cached:
-            return self._cached[name]
         value = self.user_settings.get(name, DEFAULTS[name])
         if name in IMPORT_STRINGS and isinstance(value, str):
             value = import_string(value)
+        # Cache as an instance attribute: later reads skip __getattr__ entirely (the hot paths
+        # read several settings per request). reload() removes them again.
         self._cached[name] = value
+        setattr(self, name, value)
         return value
 
     @property
@@ -104,6 +105,9 @@ class OAuthCCSettings:
         return max(1, math.ceil(float(self.STATE_REFRESH_SECONDS)))
 
     def reload(self) -> None:
+        for name in self._cached:
+            if name in DEFAULTS:
+                delattr(self, name)
         self._cached.clear()
 
 
