@@ -19,17 +19,17 @@ from django.views.decorators.csrf import csrf_exempt
 from . import introspection, issuance, keys
 from .assertions import ASSERTION_SIGNING_ALGORITHMS
 from .conf import oauth_cc_settings
-from .errors import MethodNotAllowed, OAuthError
+from .errors import MethodNotAllowed, OAuthError, ServerError
 from .models import Scope, TokenEndpointAuthMethod
 
 logger = logging.getLogger("oauth_cc.views")
 
 
-def _json(data: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
-    response = HttpResponse(json.dumps(data), status=status, content_type="application/json")
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _json(data: dict[str, Any], headers: dict[str, str]) -> HttpResponse:
+    return HttpResponse(json.dumps(data), content_type="application/json", headers=headers)
 
 
 def oauth_endpoint(
@@ -49,14 +49,7 @@ def oauth_endpoint(
                 return exc.as_response()
             except Exception:
                 logger.exception("Unexpected error in %s", view.__name__)
-                return _json(
-                    {
-                        "error": "server_error",
-                        "error_description": "The server could not handle the request.",
-                    },
-                    status=500,
-                    Cache_Control="no-store",
-                )
+                return ServerError("The server could not handle the request.").as_response()
 
         return wrapper
 
@@ -67,20 +60,20 @@ def oauth_endpoint(
 def token(request: HttpRequest) -> HttpResponse:
     """RFC 6749 §4.4 token endpoint."""
     body = issuance.issue_token(request)
-    return _json(body, Cache_Control="no-store", Pragma="no-cache")
+    return _json(body, NO_STORE)
 
 
 @oauth_endpoint("POST")
 def introspect(request: HttpRequest) -> HttpResponse:
     """RFC 7662 token introspection."""
-    return _json(introspection.introspect(request), Cache_Control="no-store")
+    return _json(introspection.introspect(request), NO_STORE)
 
 
 @oauth_endpoint("POST")
 def revoke(request: HttpRequest) -> HttpResponse:
     """RFC 7009 token revocation: 200 with an empty body, also for unknown tokens (§2.2)."""
     introspection.revoke(request)
-    return HttpResponse(status=200, headers={"Cache-Control": "no-store"})
+    return HttpResponse(status=200, headers=NO_STORE)
 
 
 @oauth_endpoint("GET", "HEAD")
@@ -88,8 +81,10 @@ def jwks(request: HttpRequest) -> HttpResponse:
     """RFC 7517 JWK Set of the public signing keys."""
     return _json(
         keys.jwks_document(),
-        Cache_Control=f"public, max-age={int(oauth_cc_settings.JWKS_MAX_AGE)}",
-        Access_Control_Allow_Origin="*",
+        {
+            "Cache-Control": f"public, max-age={int(oauth_cc_settings.JWKS_MAX_AGE)}",
+            "Access-Control-Allow-Origin": "*",
+        },
     )
 
 
