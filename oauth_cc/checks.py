@@ -92,11 +92,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         value = user.get(name, DEFAULTS[name])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             errors.append(Error(f"OAUTH_CC['{name}'] must be a positive number.", id="oauth_cc.E007"))
-    if (
-        user.get("ACCESS_TOKEN_LIFETIME", 0)
-        and isinstance(user.get("ACCESS_TOKEN_LIFETIME"), int)
-        and user["ACCESS_TOKEN_LIFETIME"] > 24 * 3600
-    ):
+    lifetime = user.get("ACCESS_TOKEN_LIFETIME", DEFAULTS["ACCESS_TOKEN_LIFETIME"])
+    if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime > 24 * 3600:
         errors.append(
             Warning(
                 "OAUTH_CC['ACCESS_TOKEN_LIFETIME'] is longer than a day.",
