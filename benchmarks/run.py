@@ -727,6 +727,11 @@ def fetch_token(base: str, spec: SiteSpec, client: Client) -> str:
     token = resp.json().get("access_token")
     if not token:
         raise SetupError(f"{spec.name}: token response has no access_token: {resp.text[:500]}")
+    # The protected view must really be protected, or its figure is the
+    # unauthenticated one under another name.
+    anon = requests.get(base + spec.protected_path, timeout=30, allow_redirects=False)
+    if anon.status_code not in (401, 403):
+        raise SetupError(f"{spec.name}: protected view without a token gave HTTP {anon.status_code}")
     # Check the token works before spending time on load.
     check = requests.get(
         base + spec.protected_path,
