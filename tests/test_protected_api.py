@@ -345,8 +345,16 @@ def test_malformed_token_is_refused(client, db, garbage):
 def test_two_tokens_in_the_header_are_refused(client, reader):
     _, token = reader
     response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token} {token}")
-    assert response.status_code == 401
+    # RFC 6750 §3.1: a malformed request is 400 invalid_request, not 401.
+    assert response.status_code == 400
     assert 'error="invalid_request"' in response["WWW-Authenticate"]
+    assert response.json()["detail"] == "The Authorization header must be 'Bearer <token>'."
+
+
+def test_bearer_without_a_token_is_a_bad_request(client, db):
+    response = client.get("/api/ping/", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 400
+    assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_request"')
 
 
 def test_revoked_token_is_refused(client, make_client, token_for):

@@ -36,6 +36,20 @@ def _run_as_user(client_id: str) -> Any:
     return user if user is not None else AnonymousUser()
 
 
+class MalformedAuthorization(exceptions.APIException):
+    """RFC 6750 §3.1: a malformed request gets 400 ``invalid_request``, not 401."""
+
+    status_code = 400
+    default_code = "invalid_request"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        # DRF's exception handler copies auth_header into WWW-Authenticate.
+        self.auth_header = (
+            f'Bearer realm="{REALM}", error="invalid_request", error_description="{_quote(description)}"'
+        )
+
+
 class JWTAccessTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1)."""
 
@@ -48,7 +62,7 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             return None
         token = token.strip()
         if not token or " " in token:
-            self._fail(request, "The Authorization header must be 'Bearer <token>'.", "invalid_request")
+            raise MalformedAuthorization("The Authorization header must be 'Bearer <token>'.")
         try:
             info = check_access_token(token)
         except InvalidToken as exc:
