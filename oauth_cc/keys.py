@@ -37,6 +37,10 @@ PUBLIC_KEYS_CACHE_KEY = "oauth_cc:public_keys:v1"
 # After an unknown kid forced a reload, another reload for the same kid waits this long,
 # so a flood of tokens with made-up kids cannot turn into a flood of queries.
 UNKNOWN_KID_RETRY_SECONDS = 1.0
+# And whatever the kid, a worker reloads for unknown kids at most this often, so tokens with
+# ever-new made-up kids cost at most ten queries a second. A real new key is published one
+# rotation ahead and normally known before it signs, so it rarely needs this path at all.
+UNKNOWN_KID_MIN_INTERVAL = 0.1
 
 
 def generate_jwk(algorithm: str) -> jwk.JWK:
@@ -227,6 +231,7 @@ class KeyStore:
         self._signer: Signer | None = None
         self._signing_loaded_at = float("-inf")
         self._unknown_kid_at: dict[str, float] = {}
+        self._forced_reload_at = float("-inf")
 
     # -- signing -------------------------------------------------------------------------
     def signer(self) -> Signer:
@@ -256,6 +261,9 @@ class KeyStore:
         now = time.monotonic()
         if now - self._unknown_kid_at.get(kid, float("-inf")) < UNKNOWN_KID_RETRY_SECONDS:
             return None
+        if now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL:
+            return None
+        self._forced_reload_at = now
         if len(self._unknown_kid_at) > 1000:
             self._unknown_kid_at.clear()
         self._unknown_kid_at[kid] = now

@@ -166,6 +166,29 @@ def test_unknown_kid_reloads_the_keys_at_most_once_per_retry_interval(db, django
         assert worker.verifier("made-up") is None
 
 
+def test_a_flood_of_ever_new_kids_costs_one_reload_per_min_interval(db, django_assert_num_queries):
+    keys.ensure_current_key()
+    worker = KeyStore()
+    worker.public_jwks()
+
+    # Well inside UNKNOWN_KID_MIN_INTERVAL: only the first made-up kid reaches the database.
+    with django_assert_num_queries(1):
+        for n in range(200):
+            assert worker.verifier(f"made-up-{n}") is None
+
+
+def test_a_real_new_kid_refused_by_the_flood_limit_is_found_once_the_interval_passes(db):
+    keys.ensure_current_key()
+    worker = KeyStore()
+    worker.public_jwks()
+    assert worker.verifier("made-up") is None  # uses up this interval's reload
+    newest = keys.rotate().current_kid
+
+    time.sleep(keys.UNKNOWN_KID_MIN_INTERVAL + 0.02)
+
+    assert worker.verifier(newest) is not None
+
+
 # -- pruning --------------------------------------------------------------------------------
 
 
