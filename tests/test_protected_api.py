@@ -434,3 +434,17 @@ def test_invalidating_all_client_tokens_refuses_the_token(client, reader):
     application, token = reader
     revocation.invalidate_client_tokens(application.client_id)
     assert_invalid_token(client.get("/api/ping/", **bearer(token)), "invalidated")
+
+
+@pytest.mark.urls("tests.urls")
+def test_dots_own_token_has_scope_accepts_oauth_cc_tokens(client, make_client, token_for):
+    application, secret = make_client("svc", scopes=["reports:read", "reports:write"])
+    reader = token_for(application, secret, scope="reports:read")["access_token"]
+    writer = token_for(application, secret, scope="reports:write")["access_token"]
+
+    allowed = client.get("/api/dot-scoped/", **bearer(reader))
+    refused = client.get("/api/dot-scoped/", **bearer(writer))
+
+    assert allowed.status_code == 200
+    assert allowed.json() == {"client_id": application.client_id}
+    assert refused.status_code == 403

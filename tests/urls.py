@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path
+from oauth2_provider.contrib.rest_framework import TokenHasScope
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +29,18 @@ class Me(APIView):
         )
 
 
+class DotScoped(APIView):
+    """Protected by DOT's own permission class, to show it accepts oauth_cc's tokens."""
+
+    permission_classes = [TokenHasScope]
+    required_scopes = ["reports:read"]
+
+    def get(self, request: Request) -> Response:
+        return Response({"client_id": request.auth.client_id})
+
+
 urlpatterns = [
     *example_urlpatterns,
     path("api/me/", Me.as_view(), name="me"),
+    path("api/dot-scoped/", DotScoped.as_view(), name="dot-scoped"),
 ]
