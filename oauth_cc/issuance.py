@@ -3,8 +3,9 @@
 This is one of the two hot paths; :func:`issue_token` reads top to bottom as the request
 is handled. Its cost in steady state: parsing a small form body, one SHA-256 (secret) or one
 assertion check (private_key_jwt), dict lookups in the worker's client cache, one signature
-(~60 µs for ES256), one log line and one signal. No SQL query: client data comes from the
+(~30 µs for ES256), one log line and one signal. No SQL query: client data comes from the
 per-worker cache, and the token is not stored (see :mod:`oauth_cc.revocation` for why).
+Once every few minutes a request also deletes expired revocation and single-use records.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.http import HttpRequest
 
-from . import hooks, tokens
+from . import hooks, revocation, tokens
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -150,6 +151,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         expires_at=claims["exp"],
         request=request,
     )
+    revocation.prune_now_and_then()  # a clock read; two DELETEs once every few minutes
     return {
         "access_token": access_token,
         "token_type": "Bearer",

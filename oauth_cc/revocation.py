@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
-from .shared import share, shared_or_loaded
+from .shared import claim, share, shared_or_loaded
 
 CACHE_KEY = "oauth_cc:revocation:v1"
 
@@ -130,6 +130,32 @@ def invalidate_client_tokens(client_id: str) -> None:
 
     Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
     publish()
+
+
+#: Seconds between two opportunistic prunes (see :func:`prune_now_and_then`).
+PRUNE_INTERVAL = 300.0
+_last_prune = time.monotonic()
+
+
+def prune_now_and_then() -> None:
+    """Run :func:`prune_expired` at most once per ``PRUNE_INTERVAL`` (per site with a shared cache).
+
+    Called from the token endpoint, so expired ``RevokedToken`` and ``UsedAssertion`` rows (one
+    per private_key_jwt request) never pile up without a cron job. Costs one clock read per
+    call; two indexed DELETEs once per interval.
+    """
+    global _last_prune
+    now = time.monotonic()
+    if now - _last_prune < PRUNE_INTERVAL:
+        return
+    _last_prune = now
+    if claim("oauth_cc:prune", PRUNE_INTERVAL):
+        prune_expired()
+
+
+def reset_prune_clock() -> None:
+    global _last_prune
+    _last_prune = time.monotonic()
 
 
 def prune_expired() -> int:
