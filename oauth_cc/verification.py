@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .conf import oauth_cc_settings
@@ -60,7 +61,8 @@ class AccessToken:
         return cls(
             client_id=claims["client_id"],
             scopes=frozenset(claims.get("scope", "").split()),
-            claims=dict(claims),
+            # Read-only: the same object is shared by every request that presents this token.
+            claims=MappingProxyType(dict(claims)),
             jti=claims["jti"],
             exp=float(claims["exp"]),
             iat=float(claims["iat"]),

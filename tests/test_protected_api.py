@@ -448,3 +448,13 @@ def test_dots_own_token_has_scope_accepts_oauth_cc_tokens(client, make_client, t
     assert allowed.status_code == 200
     assert allowed.json() == {"client_id": application.client_id}
     assert refused.status_code == 403
+
+
+def test_request_auth_claims_are_read_only(reader):
+    from oauth_cc.verification import check_access_token
+
+    _, token = reader
+    info = check_access_token(token)
+    with pytest.raises(TypeError):
+        info.claims["scope"] = "everything"  # type: ignore[index]
+    assert check_access_token(token).claims["scope"] == "reports:read"
