@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import revocation
 from .conf import oauth_cc_settings
 from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod, scope_name_validator
 from .secrets import generate_secret, hash_secret, secret_prefix
@@ -179,6 +178,8 @@ def set_active(application: Application, active: bool) -> Application:
 
     Disabling refuses the tokens it holds at once, and for good: it also sets
     ``tokens_valid_after``, so enabling the client again does not bring those tokens back.
+    The save's ``post_save`` receiver (:mod:`oauth_cc.receivers`) publishes the new
+    revocation snapshot, so it is not published again here.
     """
     application.is_active = active
     fields = ["is_active", "updated"]
@@ -186,7 +187,6 @@ def set_active(application: Application, active: bool) -> Application:
         application.tokens_valid_after = timezone.now()
         fields.append("tokens_valid_after")
     application.save(update_fields=fields)
-    revocation.publish()
     return application
 
 
