@@ -68,13 +68,13 @@ MAX_KEYS_WITHOUT_KID = 5
 MAX_JTI_LENGTH = 255
 
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_NOT_VERIFIED = "The client_assertion signature does not verify with this client's registered keys."
 
 
 def unverified_client_id(assertion: str) -> str:
     """The ``sub`` an assertion claims, read before any check, only to find the client."""
     try:
-        payload = assertion.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(_b64decode(assertion.split(".")[1]))
     except (IndexError, binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidClient("client_assertion is not a well-formed JWT.") from exc
     if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
@@ -167,12 +167,18 @@ def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK
 
 
 def _verified_claims(assertion: str, alg: str, keys: list[JWK]) -> dict[str, Any]:
-    """Verify the signature with the first key that fits; return the claims."""
+    """Verify the signature with the first key that fits; return the claims.
+
+    The JWS is parsed once; each further candidate key costs only its signature check.
+    """
+    token = JWS()
+    try:
+        token.deserialize(assertion)
+    except JWException:
+        raise InvalidClient(_NOT_VERIFIED) from None
+    token.allowed_algs = [alg]
     for key in keys:
-        token = JWS()
         try:
-            token.deserialize(assertion)
-            token.allowed_algs = [alg]
             token.verify(key, alg=alg)
         except JWException:
             continue
@@ -183,7 +189,7 @@ def _verified_claims(assertion: str, alg: str, keys: list[JWK]) -> dict[str, Any
         if not isinstance(claims, dict):
             raise InvalidClient("The client_assertion claims are not a JSON object.")
         return claims
-    raise InvalidClient("The client_assertion signature does not verify with this client's registered keys.")
+    raise InvalidClient(_NOT_VERIFIED)
 
 
 def _check_identity(claims: dict[str, Any], client_id: str) -> None:

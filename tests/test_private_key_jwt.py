@@ -132,6 +132,15 @@ def test_assertion_without_kid_is_checked_against_every_fitting_key(
     assert post_assertion(client, assertion).status_code == 200
 
 
+def test_assertion_without_kid_verifies_with_a_later_key_of_the_same_type(
+    client: Any, make_jwt_client: Any, keys: Any, other_key: ClientKey
+) -> None:
+    # Both keys fit ES256: the first one tried fails, the second verifies.
+    application = make_jwt_client(keys["ES256"], other_key)
+    assertion = other_key.sign(assertion_claims(application.client_id, ENDPOINT), kid=None)
+    assert post_assertion(client, assertion).status_code == 200
+
+
 def test_audience_may_be_the_issuer_inside_a_list(client: Any, es_client: Any, keys: Any) -> None:
     claims = assertion_claims(es_client.client_id, ["https://elsewhere.example", ISSUER])
     assert post_assertion(client, keys["ES256"].sign(claims)).status_code == 200
