@@ -12,6 +12,7 @@ private half is never loaded here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +54,8 @@ for _getter in _DOT_MODEL_GETTERS:
 
 #: Members that only a private (or symmetric) JWK has (RFC 7518 §6).
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: One of those members as an object key, found in text that does not parse as JSON.
+_PRIVATE_MEMBER_NAME = re.compile('"(?:' + "|".join(sorted(_PRIVATE_JWK_MEMBERS)) + r')"\s*:')
 #: Attribute on the request that carries a secret from save_model() to response_add().
 _NEW_SECRET_ATTR = "_oauth_cc_new_secret"
 
@@ -61,7 +64,8 @@ def _holds_private_key(raw: Any) -> bool:
     try:
         document = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
-        return False
+        # Not JSON (a stray comma, a cut-off paste), but it may still hold a private key.
+        return _PRIVATE_MEMBER_NAME.search(raw) is not None
     entries = document.get("keys") if isinstance(document, dict) else None
     if isinstance(document, dict) and entries is None:
         entries = [document]  # a single JWK pasted instead of a set

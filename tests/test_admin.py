@@ -183,6 +183,21 @@ def test_private_key_pasted_into_jwks_is_refused_and_not_echoed(admin_client):
     assert not Application.objects.exists()
 
 
+def test_private_key_pasted_as_broken_json_is_not_echoed(admin_client):
+    _, private = public_jwks()
+    broken = json.dumps(private)[:-1] + ",}"  # a trailing comma: not JSON
+
+    response = admin_client.post(
+        ADD_URL + "add/",
+        client_form(token_endpoint_auth_method="private_key_jwt", jwks=broken),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["jwks"]
+    assert private["keys"][0]["d"] not in response.content.decode()
+    assert not Application.objects.exists()
+
+
 def test_private_key_jwt_without_keys_gets_a_sentence(admin_client):
     response = admin_client.post(ADD_URL + "add/", client_form(token_endpoint_auth_method="private_key_jwt"))
 
