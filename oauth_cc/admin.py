@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -287,13 +288,16 @@ class ApplicationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Application]
     ) -> HttpResponse | None:
         issued = []
-        for application in queryset:
-            try:
-                issued.append((application, clients.rotate_secret(application)))
-            except clients.ClientError as exc:
-                self.message_user(request, f"{application}: {exc} Nothing was changed.", messages.WARNING)
-                continue
-            self.log_change(request, application, "Rotated the client secret.")
+        # One transaction: an error partway must not leave secrets issued that no page shows.
+        # ClientError is raised before rotate_secret() writes anything, so it is safe to catch here.
+        with transaction.atomic(using=router.db_for_write(Application)):
+            for application in queryset:
+                try:
+                    issued.append((application, clients.rotate_secret(application)))
+                except clients.ClientError as exc:
+                    self.message_user(request, f"{application}: {exc} Nothing was changed.", messages.WARNING)
+                    continue
+                self.log_change(request, application, "Rotated the client secret.")
         if not issued:
             return None
         return self._render_secrets(request, issued, title=_("New client secrets"))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.db import DatabaseError
 from django.urls import reverse
 from jwcrypto import jwk
 
@@ -256,6 +257,32 @@ def test_rotate_action_shows_new_secret_once_and_old_one_stays_valid(
     assert token_for(application, new_secret)
     assert token_for(application, old_secret)
     assert new_secret not in admin_client.get(change_url(application)).content.decode()
+
+
+def test_rotate_action_that_fails_partway_issues_no_secret(admin_client, make_client, monkeypatch):
+    first, _ = make_client("first")
+    second, _ = make_client("second")
+    real_rotate = clients.rotate_secret
+    rotated = []
+
+    def rotate_then_fail(application, **kwargs):
+        if rotated:
+            raise DatabaseError("connection lost")
+        rotated.append(application)
+        return real_rotate(application, **kwargs)
+
+    monkeypatch.setattr(clients, "rotate_secret", rotate_then_fail)
+
+    with pytest.raises(DatabaseError):
+        admin_client.post(
+            changelist_url(), {"action": "rotate_secret_action", "_selected_action": [first.pk, second.pk]}
+        )
+
+    # The new secret of the client rotated first would never have been shown: it must not exist.
+    (application,) = rotated
+    assert application.secrets.count() == 1
+    assert application.secrets.get().expires_at is None
+    assert not LogEntry.objects.exists()
 
 
 def test_rotate_button_asks_before_issuing_a_secret(admin_client, reports_read, make_client, token_for):
