@@ -263,9 +263,7 @@ class ApplicationAdmin(admin.ModelAdmin):
                 "client_id": secret.client_id,
                 "secret": secret.secret,
                 "expiring": secret.expiring,
-                "change_url": reverse(
-                    f"{self.admin_site.name}:oauth_cc_application_change", args=[application.pk]
-                ),
+                "change_url": self._change_url(application),
             }
             for application, secret in issued
         ]
