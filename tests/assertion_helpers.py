@@ -1,7 +1,8 @@
 """Client-side key handling for private_key_jwt tests, written apart from the server's code.
 
 Keys come from ``cryptography``, public JWKs and signed assertions from PyJWT, so the tests
-check oauth_cc (which uses jwcrypto) against an independent implementation.
+check oauth_cc (which uses jwcrypto) against an independent implementation. Also the check
+of an ``invalid_client`` answer that every client-authentication test uses.
 """
 
 from __future__ import annotations
@@ -127,3 +128,12 @@ def post_assertion(client: Any, assertion: str, **params: str) -> Any:
     return client.post(
         TOKEN_PATH, assertion_form(assertion, **params), content_type="application/x-www-form-urlencoded"
     )
+
+
+def assert_invalid_client(response: Any, mentions: str = "") -> None:
+    """The token endpoint refused the client: 401, JSON ``invalid_client`` mentioning ``mentions``."""
+    assert response.status_code == 401, response.content
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "invalid_client"
+    assert mentions in body.get("error_description", "")

@@ -25,7 +25,14 @@ from django.core.cache import caches
 from oauth_cc import client_keys, clients
 from oauth_cc.models import Application, Scope
 
-from .assertion_helpers import ClientKey, assertion_claims, generate_key, jwks_of, post_assertion
+from .assertion_helpers import (
+    ClientKey,
+    assert_invalid_client,
+    assertion_claims,
+    generate_key,
+    jwks_of,
+    post_assertion,
+)
 from .conftest import basic_auth, form_post
 
 ENDPOINT = "http://testserver/oauth/token/"
@@ -155,13 +162,6 @@ def uri_client(db: Any, key_server: KeyServer, key_a: ClientKey) -> Application:
 
 def signed(key: ClientKey, application: Application, **kwargs: Any) -> str:
     return key.sign(assertion_claims(application.client_id, ENDPOINT), **kwargs)
-
-
-def assert_invalid_client(response: Any, mentions: str = "") -> None:
-    assert response.status_code == 401, response.content
-    body = response.json()
-    assert body["error"] == "invalid_client"
-    assert mentions in body.get("error_description", "")
 
 
 def test_jwks_uri_client_gets_a_token_and_the_keys_are_fetched_once(

@@ -24,6 +24,7 @@ from oauth_cc.models import ClientSecret, Scope, UsedAssertion
 from .assertion_helpers import (
     ALGORITHMS,
     ClientKey,
+    assert_invalid_client,
     assertion_claims,
     generate_key,
     hs256_with_public_key,
@@ -64,14 +65,6 @@ def make_jwt_client(make_client: Any) -> Any:
 @pytest.fixture
 def es_client(make_jwt_client: Any, keys: dict[str, ClientKey]) -> Any:
     return make_jwt_client(keys["ES256"])
-
-
-def assert_invalid_client(response: Any, mentions: str = "") -> None:
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["error"] == "invalid_client"
-    assert mentions in body.get("error_description", "")
 
 
 # -- Authlib against a live server ------------------------------------------------------

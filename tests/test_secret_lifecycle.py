@@ -18,6 +18,7 @@ from django.utils import timezone
 from oauth_cc import client_auth, clients, state
 from oauth_cc.models import Application, ClientSecret
 
+from .assertion_helpers import assert_invalid_client
 from .conftest import basic_auth, form_post
 
 
@@ -33,14 +34,6 @@ def request_token(client: Any, application: Application, secret: str) -> Any:
         {"grant_type": "client_credentials", "scope": "reports:read"},
         HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
     )
-
-
-def assert_invalid_client(response: Any, mentions: str = "") -> None:
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["error"] == "invalid_client"
-    assert mentions in body.get("error_description", "")
 
 
 def worker_refreshes() -> None:
