@@ -149,15 +149,20 @@ def key_b() -> ClientKey:
     return generate_key("EdDSA", kid="key-b")
 
 
-@pytest.fixture
-def uri_client(db: Any, key_server: KeyServer, key_a: ClientKey) -> Application:
-    key_server.document = jwks_of(key_a)
+def make_uri_client(name: str, jwks_uri: str) -> Application:
+    """A private_key_jwt client whose keys are at ``jwks_uri``; reports:read is the default scope."""
     Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
     application, issued = clients.create_client(
-        "uri-client", scopes=["reports:read"], auth_method="private_key_jwt", jwks_uri=key_server.url
+        name, scopes=["reports:read"], auth_method="private_key_jwt", jwks_uri=jwks_uri
     )
     assert issued is None
     return application
+
+
+@pytest.fixture
+def uri_client(db: Any, key_server: KeyServer, key_a: ClientKey) -> Application:
+    key_server.document = jwks_of(key_a)
+    return make_uri_client("uri-client", key_server.url)
 
 
 def signed(key: ClientKey, application: Application, **kwargs: Any) -> str:
@@ -353,39 +358,27 @@ def test_insecure_jwks_uri_already_stored_is_refused_at_fetch_time(
 
 
 def test_host_name_resolving_to_a_private_address_is_refused_at_fetch_time(
-    client: Any, secure_only: None, make_client: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any, secure_only: None, db: Any, monkeypatch: Any, key_a: ClientKey
 ) -> None:
     # DNS rebinding: the name passed registration, but now resolves inside the network.
     monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["203.0.113.7", "10.0.0.5"])
-    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
-    application, _ = make_client(
-        "rebinding",
-        scopes=["reports:read"],
-        auth_method="private_key_jwt",
-        jwks_uri="https://keys.example.com/jwks",
-    )
+    application = make_uri_client("rebinding", "https://keys.example.com/jwks")
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "private")
 
 
 def test_fetch_gives_up_when_name_resolution_fails(
-    client: Any, secure_only: None, make_client: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any, secure_only: None, db: Any, monkeypatch: Any, key_a: ClientKey
 ) -> None:
     def unresolvable(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(client_keys, "_resolve", unresolvable)
-    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
-    application, _ = make_client(
-        "no-dns",
-        scopes=["reports:read"],
-        auth_method="private_key_jwt",
-        jwks_uri="https://keys.example.com/jwks",
-    )
+    application = make_uri_client("no-dns", "https://keys.example.com/jwks")
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "does not resolve")
 
 
 def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
-    client: Any, settings: Any, make_client: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any, settings: Any, db: Any, monkeypatch: Any, key_a: ClientKey
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.3}
     released = threading.Event()
@@ -395,13 +388,7 @@ def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
         return ["127.0.0.1"]
 
     monkeypatch.setattr(client_keys, "_resolve", stuck)
-    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
-    application, _ = make_client(
-        "slow-dns",
-        scopes=["reports:read"],
-        auth_method="private_key_jwt",
-        jwks_uri="http://keys.example.com/",
-    )
+    application = make_uri_client("slow-dns", "http://keys.example.com/")
     try:
         assert_invalid_client(post_assertion(client, signed(key_a, application)), "timed out")
         assert not released.is_set()
@@ -470,11 +457,7 @@ def tls_key_server(tls_files: tuple[str, str], monkeypatch: Any, key_a: ClientKe
 
 @pytest.fixture
 def tls_client(db: Any, tls_key_server: KeyServer) -> Application:
-    Scope.objects.get_or_create(name="reports:read", defaults={"is_default": True})
-    application, _ = clients.create_client(
-        "tls-client", scopes=["reports:read"], auth_method="private_key_jwt", jwks_uri=tls_key_server.url
-    )
-    return application
+    return make_uri_client("tls-client", tls_key_server.url)
 
 
 def test_https_key_server_with_a_trusted_certificate_for_the_name_is_used(
