@@ -432,3 +432,40 @@ def test_key_rotate_refuses_unknown_algorithm(db):
     with pytest.raises(CommandError, match="invalid choice"):
         run("key", "rotate", "--algorithm", "HS256")
     assert not SigningKey.objects.exists()
+
+
+def test_client_revoke_tokens_refuses_tokens_issued_before(make_client, token_for, client):
+    application, secret = make_client("svc", scopes=["reports:read"])
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+
+    out = StringIO()
+    call_command("oauth_cc", "client", "revoke-tokens", application.client_id, stdout=out)
+
+    assert "is refused" in out.getvalue()
+    response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+
+
+def test_client_revoke_tokens_of_an_unknown_client_is_a_clear_error(db):
+    with pytest.raises(CommandError, match='No API client has the client_id "nope"'):
+        call_command("oauth_cc", "client", "revoke-tokens", "nope")
+
+
+def test_tokens_prune_deletes_expired_records_and_keeps_live_ones(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from oauth_cc.models import RevokedToken, UsedAssertion
+
+    past, future = timezone.now() - timedelta(minutes=1), timezone.now() + timedelta(minutes=1)
+    RevokedToken.objects.create(jti="old", client_id="c", expires_at=past)
+    RevokedToken.objects.create(jti="live", client_id="c", expires_at=future)
+    UsedAssertion.objects.create(jti="old", client_id="c", expires_at=past)
+
+    out = StringIO()
+    call_command("oauth_cc", "tokens", "prune", stdout=out)
+
+    assert "Deleted 2 expired record(s)" in out.getvalue()
+    assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
+    assert not UsedAssertion.objects.exists()

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
-from oauth_cc import clients, keys
+from oauth_cc import clients, keys, revocation
 from oauth_cc.conf import SIGNING_ALGORITHMS
 from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
 
@@ -92,7 +92,7 @@ class Command(BaseCommand):
     help = "Manage oauth_cc scopes, API clients (client-credentials) and token signing keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key}", required=True)
+        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens}", required=True)
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
             dest="action", required=True
@@ -139,6 +139,7 @@ class Command(BaseCommand):
         for action, text in (
             ("disable", "Disable a client and refuse its tokens."),
             ("enable", "Enable a client."),
+            ("revoke-tokens", "Refuse every token issued to a client until now (it can get new ones)."),
         ):
             client.add_parser(action, help=text).add_argument("client_id")
         p = client.add_parser("list", help="List clients.")
@@ -154,6 +155,15 @@ class Command(BaseCommand):
         p.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, help="Algorithm of the new next key.")
         p = key.add_parser("list", help="List signing keys.")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+
+        tokens = groups.add_parser("tokens", help="Token bookkeeping.").add_subparsers(
+            dest="action", required=True
+        )
+        tokens.add_parser(
+            "prune",
+            help="Delete expired revocation records, used assertion ids and retired keys no token needs "
+            "(the token endpoint also does this every few minutes).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         handler = getattr(self, f"{options['group']}_{options['action'].replace('-', '_')}")
@@ -270,6 +280,12 @@ class Command(BaseCommand):
         clients.set_active(clients.get_client(client_id), True)
         self.stdout.write(f"Enabled {client_id}.")
 
+    def client_revoke_tokens(self, *, client_id: str, **_: Any) -> None:
+        revocation.invalidate_client_tokens(clients.get_client(client_id).client_id)
+        self.stdout.write(
+            f"Every token issued to {client_id} until now is refused; new token requests still work."
+        )
+
     def client_list(self, *, as_json: bool, **_: Any) -> None:
         rows = [client_summary(a) for a in Application.objects.order_by("name").prefetch_related("scopes")]
         if as_json:
@@ -344,6 +360,14 @@ class Command(BaseCommand):
                 f"signing since {row['signing_since'] or '-'}  retired {row['retired'] or '-'}  "
                 f"removed after {row['remove_after'] or '-'}"
             )
+
+    # -- tokens ----------------------------------------------------------------------------
+    def tokens_prune(self, **_: Any) -> None:
+        records = revocation.prune_expired()
+        removed_keys = keys.prune_retired_keys()
+        if removed_keys:
+            keys.publish_public_keys()
+        self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
 
 
 def _read_jwks(path: Path) -> dict:
