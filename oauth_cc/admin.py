@@ -36,7 +36,7 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import clients, keys
+from . import clients, keys, revocation
 from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
 from .models import Application, ClientSecret, Scope, SigningKey
 
@@ -177,7 +177,7 @@ class ApplicationAdmin(admin.ModelAdmin):
     filter_horizontal = ("scopes",)
     raw_id_fields = ("user",)
     inlines = [ClientSecretInline]
-    actions = ["rotate_secret_action", "disable_action", "enable_action"]
+    actions = ["rotate_secret_action", "disable_action", "enable_action", "revoke_tokens_action"]
     fieldsets = (
         (None, {"fields": ("name", "client_id", "description", "is_active")}),
         (
@@ -307,6 +307,20 @@ class ApplicationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Enable selected API clients"), permissions=["change"])
     def enable_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         self._set_active(request, queryset, True)
+
+    @admin.action(description=_("Revoke all tokens of selected API clients"), permissions=["change"])
+    def revoke_tokens_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        count = 0
+        for application in queryset:
+            revocation.invalidate_client_tokens(application.client_id)
+            self.log_change(request, application, "Revoked every token issued until now.")
+            count += 1
+        text = ngettext(
+            "Revoked the tokens of %d API client; it can get new ones.",
+            "Revoked the tokens of %d API clients; they can get new ones.",
+            count,
+        )
+        self.message_user(request, text % count, messages.SUCCESS)
 
     def _set_active(self, request: HttpRequest, queryset: QuerySet[Application], active: bool) -> None:
         count = 0

@@ -127,8 +127,12 @@ def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:
 def invalidate_client_tokens(client_id: str) -> None:
     """Invalidate every token issued to ``client_id`` until now."""
     from .models import Application
+    from .state import client_cache
 
     Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
+    # update() sends no post_save: forget this worker's copy of the client so its next token
+    # is dated after the cut-off (see issuance.issued_at).
+    client_cache.clear()
     publish()
 
 

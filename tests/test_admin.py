@@ -348,6 +348,21 @@ def test_disable_and_enable_actions(admin_client, reports_read, client, make_cli
     assert token_for(application, secret)
 
 
+def test_revoke_tokens_action_refuses_old_tokens_and_keeps_the_client_working(
+    admin_client, reports_read, client, make_client, token_for
+):
+    application, secret = make_client("svc", scopes=["reports:read"])
+    old = token_for(application, secret)["access_token"]
+
+    action = {"action": "revoke_tokens_action", "_selected_action": [application.pk]}
+    response = admin_client.post(changelist_url(), action, follow=True)
+
+    assert "Revoked the tokens of 1 API client" in response.content.decode()
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {old}").status_code == 401
+    new = token_for(application, secret)["access_token"]
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {new}").status_code == 200
+
+
 def test_revoke_a_secret_from_the_admin(admin_client, client, make_client):
     application, secret = make_client("svc")
     record = application.secrets.get()
