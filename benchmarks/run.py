@@ -38,6 +38,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,6 +181,22 @@ RATIOS = [
 # --------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------
+
+
+def paired_ratio(num: WrkResult, den: WrkResult) -> float:
+    """``num / den`` in req/s, robust to the machine's drift.
+
+    Scenarios of one site run interleaved, so round i of the numerator ran moments after
+    round i of the denominator, under the same outside load. The median of those per-round
+    ratios is therefore steadier than a ratio of two best rounds, which may come from
+    different moments (one lucky denominator round alone can fail a target). Scenarios of
+    different sites never share a round; for them it is the ratio of the best rounds.
+    """
+    same_site = num.scenario.split()[0] == den.scenario.split()[0]
+    rounds = len(num.rounds_rps)
+    if same_site and rounds and rounds == len(den.rounds_rps) and all(den.rounds_rps):
+        return statistics.median(n / d for n, d in zip(num.rounds_rps, den.rounds_rps, strict=True))
+    return num.rps / den.rps
 
 
 def log(msg: str) -> None:
@@ -904,7 +921,7 @@ class Bench:
             elif not (num.ok and den.ok) or den.rps <= 0:
                 value = None
             else:
-                value = num.rps / den.rps
+                value = paired_ratio(num, den)
             passed = None if r.target is None else (value is not None and value >= r.target)
             rows.append({"ratio": r.label, "value": value, "target": r.target, "passed": passed})
         return rows
@@ -932,7 +949,10 @@ class Bench:
         for site, err in self.setup_errors.items():
             lines.append(f"{site:<34} setup failed: {err.splitlines()[0]}")
         if self.args.rounds > 1:
-            lines.append(f"(best of {self.args.rounds} interleaved rounds of {self.args.duration:g}s each)")
+            lines.append(
+                f"(best of {self.args.rounds} interleaved rounds of {self.args.duration:g}s each; "
+                "same-site ratios are the median of per-round ratios)"
+            )
         if noisy:
             lines.append(
                 f"! other processes used more than {NOISY_OTHER_CPU_PCT:g}% of the machine's CPU during "
