@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
@@ -60,9 +60,14 @@ def create_scope(name: str, *, description: str = "", default: bool = False) -> 
         scope_name_validator(name)
     except ValidationError as exc:
         raise ClientError(f'"{name}" is not a valid scope name. ' + " ".join(exc.messages)) from None
+    taken = ClientError(f'A scope named "{name}" already exists.')
     if Scope.objects.filter(name=name).exists():
-        raise ClientError(f'A scope named "{name}" already exists.')
-    return Scope.objects.create(name=name, description=description, is_default=default)
+        raise taken
+    try:
+        with transaction.atomic():
+            return Scope.objects.create(name=name, description=description, is_default=default)
+    except IntegrityError:
+        raise taken from None  # created by a concurrent call since the check above
 
 
 def add_secret(application: Application, *, expires_at: datetime | None = None) -> IssuedSecret:

@@ -469,3 +469,14 @@ def test_tokens_prune_deletes_expired_records_and_keeps_live_ones(db):
     assert "Deleted 2 expired record(s)" in out.getvalue()
     assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
     assert not UsedAssertion.objects.exists()
+
+
+def test_scope_add_that_loses_a_race_is_a_clear_error(db, monkeypatch):
+    from oauth_cc.models import Scope
+
+    Scope.objects.create(name="raced")
+    # The existence check runs before the other call commits: only the INSERT sees the clash.
+    monkeypatch.setattr(type(Scope.objects.filter(name="raced")), "exists", lambda self: False)
+
+    with pytest.raises(CommandError, match='A scope named "raced" already exists'):
+        call_command("oauth_cc", "scope", "add", "raced")
