@@ -21,30 +21,19 @@ def reader(make_client: Any) -> tuple[Any, str]:
     return make_client("svc", scopes=["reports:read"])
 
 
-def test_token_issued_and_accepted_while_the_cache_is_down(client, reader, caplog):
+def test_token_issued_and_accepted_while_the_cache_is_down(client, reader, token_for, caplog):
     application, secret = reader
     with override_settings(CACHES=DEAD_REDIS):
-        token = form_post(
-            client,
-            "/oauth/token/",
-            {"grant_type": "client_credentials", "scope": "reports:read"},
-            HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
-        )
-        assert token.status_code == 200, token.content
-        response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token.json()['access_token']}")
+        token = token_for(application, secret, scope="reports:read")["access_token"]
+        response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200
     assert "could not read" in caplog.text
 
 
-def test_revocation_still_applies_while_the_cache_is_down(client, reader):
+def test_revocation_still_applies_while_the_cache_is_down(client, reader, token_for):
     application, secret = reader
     with override_settings(CACHES=DEAD_REDIS):
-        token = form_post(
-            client,
-            "/oauth/token/",
-            {"grant_type": "client_credentials", "scope": "reports:read"},
-            HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
-        ).json()["access_token"]
+        token = token_for(application, secret, scope="reports:read")["access_token"]
         revoked = form_post(
             client,
             "/oauth/revoke/",
