@@ -27,16 +27,18 @@ def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: 
 
 @receiver(post_save, sender=Application)
 @receiver(post_delete, sender=Application)
-@receiver(post_save, sender=ClientSecret)
-@receiver(post_delete, sender=ClientSecret)
 def _client_changed(sender: Any, **kwargs: Any) -> None:
     # This worker sees the change at once; other workers within the refresh interval.
     client_cache.clear()
+    # Active flag and tokens_valid_after are part of the revocation snapshot.
     revocation.publish()
 
 
+@receiver(post_save, sender=ClientSecret)
+@receiver(post_delete, sender=ClientSecret)
 @receiver(m2m_changed, sender=Application.scopes.through)
 @receiver(post_save, sender=Scope)
 @receiver(post_delete, sender=Scope)
-def _scopes_changed(sender: Any, **kwargs: Any) -> None:
+def _client_data_changed(sender: Any, **kwargs: Any) -> None:
+    # Secrets and scopes live only in the client cache, not in the revocation snapshot.
     client_cache.clear()
