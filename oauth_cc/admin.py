@@ -37,6 +37,7 @@ from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
 from . import clients, keys, revocation
+from .client_auth import endpoint_url
 from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
 from .models import Application, ClientSecret, Scope, SigningKey
 
@@ -272,7 +273,7 @@ class ApplicationAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": title,
             "items": items,
-            "token_endpoint": oauth_cc_settings.issuer + reverse("oauth_cc:token"),
+            "token_endpoint": endpoint_url("token"),
             "changelist_url": reverse(f"{self.admin_site.name}:oauth_cc_application_changelist"),
         }
         response = TemplateResponse(request, "admin/oauth_cc/application/secret_issued.html", context)

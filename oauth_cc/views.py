@@ -13,11 +13,11 @@ from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import introspection, issuance, keys
 from .assertions import ASSERTION_SIGNING_ALGORITHMS
+from .client_auth import endpoint_url
 from .conf import oauth_cc_settings
 from .errors import MethodNotAllowed, OAuthError, ServerError
 from .models import Scope, TokenEndpointAuthMethod
@@ -100,10 +100,10 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
     algs = list(ASSERTION_SIGNING_ALGORITHMS)
     data = {
         "issuer": issuer,
-        "token_endpoint": issuer + reverse("oauth_cc:token"),
-        "jwks_uri": issuer + reverse("oauth_cc:jwks"),
-        "introspection_endpoint": issuer + reverse("oauth_cc:introspect"),
-        "revocation_endpoint": issuer + reverse("oauth_cc:revoke"),
+        "token_endpoint": endpoint_url("token"),
+        "jwks_uri": endpoint_url("jwks"),
+        "introspection_endpoint": endpoint_url("introspect"),
+        "revocation_endpoint": endpoint_url("revoke"),
         "grant_types_supported": [issuance.GRANT_TYPE],
         # No authorization endpoint: no response types (RFC 8414 §2 still requires the member).
         "response_types_supported": [],
