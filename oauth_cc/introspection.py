@@ -32,13 +32,18 @@ def _token_param(params: dict[str, str]) -> str:
     return token
 
 
-def _valid_claims(token: str) -> dict[str, Any] | None:
-    """The claims of a token this issuer signed that is still valid (any audience), or None."""
+def _signed_claims(token: str) -> dict[str, Any] | None:
+    """The claims of an unexpired token this issuer signed (any audience), or None."""
     try:
-        claims = tokens.verify(
-            token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time()
-        )
+        return tokens.verify(token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time())
     except tokens.InvalidToken:
+        return None
+
+
+def _valid_claims(token: str) -> dict[str, Any] | None:
+    """As :func:`_signed_claims`, and not revoked either."""
+    claims = _signed_claims(token)
+    if claims is None:
         return None
     snapshot = revocation.revocation_state.current()
     if snapshot.reason_refused(jti=claims["jti"], client_id=claims["client_id"], iat=float(claims["iat"])):
@@ -62,12 +67,8 @@ def revoke(request: HttpRequest) -> None:
     """RFC 7009 §2.1. Invalid, expired or unknown tokens are not an error (§2.2)."""
     params = parse_form(request)
     client = authenticate_client(request, params, endpoint="revoke")
-    token = _token_param(params)
-    try:
-        claims = tokens.verify(
-            token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time()
-        )
-    except tokens.InvalidToken:
+    claims = _signed_claims(_token_param(params))
+    if claims is None:
         return
     if claims["client_id"] != client.client_id:
         # §2.1: a client may only revoke its own tokens.
