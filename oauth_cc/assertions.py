@@ -33,7 +33,6 @@ or lacks the named ``kid``.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -51,6 +50,7 @@ from . import client_keys
 from .conf import oauth_cc_settings
 from .errors import InvalidClient
 from .state import ClientRecord
+from .tokens import b64url_decode
 
 #: Asymmetric algorithms accepted for client assertions; never "none" or HMAC.
 ASSERTION_SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
@@ -74,7 +74,7 @@ _NOT_VERIFIED = "The client_assertion signature does not verify with this client
 def unverified_client_id(assertion: str) -> str:
     """The ``sub`` an assertion claims, read before any check, only to find the client."""
     try:
-        claims = json.loads(_b64decode(assertion.split(".")[1]))
+        claims = json.loads(b64url_decode(assertion.split(".")[1]))
     except (IndexError, binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidClient("client_assertion is not a well-formed JWT.") from exc
     if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
@@ -110,7 +110,7 @@ def _compact_header(assertion: str) -> dict[str, Any]:
             "client_assertion must be a signed JWT in compact form (three base64url parts separated by dots)."
         )
     try:
-        header = json.loads(_b64decode(parts[0]))
+        header = json.loads(b64url_decode(parts[0]))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidClient("The client_assertion header is not valid JSON.") from None
     if not isinstance(header, dict):
@@ -119,10 +119,6 @@ def _compact_header(assertion: str) -> dict[str, Any]:
         # RFC 7515 §4.1.11: extensions we do not understand must make the JWS invalid.
         raise InvalidClient('client_assertion uses "crit" header extensions; this server supports none.')
     return header
-
-
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def _checked_algorithm(header: dict[str, Any]) -> str:

@@ -57,10 +57,14 @@ def sign(claims: Mapping[str, Any]) -> str:
     return key_store.signer().sign(_JSON.encode(dict(claims)).encode("utf-8"))
 
 
+def b64url_decode(segment: str) -> bytes:
+    """RFC 7515 §2 base64url without padding; raises ``binascii.Error`` on bad input."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
 def _b64decode_json(segment: str) -> Any:
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        return json.loads(raw)
+        return json.loads(b64url_decode(segment))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidToken("The access token is not a well-formed JWT.") from exc
 
