@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
-from .shared import claim, share, shared_or_loaded
+from .shared import Throttle, share, shared_or_loaded
 
 CACHE_KEY = "oauth_cc:revocation:v1"
 
@@ -138,7 +138,9 @@ def invalidate_client_tokens(client_id: str) -> None:
 
 #: Seconds between two opportunistic prunes (see :func:`prune_now_and_then`).
 PRUNE_INTERVAL = 300.0
-_last_prune = time.monotonic()
+PRUNE_KEY = "oauth_cc:prune"
+prune_throttle = Throttle(max_keys=1)
+prune_throttle.mark(PRUNE_KEY)  # the first prune comes one interval after start-up
 
 
 def prune_now_and_then() -> None:
@@ -148,18 +150,8 @@ def prune_now_and_then() -> None:
     per private_key_jwt request) never pile up without a cron job. Costs one clock read per
     call; two indexed DELETEs once per interval.
     """
-    global _last_prune
-    now = time.monotonic()
-    if now - _last_prune < PRUNE_INTERVAL:
-        return
-    _last_prune = now
-    if claim("oauth_cc:prune", PRUNE_INTERVAL):
+    if prune_throttle.ready(PRUNE_KEY, PRUNE_INTERVAL):
         prune_expired()
-
-
-def reset_prune_clock() -> None:
-    global _last_prune
-    _last_prune = time.monotonic()
 
 
 def prune_expired() -> int:

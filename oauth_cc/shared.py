@@ -8,6 +8,7 @@ down with it: reads fall back to the database and writes are skipped, with a war
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,3 +51,32 @@ def claim(key: str, timeout: float) -> bool:
     except Exception:
         logger.warning("oauth_cc could not claim %s in the cache", key)
         return True
+
+
+class Throttle:
+    """Lets work through at most once per interval and key: per worker first, then per site.
+
+    The per-worker check is a clock read and a dict lookup, cheap enough for the hot paths;
+    only past it does the worker ask the shared cache (:func:`claim`), so with a shared cache
+    one worker of the site does the work per interval.
+    """
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self._last: dict[str, float] = {}
+        self._max_keys = max_keys
+
+    def ready(self, key: str, interval: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, float("-inf")) < interval:
+            return False
+        if len(self._last) >= self._max_keys:
+            self._last.clear()
+        self._last[key] = now
+        return claim(key, interval)
+
+    def mark(self, key: str) -> None:
+        """Count ``key`` as just done by this worker."""
+        self._last[key] = time.monotonic()
+
+    def reset(self) -> None:
+        self._last.clear()

@@ -1,37 +1,27 @@
 """ "Last used" bookkeeping for clients and secrets, without a write per token request.
 
-Each worker remembers when it last wrote for a client; past ``LAST_USED_WRITE_INTERVAL`` it
-claims the write in the shared cache with an atomic ``add`` (so with a shared cache only one
-worker writes per interval) and then updates the rows. At most one write per client and
-interval per worker, usually one per interval site-wide.
+A :class:`~oauth_cc.shared.Throttle` lets the write through at most once per client, secret
+and ``LAST_USED_WRITE_INTERVAL`` in each worker, and with a shared cache usually once per
+interval site-wide.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
-from .shared import claim
+from .shared import Throttle
 
 logger = logging.getLogger("oauth_cc.usage")
-_last_written: dict[tuple[int, int | None], float] = {}
+_throttle = Throttle()
 
 
 def note_used(client_pk: int, secret_pk: int | None) -> None:
-    key = (client_pk, secret_pk)
-    now = time.monotonic()
-    interval = oauth_cc_settings.LAST_USED_WRITE_INTERVAL
-    if now - _last_written.get(key, float("-inf")) < interval:
-        return
-    if len(_last_written) > 10_000:
-        _last_written.clear()
-    _last_written[key] = now
-    cache_key = f"oauth_cc:last_used:{client_pk}:{secret_pk}"
-    if not claim(cache_key, interval):
+    key = f"oauth_cc:last_used:{client_pk}:{secret_pk}"
+    if not _throttle.ready(key, oauth_cc_settings.LAST_USED_WRITE_INTERVAL):
         return
     from .models import Application, ClientSecret
 
@@ -46,4 +36,4 @@ def note_used(client_pk: int, secret_pk: int | None) -> None:
 
 
 def reset() -> None:
-    _last_written.clear()
+    _throttle.reset()

@@ -22,7 +22,7 @@ def test_token_request_prunes_expired_records_once_the_interval_has_passed(
     application, secret = make_client("svc", scopes=["reports:read"])
     _records(days=-1)
     _records(days=1)
-    monkeypatch.setattr(revocation, "_last_prune", float("-inf"))
+    revocation.prune_throttle.reset()
 
     token_for(application, secret, scope="reports:read")
 
@@ -32,7 +32,7 @@ def test_token_request_prunes_expired_records_once_the_interval_has_passed(
 
 def test_token_request_within_the_interval_does_not_prune(make_client, token_for):
     application, secret = make_client("svc", scopes=["reports:read"])
-    revocation.reset_prune_clock()
+    revocation.prune_throttle.mark(revocation.PRUNE_KEY)
     _records(days=-1)
 
     token_for(application, secret, scope="reports:read")
