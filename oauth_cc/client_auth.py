@@ -151,6 +151,6 @@ def _verify_secret(client: ClientRecord, presented: PresentedCredentials) -> int
         raise InvalidClient(basic=presented.basic)
     if record.revoked:
         raise InvalidClient("This client secret has been revoked.", basic=presented.basic)
-    if not record.usable(time.time()):
+    if record.expired(time.time()):
         raise InvalidClient("This client secret has expired.", basic=presented.basic)
     return record.pk

@@ -54,8 +54,8 @@ class SecretRecord:
     expires_at: float | None
     revoked: bool
 
-    def usable(self, now: float) -> bool:
-        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 def _ts(value: datetime | None) -> float | None:
