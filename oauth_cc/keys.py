@@ -97,10 +97,10 @@ def ensure_current_key():  # -> SigningKey
             key.save()
             if not SigningKey.objects.filter(state="next").exists():
                 _new_key_row("next").save()
+        logger.info("Created signing key %s (%s)", key.kid, key.algorithm)
     except IntegrityError:
         # Another worker created it first (one current key is a database constraint).
         key = SigningKey.objects.get(state="current")
-    logger.info("Created signing key %s (%s)", key.kid, key.algorithm)
     publish_public_keys()
     return key
 
