@@ -311,6 +311,26 @@ class RevokedToken(models.Model):
         return self.jti
 
 
+class DeletedClient(models.Model):
+    """A deleted client's id, kept until every token issued to it has expired.
+
+    Tokens are not stored, so without this record a deleted client's tokens would stay valid
+    until they expire: nothing would be left to refuse them by. While it exists the
+    revocation snapshot refuses the client's tokens (see :mod:`oauth_cc.revocation`).
+    """
+
+    client_id = models.CharField(max_length=255, unique=True)
+    deleted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("deleted client")
+        verbose_name_plural = _("deleted clients")
+
+    def __str__(self) -> str:
+        return self.client_id
+
+
 class UsedAssertion(models.Model):
     """The single-use record of a client assertion's ``jti`` (RFC 7523 §3, item 7)."""
 

@@ -26,11 +26,23 @@ def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: 
 
 
 @receiver(post_save, sender=Application)
-@receiver(post_delete, sender=Application)
 def _client_changed(sender: Any, **kwargs: Any) -> None:
     # This worker sees the change at once; other workers within the refresh interval.
     client_cache.clear()
     # Active flag and tokens_valid_after are part of the revocation snapshot.
+    revocation.publish()
+
+
+@receiver(post_delete, sender=Application)
+def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
+    """A deleted client's tokens are refused like a disabled client's, until they expire.
+
+    post_delete fires for every way a row goes through Django's deletion collector: the
+    admin's delete page and bulk action, ``instance.delete()``, ``QuerySet.delete()`` and
+    cascades alike.
+    """
+    revocation.record_deleted_client(instance.client_id, instance.access_token_lifetime)
+    client_cache.clear()
     revocation.publish()
 
 

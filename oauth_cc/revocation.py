@@ -8,7 +8,10 @@ needs. What revocation needs is small:
   (:class:`~oauth_cc.models.RevokedToken`), so the list never outgrows the live tokens;
 * per client, ``tokens_valid_after``: every token issued before it is invalid (used when a
   client is disabled and re-enabled, or all its tokens must go at once);
-* the set of disabled clients, whose tokens are refused while they stay disabled.
+* the set of disabled clients, whose tokens are refused while they stay disabled;
+* the set of deleted clients (:class:`~oauth_cc.models.DeletedClient`), kept until the last
+  token issued to each has expired. A client created again under a deleted client_id gets a
+  cut-off at the deletion time instead, so only the old tokens are refused.
 
 Audit of issuance goes to the ``token_issued`` signal and one log line per token instead.
 
@@ -23,22 +26,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
 from .shared import Throttle, share, shared_or_loaded
 
-CACHE_KEY = "oauth_cc:revocation:v1"
+# v2: the snapshot gained deleted_clients; a v1 pickle in a shared cache must not be read.
+CACHE_KEY = "oauth_cc:revocation:v2"
 
 
 @dataclass(frozen=True)
 class Snapshot:
     revoked_jtis: frozenset[str] = frozenset()
     disabled_clients: frozenset[str] = frozenset()
+    deleted_clients: frozenset[str] = frozenset()
     # client_id -> epoch seconds; tokens with iat before it are invalid.
     valid_after: dict[str, float] = field(default_factory=dict)
 
@@ -48,6 +54,8 @@ class Snapshot:
             return "The access token has been revoked."
         if client_id in self.disabled_clients:
             return "The client of this access token is disabled."
+        if client_id in self.deleted_clients:
+            return "The client of this access token has been deleted."
         cutoff = self.valid_after.get(client_id)
         if cutoff is not None and iat < cutoff:
             return "The access token was issued before its client's tokens were invalidated."
@@ -55,8 +63,8 @@ class Snapshot:
 
 
 def load_snapshot() -> Snapshot:
-    """Build the snapshot from the database (two queries)."""
-    from .models import Application, RevokedToken
+    """Build the snapshot from the database (three queries)."""
+    from .models import Application, DeletedClient, RevokedToken
 
     now = timezone.now()
     jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
@@ -70,7 +78,21 @@ def load_snapshot() -> Snapshot:
             disabled.add(client_id)
         if cutoff is not None:
             valid_after[client_id] = cutoff.timestamp()
-    return Snapshot(revoked_jtis=jtis, disabled_clients=frozenset(disabled), valid_after=valid_after)
+    deleted: set[str] = set()
+    tombstones = DeletedClient.objects.filter(expires_at__gt=now).annotate(
+        recreated=Exists(Application.objects.filter(client_id=OuterRef("client_id")))
+    )
+    for client_id, deleted_at, recreated in tombstones.values_list("client_id", "deleted_at", "recreated"):
+        if recreated:
+            valid_after[client_id] = max(valid_after.get(client_id, 0.0), deleted_at.timestamp())
+        else:
+            deleted.add(client_id)
+    return Snapshot(
+        revoked_jtis=jtis,
+        disabled_clients=frozenset(disabled),
+        deleted_clients=frozenset(deleted),
+        valid_after=valid_after,
+    )
 
 
 def publish() -> Snapshot:
@@ -124,6 +146,25 @@ def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:
     return True
 
 
+def record_deleted_client(client_id: str, token_lifetime: int | None) -> None:
+    """Remember that ``client_id`` was deleted, until its last possible token has expired.
+
+    Called from the ``post_delete`` receiver, so inside the deleting transaction: the record
+    commits or rolls back with the deletion. Publishing the snapshot is the caller's job.
+    """
+    from .models import DeletedClient
+
+    now = timezone.now()
+    lifetime = max(int(token_lifetime or 0), int(oauth_cc_settings.ACCESS_TOKEN_LIFETIME))
+    DeletedClient.objects.update_or_create(
+        client_id=client_id,
+        defaults={
+            "deleted_at": now,
+            "expires_at": now + timedelta(seconds=lifetime + int(oauth_cc_settings.LEEWAY)),
+        },
+    )
+
+
 def invalidate_client_tokens(client_id: str) -> None:
     """Invalidate every token issued to ``client_id`` until now."""
     from .models import Application
@@ -155,10 +196,11 @@ def prune_now_and_then() -> None:
 
 
 def prune_expired() -> int:
-    """Delete revocation and single-use records that can no longer matter."""
-    from .models import RevokedToken, UsedAssertion
+    """Delete revocation, deleted-client and single-use records that can no longer matter."""
+    from .models import DeletedClient, RevokedToken, UsedAssertion
 
     now = timezone.now()
     removed = RevokedToken.objects.filter(expires_at__lte=now).delete()[0]
     removed += UsedAssertion.objects.filter(expires_at__lte=now).delete()[0]
+    removed += DeletedClient.objects.filter(expires_at__lte=now).delete()[0]
     return removed

@@ -203,9 +203,9 @@ def test_protected_request_cold_worker_query_count(client, reader, django_assert
     _, token = reader
     state.reset_all()
     clear_shared_cache()
-    # The published public keys, then the revocation snapshot: revoked jtis, and disabled
-    # or cut-off clients.
-    with django_assert_num_queries(3):
+    # The published public keys, then the revocation snapshot: revoked jtis, disabled or
+    # cut-off clients, and deleted clients.
+    with django_assert_num_queries(4):
         assert client.get("/api/ping/", **bearer(token)).status_code == 200
 
 
@@ -323,7 +323,7 @@ def test_token_with_typ_jwt_is_refused(client, db):
 
 def test_token_without_exp_is_refused(client, db):
     token = sign_with_site_key(token_claims(exp=None))
-    assert_invalid_token(client.get("/api/ping/", **bearer(token)), 'no \\"exp\\" claim')
+    assert_invalid_token(client.get("/api/ping/", **bearer(token)), '\\"exp\\" claim is missing')
 
 
 def test_token_not_valid_yet_is_refused(client, db):
