@@ -21,6 +21,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
 from django.db.models import Count, QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -36,9 +37,11 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import clients, keys, revocation
+from . import clients, json_input, keys, revocation
+from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
-from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
+from .client_keys import PRIVATE_JWK_MEMBERS
+from .conf import oauth_cc_settings
 from .models import Application, ClientSecret, Scope, SigningKey
 
 _DOT_MODEL_GETTERS = (
@@ -54,24 +57,50 @@ for _getter in _DOT_MODEL_GETTERS:
     if _model is not None and admin.site.is_registered(_model()):
         admin.site.unregister(_model())
 
-#: Members that only a private (or symmetric) JWK has (RFC 7518 §6).
-_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-#: One of those members as an object key, found in text that does not parse as JSON.
-_PRIVATE_MEMBER_NAME = re.compile('"(?:' + "|".join(sorted(_PRIVATE_JWK_MEMBERS)) + r')"\s*:')
+#: A member that only a private (or symmetric) JWK has, found in text that does not parse as JSON.
+_PRIVATE_MEMBER_NAME = re.compile('"(?:' + "|".join(sorted(PRIVATE_JWK_MEMBERS)) + r')"\s*:')
 #: Attribute on the request that carries a secret from save_model() to response_add().
 _NEW_SECRET_ATTR = "_oauth_cc_new_secret"
 
 
+#: Bound on what an operator pastes into a JSON box (a JWKS of a few keys is ~2 KiB).
+MAX_JSON_INPUT_BYTES = 64 * 1024
+
+
+class BoundedJSONField(forms.JSONField):
+    """Django's JSON form field, decoding through :mod:`oauth_cc.json_input`.
+
+    Django's own field calls ``json.loads`` on the posted text, so a deeply nested paste raised
+    ``RecursionError`` (a 500) instead of a form error.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or not isinstance(value, str) or value.strip() in self.empty_values:
+            return super().to_python(value)
+        try:
+            return json_input.loads(value, max_bytes=MAX_JSON_INPUT_BYTES, what="This")
+        except json_input.JSONInputError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        try:
+            return json_input.loads(data, max_bytes=MAX_JSON_INPUT_BYTES)
+        except json_input.JSONInputError:
+            return InvalidJSONInput(data)
+
+
 def _holds_private_key(raw: Any) -> bool:
     try:
-        document = json.loads(raw) if isinstance(raw, str) else raw
+        document = json_input.loads(raw, max_bytes=MAX_JSON_INPUT_BYTES) if isinstance(raw, str) else raw
     except ValueError:
         # Not JSON (a stray comma, a cut-off paste), but it may still hold a private key.
         return _PRIVATE_MEMBER_NAME.search(raw) is not None
     entries = document.get("keys") if isinstance(document, dict) else None
     if isinstance(document, dict) and entries is None:
         entries = [document]  # a single JWK pasted instead of a set
-    return any(isinstance(e, dict) and _PRIVATE_JWK_MEMBERS & e.keys() for e in entries or ())
+    return any(isinstance(e, dict) and PRIVATE_JWK_MEMBERS & e.keys() for e in entries or ())
 
 
 class ApplicationForm(forms.ModelForm):
@@ -92,6 +121,7 @@ class ApplicationForm(forms.ModelForm):
             "jwks",
             "jwks_uri",
         ]
+        field_classes = {"jwks": BoundedJSONField, "audiences": BoundedJSONField}
         widgets = {
             "jwks": forms.Textarea(
                 attrs={"rows": 8, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}
@@ -514,11 +544,11 @@ class SigningKeyAdmin(admin.ModelAdmin):
         default_algorithm = oauth_cc_settings.SIGNING_ALGORITHM
         if request.method == "POST":
             algorithm = request.POST.get("algorithm") or default_algorithm
-            if algorithm not in SIGNING_ALGORITHMS:
+            if algorithm not in ACCESS_TOKEN_ALGORITHMS:
                 self.message_user(
                     request,
                     _("Unknown algorithm %(alg)s; choose one of %(choices)s. Nothing was changed.")
-                    % {"alg": algorithm, "choices": ", ".join(SIGNING_ALGORITHMS)},
+                    % {"alg": algorithm, "choices": ", ".join(ACCESS_TOKEN_ALGORITHMS)},
                     messages.ERROR,
                 )
                 return HttpResponseRedirect(changelist_url)
@@ -541,7 +571,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
                 "Start signing new tokens with the published next key, retire the current key (it stays "
                 "published until the tokens it signed expire) and publish a new next key?"
             ),
-            "algorithms": SIGNING_ALGORITHMS,
+            "algorithms": ACCESS_TOKEN_ALGORITHMS,
             "default_algorithm": default_algorithm,
             "confirm_label": _("Yes, rotate the keys"),
             "cancel_url": changelist_url,

@@ -3,13 +3,17 @@
 The client proves who it is with a JWT it signed with one of its registered keys
 (:mod:`oauth_cc.client_keys`). :func:`verify_client_assertion` checks it top to bottom:
 
-1. **Form** - a JWS in compact serialization (RFC 7515 §7.1), no ``crit`` header.
-2. **Algorithm** - ``alg`` is one of :data:`ASSERTION_SIGNING_ALGORITHMS`: never ``none``,
-   never HMAC, and the verifying key's type must belong to that algorithm's family, so a
-   token "HMAC-signed with the public key" can never verify.
+1. **Form** - parsed once by :func:`parse_assertion` through :mod:`oauth_cc.jws`: a JWS in
+   compact serialization with strict base64url, bounded JSON, and no header member that
+   brings its own key (``jwk``, ``jku``, ``x5u``, ``x5c``) or extension (``crit``). A ``typ`` of
+   ``at+jwt`` is refused: an access token is not a client assertion (RFC 8725 §3.11).
+2. **Algorithm** - ``alg`` is one of :data:`~oauth_cc.algorithms.ASSERTION_ALGORITHMS`: never
+   ``none``, never HMAC, and the verifying key's type must belong to that algorithm's family
+   (:mod:`oauth_cc.algorithms`), so a token "HMAC-signed with the public key" never verifies.
 3. **Key and signature** - the key named by ``kid``; without a kid, each of the client's
    keys that fits the algorithm (at most :data:`MAX_KEYS_WITHOUT_KID`).
-4. **Claims** (RFC 7523 §3), with ``LEEWAY`` seconds of clock skew allowed:
+4. **Claims** (RFC 7523 §3), decoded from the payload bytes the signature covers and read
+   with :mod:`oauth_cc.claims`, with ``LEEWAY`` seconds of clock skew allowed:
 
    * ``iss`` and ``sub`` are both the client_id;
    * ``aud`` (a string or a list) contains the URL of the endpoint being called or the issuer;
@@ -17,7 +21,7 @@ The client proves who it is with a JWT it signed with one of its registered keys
    * ``nbf``, if present, has been reached;
    * ``iat``, if present, is not in the future and not older than ``ASSERTION_MAX_LIFETIME``:
      an assertion is made to be used at once;
-   * ``jti`` is present (a string of at most 255 characters).
+   * ``jti`` is present (a printable string of at most 255 characters).
 
 5. **Single use** (RFC 7523 §3 item 7) - the ``(client_id, jti)`` pair is inserted into
    :class:`~oauth_cc.models.UsedAssertion`, whose unique constraint makes the database the
@@ -33,111 +37,104 @@ or lacks the named ``kid``.
 
 from __future__ import annotations
 
-import binascii
-import json
-import math
-import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
-from jwcrypto.jws import JWS
 
-from . import client_keys
+from . import claims as claim_values
+from . import client_keys, jws
+from .algorithms import ALGORITHMS, ASSERTION_ALGORITHMS
 from .conf import oauth_cc_settings
 from .errors import InvalidClient
 from .state import ClientRecord
-from .tokens import b64url_decode
+from .tokens import ACCEPTED_TYPES as ACCESS_TOKEN_TYPES
 
-#: Asymmetric algorithms accepted for client assertions; never "none" or HMAC.
-ASSERTION_SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
-#: The key type (and curves) that can verify each algorithm (RFC 7518 §3, RFC 8037 §3.1).
-KEY_FAMILY: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "RS256": ("RSA", None),
-    "PS256": ("RSA", None),
-    "ES256": ("EC", ("P-256",)),
-    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
-}
 #: Without a ``kid``, at most this many of the client's keys are tried, so a client
 #: publishing a large key set cannot make each of its requests cost many signature checks.
 MAX_KEYS_WITHOUT_KID = 5
 #: Length of ``UsedAssertion.jti``.
 MAX_JTI_LENGTH = 255
+#: Longest assertion accepted (RSA-signed ones with an x5t are under 1 KiB).
+MAX_ASSERTION_BYTES = 8 * 1024
+#: Header members an assertion may carry, each a string. Others that bring a key or an
+#: extension are refused (see :data:`oauth_cc.jws.REFUSED_HEADER_PARAMETERS`); the rest are
+#: ignored, as RFC 7515 §4 asks, since client libraries add members of their own.
+HEADER_POLICY = jws.HeaderPolicy(
+    accepted=frozenset({"alg", "kid", "typ", "cty", "x5t", "x5t#S256"}), ignore_unknown=True
+)
 
-_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_WHAT = "client_assertion"
 _NOT_VERIFIED = "The client_assertion signature does not verify with this client's registered keys."
 
 
-def unverified_client_id(assertion: str) -> str:
-    """The ``sub`` an assertion claims, read before any check, only to find the client."""
+@dataclass(frozen=True)
+class ParsedAssertion:
+    """A client assertion parsed once: its JWS and the claims decoded from the signed payload.
+
+    The claims are not trusted until :func:`verify_client_assertion` has checked the
+    signature over the very payload bytes they were decoded from.
+    """
+
+    jws: jws.CompactJWS
+    claims: dict[str, Any]
+
+    @property
+    def unverified_client_id(self) -> str:
+        """The ``sub`` the assertion claims, read before any check, only to find the client."""
+        try:
+            return claim_values.string(self.claims, "sub")
+        except claim_values.ClaimError as exc:
+            raise InvalidClient(f"client_assertion {exc}.") from None
+
+
+def parse_assertion(assertion: str) -> ParsedAssertion:
+    """Parse ``assertion`` (strictly, once) or raise :class:`~oauth_cc.errors.InvalidClient`."""
     try:
-        claims = json.loads(b64url_decode(assertion.split(".")[1]))
-    except (IndexError, binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidClient("client_assertion is not a well-formed JWT.") from exc
-    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
-        raise InvalidClient('client_assertion has no "sub" claim.')
-    return claims["sub"]
+        parsed = jws.parse(assertion, policy=HEADER_POLICY, max_bytes=MAX_ASSERTION_BYTES, what=_WHAT)
+        if parsed.typ is not None and parsed.typ.lower() in ACCESS_TOKEN_TYPES:
+            raise jws.MalformedJWS(
+                f'{_WHAT} has typ "{parsed.typ}": an access token is not a client assertion.'
+            )
+        claims = jws.claims(parsed, max_bytes=MAX_ASSERTION_BYTES, what=_WHAT)
+    except jws.MalformedJWS as exc:
+        raise InvalidClient(str(exc)) from None
+    return ParsedAssertion(jws=parsed, claims=claims)
 
 
-def verify_client_assertion(client: ClientRecord, assertion: str, *, endpoint_url: str) -> None:
+def verify_client_assertion(client: ClientRecord, assertion: ParsedAssertion, *, endpoint_url: str) -> None:
     """Authenticate ``client`` by ``assertion`` or raise :class:`~oauth_cc.errors.InvalidClient`.
 
     ``endpoint_url`` is the URL of the endpoint being called, one of the accepted audiences.
     See the module docstring for the rules and their cost.
     """
-    header = _compact_header(assertion)
-    alg = _checked_algorithm(header)
-    kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise InvalidClient('client_assertion header "kid" must be a string.')
-    keys = _candidate_keys(client, alg, kid)
-    claims = _verified_claims(assertion, alg, keys)
-    now = time.time()
-    _check_identity(claims, client.client_id)
-    _check_audience(claims, endpoint_url)
-    exp = _check_times(claims, now)
-    _record_jti(client.client_id, _checked_jti(claims), exp)
-
-
-def _compact_header(assertion: str) -> dict[str, Any]:
-    """RFC 7515 §7.1: three base64url parts; the protected header as a dict."""
-    parts = assertion.split(".")
-    if len(parts) != 3 or not all(parts[i] and _BASE64URL.match(parts[i]) for i in range(3)):
-        raise InvalidClient(
-            "client_assertion must be a signed JWT in compact form (three base64url parts separated by dots)."
-        )
+    alg = _checked_algorithm(assertion.jws.alg)
+    keys = _candidate_keys(client, alg, assertion.jws.kid)
+    if not any(jws.verify_signature(assertion.jws, key, (alg,)) for key in keys):
+        raise InvalidClient(_NOT_VERIFIED)
+    claims = assertion.claims
     try:
-        header = json.loads(b64url_decode(parts[0]))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidClient("The client_assertion header is not valid JSON.") from None
-    if not isinstance(header, dict):
-        raise InvalidClient("The client_assertion header is not a JSON object.")
-    if "crit" in header:
-        # RFC 7515 §4.1.11: extensions we do not understand must make the JWS invalid.
-        raise InvalidClient('client_assertion uses "crit" header extensions; this server supports none.')
-    return header
+        _check_identity(claims, client.client_id)
+        _check_audience(claims, endpoint_url)
+        exp = _check_times(claims, time.time())
+        jti = _checked_jti(claims)
+    except claim_values.ClaimError as exc:
+        raise InvalidClient(f"client_assertion {exc}.") from None
+    _record_jti(client.client_id, jti, exp)
 
 
-def _checked_algorithm(header: dict[str, Any]) -> str:
-    alg = header.get("alg")
-    if alg not in ASSERTION_SIGNING_ALGORITHMS:
+def _checked_algorithm(alg: str) -> str:
+    if alg not in ASSERTION_ALGORITHMS:
+        shown = alg if len(alg) <= 20 else alg[:20] + "…"
         raise InvalidClient(
-            f"client_assertion alg {json.dumps(alg)} is not accepted; sign with one of "
-            + ", ".join(ASSERTION_SIGNING_ALGORITHMS)
+            f'client_assertion alg "{shown}" is not accepted; sign with one of '
+            + ", ".join(ASSERTION_ALGORITHMS)
             + "."
         )
-    return str(alg)
-
-
-def _fits(key: JWK, alg: str) -> bool:
-    """Whether ``key`` may verify ``alg``: same key family, and the key's own ``alg`` if it names one."""
-    kty, curves = KEY_FAMILY[alg]
-    if key.get("kty") != kty or (curves is not None and key.get("crv") not in curves):
-        return False
-    return key.get("alg") in (None, alg)
+    return alg
 
 
 def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK]:
@@ -147,109 +144,73 @@ def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK
         raise InvalidClient(f"Could not fetch the client's JWKS: {exc}.") from None
     if not keys:
         raise InvalidClient("This client has no public keys registered for private_key_jwt.")
+    algorithm = ALGORITHMS[alg]
     if kid is not None:
         shown = kid if len(kid) <= 100 else kid[:100] + "…"
         named = [key for key in keys if key.get("kid") == kid]
         if not named:
             raise InvalidClient(f'No key with kid "{shown}" is registered for this client.')
-        fitting = [key for key in named if _fits(key, alg)]
+        fitting = [key for key in named if algorithm.fits(key)]
         if not fitting:
             raise InvalidClient(f'Key "{shown}" is a {named[0].get("kty")} key and cannot verify {alg}.')
         return fitting
-    fitting = [key for key in keys if _fits(key, alg)]
+    fitting = [key for key in keys if algorithm.fits(key)]
     if not fitting:
         raise InvalidClient(f"None of this client's registered keys can verify {alg}.")
     return fitting[:MAX_KEYS_WITHOUT_KID]
 
 
-def _verified_claims(assertion: str, alg: str, keys: list[JWK]) -> dict[str, Any]:
-    """Verify the signature with the first key that fits; return the claims.
-
-    The JWS is parsed once; each further candidate key costs only its signature check.
-    """
-    token = JWS()
-    try:
-        token.deserialize(assertion)
-    except JWException:
-        raise InvalidClient(_NOT_VERIFIED) from None
-    token.allowed_algs = [alg]
-    for key in keys:
-        try:
-            token.verify(key, alg=alg)
-        except JWException:
-            continue
-        try:
-            claims = json.loads(token.payload)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidClient("The client_assertion claims are not valid JSON.") from None
-        if not isinstance(claims, dict):
-            raise InvalidClient("The client_assertion claims are not a JSON object.")
-        return claims
-    raise InvalidClient(_NOT_VERIFIED)
-
-
 def _check_identity(claims: dict[str, Any], client_id: str) -> None:
     """RFC 7523 §3 items 1-2: ``iss`` and ``sub`` are both the client_id."""
     for name in ("iss", "sub"):
-        if claims.get(name) != client_id:
-            raise InvalidClient(f'client_assertion "{name}" must be the client_id.')
+        if claim_values.string(claims, name) != client_id:
+            raise claim_values.ClaimError(f'"{name}" claim must be the client_id')
 
 
 def _check_audience(claims: dict[str, Any], endpoint_url: str) -> None:
     """RFC 7523 §3 item 3: ``aud`` names this server: the endpoint URL or the issuer."""
-    aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     accepted = {endpoint_url, oauth_cc_settings.issuer} - {""}
-    if not any(isinstance(value, str) and value in accepted for value in audiences):
-        raise InvalidClient(
-            f'client_assertion "aud" must contain the endpoint URL ({endpoint_url}) or the issuer '
-            f"({oauth_cc_settings.issuer})."
+    if accepted.isdisjoint(claim_values.audiences(claims)):
+        raise claim_values.ClaimError(
+            f'"aud" claim must contain the endpoint URL ({endpoint_url}) or the issuer '
+            f"({oauth_cc_settings.issuer})"
         )
-
-
-def _number(claims: dict[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidClient(f'client_assertion "{name}" must be a number of seconds since the epoch.')
-    return float(value)
 
 
 def _check_times(claims: dict[str, Any], now: float) -> float:
     """RFC 7523 §3 items 4-6, with ``LEEWAY`` for clock skew. Returns ``exp``."""
     leeway = float(oauth_cc_settings.LEEWAY)
     max_lifetime = float(oauth_cc_settings.ASSERTION_MAX_LIFETIME)
-    exp = _number(claims, "exp")
-    if exp is None:
-        raise InvalidClient('client_assertion has no "exp" claim.')
+    exp = claim_values.numeric_date(claims, "exp", required=True)
+    assert exp is not None  # required=True
     if exp + leeway <= now:
-        raise InvalidClient("client_assertion has expired; sign a new one for each request.")
-    if exp > now + max_lifetime + leeway:
-        raise InvalidClient(
-            f'client_assertion "exp" is more than {int(max_lifetime)} seconds ahead; '
-            "use short-lived assertions."
+        raise claim_values.ClaimError(
+            '"exp" claim has passed: the assertion has expired; sign a new one for each request'
         )
-    nbf = _number(claims, "nbf")
+    if exp > now + max_lifetime + leeway:
+        raise claim_values.ClaimError(
+            f'"exp" claim is more than {int(max_lifetime)} seconds ahead; use short-lived assertions'
+        )
+    nbf = claim_values.numeric_date(claims, "nbf", required=False)
     if nbf is not None and nbf > now + leeway:
-        raise InvalidClient('client_assertion is not valid yet ("nbf" is in the future).')
-    iat = _number(claims, "iat")
+        raise claim_values.ClaimError('"nbf" claim is in the future: the assertion is not valid yet')
+    iat = claim_values.numeric_date(claims, "iat", required=False)
     if iat is not None:
         if iat > now + leeway:
-            raise InvalidClient('client_assertion "iat" is in the future; check the client\'s clock.')
+            raise claim_values.ClaimError('"iat" claim is in the future; check the client\'s clock')
         if iat < now - max_lifetime - leeway:
-            raise InvalidClient(
-                f"client_assertion was issued more than {int(max_lifetime)} seconds ago; sign a new one."
+            raise claim_values.ClaimError(
+                f'"iat" claim says it was issued more than {int(max_lifetime)} seconds ago; sign a new one'
             )
     return exp
 
 
 def _checked_jti(claims: dict[str, Any]) -> str:
-    jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti:
-        raise InvalidClient('client_assertion has no "jti" claim; give each assertion a unique jti.')
+    jti = claim_values.string(claims, "jti")
     if len(jti) > MAX_JTI_LENGTH:
-        raise InvalidClient(f'client_assertion "jti" is longer than {MAX_JTI_LENGTH} characters.')
+        raise claim_values.ClaimError(f'"jti" claim is longer than {MAX_JTI_LENGTH} characters')
+    if not jti.isprintable():
+        raise claim_values.ClaimError('"jti" claim contains control characters')
     return jti
 
 

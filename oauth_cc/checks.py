@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS, SIGNING_ALGORITHMS, oauth_cc_settings
+from .algorithms import ACCESS_TOKEN_ALGORITHMS
+from .conf import DEFAULTS, oauth_cc_settings
 
 
 @register(Tags.security, "oauth_cc")
@@ -73,10 +74,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.W001",
             )
         )
-    if user.get("SIGNING_ALGORITHM", DEFAULTS["SIGNING_ALGORITHM"]) not in SIGNING_ALGORITHMS:
+    if user.get("SIGNING_ALGORITHM", DEFAULTS["SIGNING_ALGORITHM"]) not in ACCESS_TOKEN_ALGORITHMS:
         errors.append(
             Error(
-                f"OAUTH_CC['SIGNING_ALGORITHM'] must be one of {', '.join(SIGNING_ALGORITHMS)}.",
+                f"OAUTH_CC['SIGNING_ALGORITHM'] must be one of {', '.join(ACCESS_TOKEN_ALGORITHMS)}.",
                 id="oauth_cc.E006",
             )
         )

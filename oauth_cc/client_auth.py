@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from . import usage
+from .assertions import ParsedAssertion, parse_assertion, verify_client_assertion
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest
 from .models import TokenEndpointAuthMethod
@@ -29,6 +30,8 @@ from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
 
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Longest client_id looked up (DOT's column holds 100); longer ones cannot exist.
+MAX_CLIENT_ID_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class PresentedCredentials:
     method: str
     client_id: str
     secret: str = ""
-    assertion: str = ""
+    assertion: ParsedAssertion | None = None
 
     @property
     def basic(self) -> bool:
@@ -82,12 +85,10 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
     if "client_assertion" in params or "client_assertion_type" in params:
         if params.get("client_assertion_type") != JWT_BEARER_ASSERTION_TYPE:
             raise InvalidClient(f'client_assertion_type must be "{JWT_BEARER_ASSERTION_TYPE}".')
-        assertion = params.get("client_assertion", "")
-        if not assertion:
+        if not params.get("client_assertion"):
             raise InvalidClient("client_assertion is missing.")
-        from .assertions import unverified_client_id
-
-        client_id = params.get("client_id") or unverified_client_id(assertion)
+        assertion = parse_assertion(params["client_assertion"])
+        client_id = params.get("client_id") or assertion.unverified_client_id
         methods.append(
             PresentedCredentials(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, client_id, assertion=assertion)
         )
@@ -101,6 +102,10 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
         raise InvalidClient("client_id does not match the authenticated client.", basic=presented.basic)
     if not presented.client_id:
         raise InvalidClient("client_id is missing.", basic=presented.basic)
+    if len(presented.client_id) > MAX_CLIENT_ID_LENGTH or not presented.client_id.isprintable():
+        # No such client can exist; refused before any query (PostgreSQL cannot even compare
+        # a string holding NUL, and would raise).
+        raise InvalidClient(basic=presented.basic)
     return presented
 
 
@@ -118,9 +123,7 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
         raise InvalidClient(
             f"This client must authenticate with {client.auth_method}.", basic=presented.basic
         )
-    if presented.method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
-        from .assertions import verify_client_assertion
-
+    if presented.assertion is not None:
         verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
         secret_pk = None
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import ipaddress
-import json
 import logging
 import os
 import socket
@@ -28,16 +27,26 @@ from django.core.cache import BaseCache, caches
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 
+from . import json_input
+from .algorithms import MIN_RSA_BITS, algorithms_for_key_type, curves_for_key_type
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .state import ClientRecord
 
-#: Key types and curves that can verify one of ``assertions.ASSERTION_SIGNING_ALGORITHMS``.
-#: ``oct`` (HMAC) is never accepted: a client secret has no place in a public JWKS.
-SIGNING_CURVES = {"EC": ("P-256",), "OKP": ("Ed25519", "Ed448")}
-#: RFC 7518 §3.3: RSA keys for RS256/PS256 must be at least 2048 bits.
-MIN_RSA_BITS = 2048
-#: Algorithms a key may name in its ``alg`` member, by key type.
-ALGORITHMS_BY_KTY = {"RSA": ("RS256", "PS256"), "EC": ("ES256",), "OKP": ("EdDSA",)}
+# Which key types, curves and sizes may verify an assertion comes from oauth_cc.algorithms.
+# ``oct`` (HMAC) is never accepted: a client secret has no place in a public JWKS.
+
+
+#: Members a public signing JWK may have that this site reads (RFC 7517 §4, RFC 7518 §6).
+#: A key is rebuilt from these alone before jwcrypto sees it: jwcrypto's ``JWK(**members)``
+#: also takes instructions such as ``generate`` and ``size``, which must never come from outside.
+PUBLIC_JWK_MEMBERS = frozenset({"kty", "kid", "use", "key_ops", "alg", "n", "e", "crv", "x", "y"})
+#: Members that only a private (or symmetric) JWK has (RFC 7518 §6).
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: Largest key set read: real ones hold a handful; each key costs a parse and may cost a check.
+MAX_KEYS_PER_SET = 50
+#: Largest RSA key accepted; bigger ones only make each verification slower.
+MAX_RSA_BITS = 8192
 
 
 def validate_public_jwks(jwks: Any) -> None:
@@ -51,54 +60,73 @@ def validate_public_jwks(jwks: Any) -> None:
         raise ValueError('A JWKS must be a JSON object of the form {"keys": [ ... ]}.')
     if not jwks["keys"]:
         raise ValueError('This JWKS has no keys; add at least one public key to "keys".')
+    if len(jwks["keys"]) > MAX_KEYS_PER_SET:
+        raise ValueError(f"This JWKS has more than {MAX_KEYS_PER_SET} keys; register only the signing keys.")
     seen: set[str] = set()
     for position, entry in enumerate(jwks["keys"], start=1):
-        kid = validate_public_jwk(entry, position=position)
+        kid = str(public_jwk(entry, position=position).get("kid"))
         if kid in seen:
             raise ValueError(f'Two keys in this JWKS have the kid "{kid}"; give each key its own kid.')
         seen.add(kid)
 
 
-def validate_public_jwk(entry: Any, *, position: int = 1) -> str:
-    """Check one public signing JWK; return its ``kid``. Raises ``ValueError`` with a sentence."""
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JWK:
+    """Check one public signing JWK and return it parsed. Raises ``ValueError`` with a sentence."""
     if not isinstance(entry, dict):
         raise ValueError(f"Key #{position} of this JWKS is not a JSON object.")
     kid = entry.get("kid")
-    if not isinstance(kid, str) or not kid:
+    if kid is None and not require_kid:
+        kid = f"#{position}"
+    elif not isinstance(kid, str) or not kid:
         raise ValueError(f'Key #{position} of this JWKS has no "kid"; give every key a unique kid.')
-    kty = entry.get("kty")
-    if kty == "oct":
+    name = _shown(kid)
+    if entry.get("kty") == "oct":
         raise ValueError(
-            f'Key "{kid}" is a symmetric (kty "oct") key. Use an RSA, EC (P-256) or Ed25519 public key.'
+            f'Key "{name}" is a symmetric (kty "oct") key. Use an RSA, EC (P-256) or Ed25519 public key.'
         )
-    if kty not in ALGORITHMS_BY_KTY:
-        raise ValueError(f'Key "{kid}" has kty {kty!r}; use an RSA, EC (P-256) or Ed25519 public key.')
+    if PRIVATE_JWK_MEMBERS & entry.keys():
+        raise ValueError(f"This JWKS contains a private key (kid {name}). Paste only the public keys.")
+    kty = entry.get("kty")
+    algorithms = algorithms_for_key_type(kty) if isinstance(kty, str) else ()
+    if not algorithms:
+        raise ValueError(f'Key "{name}" has kty {_shown(kty)}; use an RSA, EC (P-256) or Ed25519 public key.')
+    members = {member: value for member, value in entry.items() if member in PUBLIC_JWK_MEMBERS}
+    for member, value in members.items():
+        if member == "key_ops":
+            valid = isinstance(value, list) and all(isinstance(op, str) for op in value)
+        else:
+            valid = isinstance(value, str)
+        if not valid:
+            raise ValueError(f'Key "{name}" has a malformed "{member}" member.')
+    curves = curves_for_key_type(kty)
+    if curves is not None and members.get("crv") not in curves:
+        raise ValueError(
+            f'Key "{name}" uses curve {_shown(members.get("crv"))}; '
+            f"use one of {', '.join(curves)} for kty {kty}."
+        )
+    alg = members.get("alg")
+    if alg is not None and alg not in algorithms:
+        raise ValueError(
+            f'Key "{name}" names alg {_shown(alg)}; a {kty} key may name {" or ".join(algorithms)}, '
+            "or leave alg out."
+        )
     try:
-        key = JWK(**entry)
-        private = key.has_private
+        key = JWK(**members)
         # jwcrypto parses lazily; building the verifying key checks the numbers themselves
         # (a point on the curve, a well-formed modulus) and that "use"/"key_ops" allow signing.
         verifier = key.get_op_key("verify")
     except (JWException, ValueError, TypeError) as exc:
-        raise ValueError(f'Key "{kid}" is not a valid JWK: {str(exc).rstrip(".")}.') from exc
-    if private:
-        raise ValueError(f"This JWKS contains a private key (kid {kid}). Paste only the public keys.")
-    curves = SIGNING_CURVES.get(kty)
-    if curves is not None and entry.get("crv") not in curves:
+        raise ValueError(f'Key "{name}" is not a valid JWK: {str(exc).rstrip(".")}.') from exc
+    if kty == "RSA" and not MIN_RSA_BITS <= verifier.key_size <= MAX_RSA_BITS:
         raise ValueError(
-            f'Key "{kid}" uses curve {entry.get("crv")!r}; use one of {", ".join(curves)} for kty {kty}.'
+            f'Key "{name}" is a {verifier.key_size}-bit RSA key; use {MIN_RSA_BITS} to {MAX_RSA_BITS} bits.'
         )
-    if kty == "RSA" and verifier.key_size < MIN_RSA_BITS:
-        raise ValueError(
-            f'Key "{kid}" is a {verifier.key_size}-bit RSA key; use at least {MIN_RSA_BITS} bits.'
-        )
-    alg = entry.get("alg")
-    if alg is not None and alg not in ALGORITHMS_BY_KTY[kty]:
-        raise ValueError(
-            f'Key "{kid}" names alg {alg!r}; a {kty} key may name {" or ".join(ALGORITHMS_BY_KTY[kty])}, '
-            "or leave alg out."
-        )
-    return kid
+    return key
 
 
 def validate_jwks_uri(url: str) -> None:
@@ -207,27 +235,23 @@ def keys_for(client: ClientRecord, kid: str | None = None) -> tuple[JWK, ...]:
 def usable_keys(document: Any) -> tuple[JWK, ...]:
     """The public signing keys of a JWK Set that the assertion algorithms can use.
 
-    Keys that fail :func:`validate_public_jwk` (encryption keys, other curves, private
+    Keys that fail :func:`public_jwk` (encryption keys, other curves, private
     keys) are skipped rather than failing the set: a published JWKS may legitimately carry
     keys for other purposes. A key without ``kid`` is kept; it is tried when the assertion
-    names no kid.
+    names no kid. Only the first :data:`MAX_KEYS_PER_SET` entries are read.
     """
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         return ()
     keys: list[JWK] = []
-    for entry in document["keys"]:
-        if not isinstance(entry, dict):
-            continue
-        candidate = entry if entry.get("kid") is not None else {**entry, "kid": "(no kid)"}
+    for position, entry in enumerate(document["keys"][:MAX_KEYS_PER_SET], start=1):
         try:
-            validate_public_jwk(candidate)
-            keys.append(JWK(**entry))
-        except (ValueError, JWException, TypeError):
+            keys.append(public_jwk(entry, position=position, require_kid=False))
+        except ValueError:
             continue
     return tuple(keys)
 
 
-_inline_cache: dict[str, tuple[dict, tuple[JWK, ...]]] = {}
+_inline_cache: BoundedMap[str, tuple[dict, tuple[JWK, ...]]] = BoundedMap(MAX_CACHED_SETS)
 
 
 def _inline_keys(client_id: str, jwks: dict) -> tuple[JWK, ...]:
@@ -237,17 +261,16 @@ def _inline_keys(client_id: str, jwks: dict) -> tuple[JWK, ...]:
     if hit is not None and hit[0] == jwks:
         return hit[1]
     keys = usable_keys(jwks)
-    if len(_inline_cache) >= MAX_CACHED_SETS:
-        _inline_cache.clear()
-    _inline_cache[client_id] = (copy.deepcopy(jwks), keys)
+    _inline_cache.put(client_id, (copy.deepcopy(jwks), keys))
     return keys
 
 
 # Per-worker state for jwks_uri key sets. Guarded by _lock: fetches complete on other threads.
 _lock = threading.Lock()
-_uri_cache: dict[str, KeySet] = {}
-_failures: dict[str, tuple[float, str]] = {}
-_last_kid_refetch: dict[str, float] = {}
+_uri_cache: BoundedMap[str, KeySet] = BoundedMap(MAX_CACHED_SETS)
+_failures: BoundedMap[str, tuple[float, str]] = BoundedMap(MAX_CACHED_SETS)
+_last_kid_refetch: BoundedMap[str, float] = BoundedMap(MAX_CACHED_SETS)
+# Not bounded by size: an entry lives only while its fetch runs or waits for a pool thread.
 _inflight: dict[str, Future[dict]] = {}
 _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
@@ -278,9 +301,10 @@ def _claim_kid_refetch(url: str) -> bool:
     interval = KID_MISS_REFETCH_INTERVAL
     now = time.monotonic()
     with _lock:
-        if now - _last_kid_refetch.get(url, float("-inf")) < interval:
+        last = _last_kid_refetch.get(url)
+        if last is not None and now - last < interval:
             return False
-        _last_kid_refetch[url] = now
+        _last_kid_refetch.put(url, now)
     # cache.add is atomic: with a shared cache one worker site-wide wins the re-fetch.
     try:
         return bool(_cache().add(_cache_key("refetch", url), 1, timeout=int(interval) or 1))
@@ -303,16 +327,14 @@ def _refresh(url: str) -> KeySet:
             raise JWKSFetchError("the JWK Set has no usable public signing key")
     except JWKSFetchError as exc:
         with _lock:
-            _failures[url] = (time.monotonic() + FAILURE_RETRY_AFTER, str(exc))
+            _failures.put(url, (time.monotonic() + FAILURE_RETRY_AFTER, str(exc)))
         # The URL is the client's own; the reason is one of the fixed sentences above.
         logger.warning("Could not fetch client JWKS from %s: %s", url, exc)
         raise
     entry = KeySet(keys=keys, fetched_at=time.time())
     with _lock:
-        _failures.pop(url, None)
-        if len(_uri_cache) >= MAX_CACHED_SETS:
-            _uri_cache.clear()
-        _uri_cache[url] = entry
+        _failures.pop(url)
+        _uri_cache.put(url, entry)
     try:
         _cache().set(
             _cache_key("set", url),
@@ -338,6 +360,7 @@ def _run_with_deadline(url: str, timeout: float) -> dict:
     """
     global _executor, _executor_pid
     deadline = time.monotonic() + timeout
+    started = False
     with _lock:
         future = _inflight.get(url)
         if future is None:
@@ -347,7 +370,13 @@ def _run_with_deadline(url: str, timeout: float) -> dict:
                 _executor_pid = os.getpid()
             future = _executor.submit(_fetch_document, url, deadline)
             _inflight[url] = future
-            future.add_done_callback(lambda _f: _forget_inflight(url, _f))
+            started = True
+        else:
+            started = False
+    if started:
+        # Outside the lock: a future that is already done runs the callback at once, on this
+        # thread, and the callback takes the lock (which is not reentrant).
+        future.add_done_callback(lambda _f: _forget_inflight(url, _f))
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
@@ -486,8 +515,8 @@ def _get(target: _Target, address: str, deadline: float) -> dict:
         response.close()
         pool.close()
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        document = json_input.loads(body, max_bytes=len(body))
+    except json_input.JSONInputError:
         raise JWKSFetchError("the response is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JWKSFetchError('the response is not a JWK Set ({"keys": [...]})')
@@ -553,8 +582,7 @@ def _shared_get(url: str) -> KeySet | None:
     if local is not None and local.fetched_at >= cached.get("fetched_at", 0):
         return local
     entry = KeySet(keys=usable_keys(cached.get("document")), fetched_at=float(cached.get("fetched_at", 0)))
-    with _lock:
-        _uri_cache[url] = entry
+    _uri_cache.put(url, entry)
     return entry
 
 

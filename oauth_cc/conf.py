@@ -34,8 +34,10 @@ DEFAULTS: dict[str, Any] = {
     # How often (seconds) a worker refreshes client data, signing keys and revocation
     # state. A revoked token or a disabled client is refused within about twice this.
     "STATE_REFRESH_SECONDS": 2.0,
-    # How many verified tokens each worker remembers (bounded LRU).
+    # How many verified tokens each worker remembers, and how many bytes of them at most
+    # (token length plus about 1 KiB each); the oldest are dropped first.
     "VERIFIED_TOKEN_CACHE_SIZE": 10_000,
+    "VERIFIED_TOKEN_CACHE_BYTES": 16 * 1024 * 1024,
     # How many clients each worker keeps in its in-process client cache.
     "CLIENT_CACHE_SIZE": 10_000,
     # Seconds an old secret stays valid after a rotation.
@@ -56,7 +58,6 @@ DEFAULTS: dict[str, Any] = {
     "ISSUANCE_LOGGER": "oauth_cc.issuance",
 }
 
-SIGNING_ALGORITHMS = ("ES256", "RS256", "EdDSA")
 IMPORT_STRINGS = ("CLAIMS_HOOK",)
 
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
 from . import hooks, revocation, tokens
@@ -40,22 +41,50 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 64 * 1024
 
 
+def _content_length(request: HttpRequest) -> int:
+    """The declared body length; a missing header is 0, anything but digits is refused.
+
+    WSGI servers differ: some refuse a bad Content-Length themselves, others pass it through.
+    """
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit():
+        raise InvalidRequest("The Content-Length header is not a number.")
+    return int(raw)
+
+
 def parse_form(request: HttpRequest) -> dict[str, str]:
-    """The POST body as a dict, refusing repeated parameters and other content types."""
+    """The POST body as a dict, refusing repeated parameters and other content types.
+
+    Strict on purpose: the body must be UTF-8, percent-escapes must decode to UTF-8 (not be
+    replaced by U+FFFD), and it is read only after its declared length is known to be small.
+    """
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:
         raise InvalidRequest(f"The request body must be {FORM_CONTENT_TYPE}.")
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+    if _content_length(request) > MAX_BODY_BYTES:
         raise InvalidRequest("The request body is too large.")
     try:
         body = request.body.decode("utf-8")
-        pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body), max_num_fields=50)
+    except RequestDataTooBig:  # the site's DATA_UPLOAD_MAX_MEMORY_SIZE is below ours
+        raise InvalidRequest("The request body is too large.") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("The request body is not a valid form.") from exc
+    try:
+        pairs = parse_qsl(
+            body,
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=50,
+            encoding="utf-8",
+            errors="strict",
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("The request body is not a valid form.") from exc
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            raise InvalidRequest(f'The parameter "{name}" was sent more than once.')
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise InvalidRequest(f'The parameter "{shown}" was sent more than once.')
         params[name] = value
     return params
 
@@ -80,7 +109,10 @@ def resolve_audience(client: ClientRecord, resource: str | None) -> str:
     allowed = client.audiences or (oauth_cc_settings.resource_identifier,)
     if resource is None:
         return allowed[0]
-    parts = urlsplit(resource)
+    try:
+        parts = urlsplit(resource)
+    except ValueError:  # an unbalanced "[" in the host, for example
+        raise InvalidTarget("resource is not a valid URI (RFC 8707 §2).") from None
     if not parts.scheme or parts.fragment:
         raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 §2).")
     if resource not in allowed:

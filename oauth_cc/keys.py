@@ -28,7 +28,9 @@ from jwcrypto import jwk
 from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
-from .conf import SIGNING_ALGORITHMS, oauth_cc_settings
+from .algorithms import generate_key
+from .bounded import BoundedMap
+from .conf import oauth_cc_settings
 from .shared import share, shared_or_loaded
 
 logger = logging.getLogger("oauth_cc.keys")
@@ -41,22 +43,13 @@ UNKNOWN_KID_RETRY_SECONDS = 1.0
 # ever-new made-up kids cost at most ten queries a second. A real new key is published one
 # rotation ahead and normally known before it signs, so it rarely needs this path at all.
 UNKNOWN_KID_MIN_INTERVAL = 0.1
+#: How many unknown kids a worker remembers (for the per-kid retry delay above).
+MAX_UNKNOWN_KIDS = 1000
 
 
 def generate_jwk(algorithm: str) -> jwk.JWK:
-    """A new private key for ``algorithm`` with a random ``kid``."""
-    kid = uuid.uuid4().hex
-    if algorithm == "ES256":
-        key = jwk.JWK.generate(kty="EC", crv="P-256", kid=kid, alg="ES256", use="sig")
-    elif algorithm == "RS256":
-        key = jwk.JWK.generate(kty="RSA", size=2048, kid=kid, alg="RS256", use="sig")
-    elif algorithm == "EdDSA":
-        key = jwk.JWK.generate(kty="OKP", crv="Ed25519", kid=kid, alg="EdDSA", use="sig")
-    else:
-        raise ValueError(
-            f"Unsupported signing algorithm {algorithm!r}; use one of {', '.join(SIGNING_ALGORITHMS)}."
-        )
-    return key
+    """A new private key for ``algorithm`` with a random ``kid``; ``ValueError`` if unsupported."""
+    return generate_key(algorithm, kid=uuid.uuid4().hex, use="sig")
 
 
 def _new_key_row(state: str, algorithm: str | None = None):  # -> SigningKey
@@ -230,7 +223,7 @@ class KeyStore:
         self._public_loaded_at = float("-inf")
         self._signer: Signer | None = None
         self._signing_loaded_at = float("-inf")
-        self._unknown_kid_at: dict[str, float] = {}
+        self._unknown_kid_at: BoundedMap[str, float] = BoundedMap(MAX_UNKNOWN_KIDS)
         self._forced_reload_at = float("-inf")
 
     # -- signing -------------------------------------------------------------------------
@@ -259,14 +252,13 @@ class KeyStore:
         if found is not None:
             return found
         now = time.monotonic()
-        if now - self._unknown_kid_at.get(kid, float("-inf")) < UNKNOWN_KID_RETRY_SECONDS:
+        last = self._unknown_kid_at.get(kid)
+        if last is not None and now - last < UNKNOWN_KID_RETRY_SECONDS:
             return None
         if now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL:
             return None
         self._forced_reload_at = now
-        if len(self._unknown_kid_at) > 1000:
-            self._unknown_kid_at.clear()
-        self._unknown_kid_at[kid] = now
+        self._unknown_kid_at.put(kid, now)
         # A key this worker has not seen yet: maybe rotated in moments ago. Ask the database.
         self._set_public(load_public_keys())
         return self._verifiers.get(kid)

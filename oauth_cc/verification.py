@@ -9,20 +9,22 @@ This is the hot path that runs on every protected request. Its cost, top to bott
 3. every time, hit or miss: ``exp`` against the clock and the revocation snapshot (set and
    dict lookups; a cache read at most once per refresh interval).
 
-No SQL query is made in steady state. The memo is bounded (``VERIFIED_TOKEN_CACHE_SIZE``,
-oldest dropped first) and holds only tokens whose signature and claims were valid, so junk
-tokens cannot push memory up.
+No SQL query is made in steady state. The memo is keyed by the exact token string, which is
+safe because :mod:`oauth_cc.jws` accepts one spelling per token (canonical base64url), so a
+token cannot be written many ways to fill it. It holds only tokens whose signature and claims
+were valid, so junk cannot push memory up, and it is bounded in entries
+(``VERIFIED_TOKEN_CACHE_SIZE``) and bytes (``VERIFIED_TOKEN_CACHE_BYTES``), oldest dropped first.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .revocation import revocation_state
 from .tokens import InvalidToken, verify
@@ -69,29 +71,23 @@ class AccessToken:
         )
 
 
-class VerifiedTokens:
+#: Memory a memo entry costs beyond its token string: the AccessToken and its claims.
+MEMO_ENTRY_OVERHEAD = 1024
+
+
+def _memo_weight(token: str, info: AccessToken) -> int:
+    return len(token) + MEMO_ENTRY_OVERHEAD
+
+
+class VerifiedTokens(BoundedMap[str, AccessToken]):
     """Bounded memo ``token string -> AccessToken`` of tokens whose signature and claims were valid."""
 
     def __init__(self) -> None:
-        self._data: dict[str, AccessToken] = {}
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> AccessToken | None:
-        return self._data.get(token)
-
-    def put(self, token: str, info: AccessToken) -> None:
-        with self._lock:
-            data = self._data
-            while len(data) >= oauth_cc_settings.VERIFIED_TOKEN_CACHE_SIZE and data:
-                del data[next(iter(data))]
-            data[token] = info
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(
+            lambda: oauth_cc_settings.VERIFIED_TOKEN_CACHE_SIZE,
+            max_weight=lambda: oauth_cc_settings.VERIFIED_TOKEN_CACHE_BYTES,
+            weigh=_memo_weight,
+        )
 
 
 verified_tokens = VerifiedTokens()

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import introspection, issuance, keys
-from .assertions import ASSERTION_SIGNING_ALGORITHMS
+from .algorithms import ASSERTION_ALGORITHMS
 from .client_auth import endpoint_url
 from .conf import oauth_cc_settings
 from .errors import MethodNotAllowed, OAuthError, ServerError
@@ -97,7 +97,7 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         TokenEndpointAuthMethod.CLIENT_SECRET_POST.value,
     ]
     all_methods = [*secret_methods, TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value]
-    algs = list(ASSERTION_SIGNING_ALGORITHMS)
+    algs = list(ASSERTION_ALGORITHMS)
     data = {
         "issuer": issuer,
         "token_endpoint": endpoint_url("token"),

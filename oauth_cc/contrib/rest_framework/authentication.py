@@ -7,6 +7,7 @@ view that does not touch it makes no query), or ``AnonymousUser``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -20,6 +21,7 @@ from ...tokens import InvalidToken
 from ...verification import AccessToken, check_access_token
 
 REALM = "api"
+logger = logging.getLogger("oauth_cc.authentication")
 
 
 def _quote(value: str) -> str:
@@ -50,6 +52,17 @@ class MalformedAuthorization(exceptions.APIException):
         )
 
 
+class CheckUnavailable(exceptions.APIException):
+    """The token could not be checked because something on the server failed (a database outage).
+
+    A JSON 503, so the client retries with the same token instead of treating it as invalid.
+    """
+
+    status_code = 503
+    default_detail = "The access token could not be checked right now; try again shortly."
+    default_code = "temporarily_unavailable"
+
+
 class JWTAccessTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1)."""
 
@@ -67,6 +80,10 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             info = check_access_token(token)
         except InvalidToken as exc:
             self._fail(request, str(exc), "invalid_token")
+        except Exception:
+            # Never a bare 500 (Django's HTML page) for a client; the token is not logged.
+            logger.exception("Could not check an access token")
+            raise CheckUnavailable() from None
         client_id = info.client_id
         return SimpleLazyObject(lambda: _run_as_user(client_id)), info
 

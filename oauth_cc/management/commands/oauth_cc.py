@@ -15,9 +15,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
-from oauth_cc import clients, keys, revocation
-from oauth_cc.conf import SIGNING_ALGORITHMS
+from oauth_cc import clients, json_input, keys, revocation
+from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
 from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
+
+#: A JWK Set file of a few public keys is a few KiB.
+MAX_JWKS_FILE_BYTES = 1024 * 1024
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -140,6 +143,7 @@ class Command(BaseCommand):
             ("disable", "Disable a client and refuse its tokens."),
             ("enable", "Enable a client."),
             ("revoke-tokens", "Refuse every token issued to a client until now (it can get new ones)."),
+            ("delete", "Delete a client, its secrets, and refuse the tokens it holds."),
         ):
             client.add_parser(action, help=text).add_argument("client_id")
         p = client.add_parser("list", help="List clients.")
@@ -152,7 +156,7 @@ class Command(BaseCommand):
             dest="action", required=True
         )
         p = key.add_parser("rotate", help="Start signing with the next key and publish a new next key.")
-        p.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, help="Algorithm of the new next key.")
+        p.add_argument("--algorithm", choices=ACCESS_TOKEN_ALGORITHMS, help="Algorithm of the new next key.")
         p = key.add_parser("list", help="List signing keys.")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
 
@@ -286,6 +290,12 @@ class Command(BaseCommand):
             f"Every token issued to {client_id} until now is refused; new token requests still work."
         )
 
+    def client_delete(self, *, client_id: str, **_: Any) -> None:
+        application = clients.get_client(client_id)
+        name = str(application)
+        application.delete()
+        self.stdout.write(f"Deleted {name} ({client_id}); the tokens it holds are refused.")
+
     def client_list(self, *, as_json: bool, **_: Any) -> None:
         rows = [client_summary(a) for a in Application.objects.order_by("name").prefetch_related("scopes")]
         if as_json:
@@ -372,15 +382,13 @@ class Command(BaseCommand):
 
 def _read_jwks(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise CommandError(f"Cannot read the JWKS file {path}: {exc.strerror or exc}.") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(
-            f"The JWKS file {path} is not valid JSON ({exc.msg} at line {exc.lineno})."
-        ) from None
+        data = json_input.loads(raw, max_bytes=MAX_JWKS_FILE_BYTES, what=f"The JWKS file {path}")
+    except json_input.JSONInputError as exc:
+        raise CommandError(str(exc)) from None
     if not isinstance(data, dict):
         raise CommandError(f'The JWKS file {path} must hold a JSON object of the form {{"keys": [...]}}.')
     return data

@@ -1,0 +1,73 @@
+"""Reading JWT claim values (RFC 7519 §4.1), shared by access tokens and client assertions.
+
+One parser per kind of value, so both verifiers apply the same rule and a fix reaches both:
+
+* :func:`numeric_date` - ``exp``, ``nbf``, ``iat``: a JSON number (never a boolean, a string or
+  null), finite, and within ±2**53 seconds, the range in which a float still counts whole
+  seconds (I-JSON, RFC 7493 §2.2). ``NaN`` and ``Infinity`` cannot reach it (the JSON decoder
+  refuses them) and are refused here again, since a ``NaN`` ``exp`` compares false with
+  everything and would never expire;
+* :func:`audiences` - ``aud``: one non-empty string or a non-empty list of them;
+* :func:`string` - ``iss``, ``sub``, ``jti``, ``client_id``, ``scope``: a string.
+
+Each raises :class:`ClaimError`, whose message starts with the claim's quoted name and is safe
+to show; the verifiers wrap it in their own error (``invalid_token``, ``invalid_client``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: Largest magnitude accepted for a NumericDate: floats are exact integers up to here.
+MAX_NUMERIC_DATE = 2**53
+
+
+class ClaimError(ValueError):
+    """A claim is missing or has the wrong type. The message is safe to show."""
+
+
+def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    """``claims[name]`` as seconds since the epoch; None if absent and not ``required``."""
+    if name not in claims:
+        if required:
+            raise ClaimError(f'"{name}" claim is missing')
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ClaimError(f'"{name}" claim is not a number of seconds since the epoch')
+    # An int is checked before any conversion: float() of a huge int raises OverflowError.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ClaimError(f'"{name}" claim is not a finite number')
+    if not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+        raise ClaimError(f'"{name}" claim is out of range')
+    return float(value)
+
+
+def audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """``aud`` as a tuple of one or more non-empty strings (RFC 7519 §4.1.3)."""
+    if "aud" not in claims:
+        raise ClaimError('"aud" claim is missing')
+    value = claims["aud"]
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(a, str) and a for a in values):
+        raise ClaimError('"aud" claim must be a string or a list of strings')
+    return tuple(values)
+
+
+def string(claims: Mapping[str, Any], name: str, *, required: bool = True, empty: bool = False) -> str:
+    """``claims[name]`` as a string; "" if absent and not ``required``.
+
+    ``empty`` allows the empty string (``scope`` may be empty; an identifier may not).
+    """
+    if name not in claims:
+        if required:
+            raise ClaimError(f'"{name}" claim is missing')
+        return ""
+    value = claims[name]
+    if not isinstance(value, str):
+        raise ClaimError(f'"{name}" claim is not a string')
+    if not value and not empty:
+        raise ClaimError(f'"{name}" claim is empty')
+    return value
