@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from django.core.cache import caches
 
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 
 logger = logging.getLogger("oauth_cc.shared")
@@ -62,21 +63,19 @@ class Throttle:
     """
 
     def __init__(self, max_keys: int = 10_000) -> None:
-        self._last: dict[str, float] = {}
-        self._max_keys = max_keys
+        self._last: BoundedMap[str, float] = BoundedMap(max_keys)
 
     def ready(self, key: str, interval: float) -> bool:
         now = time.monotonic()
-        if now - self._last.get(key, float("-inf")) < interval:
+        last = self._last.get(key)
+        if last is not None and now - last < interval:
             return False
-        if len(self._last) >= self._max_keys:
-            self._last.clear()
-        self._last[key] = now
+        self._last.put(key, now)
         return claim(key, interval)
 
     def mark(self, key: str) -> None:
         """Count ``key`` as just done by this worker."""
-        self._last[key] = time.monotonic()
+        self._last.put(key, time.monotonic())
 
     def reset(self) -> None:
         self._last.clear()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 
 
@@ -63,11 +64,12 @@ def _ts(value: datetime | None) -> float | None:
 
 
 class _TTLMap:
-    """A small bounded map whose entries go stale after the refresh interval."""
+    """A :class:`~oauth_cc.bounded.BoundedMap` whose entries go stale after the refresh interval."""
 
     def __init__(self, max_size_setting: str) -> None:
-        self._data: dict[str, tuple[float, Any]] = {}
-        self._max_size_setting = max_size_setting
+        self._data: BoundedMap[str, tuple[float, Any]] = BoundedMap(
+            lambda: getattr(oauth_cc_settings, max_size_setting)
+        )
 
     def get(self, key: str) -> tuple[bool, Any]:
         hit = self._data.get(key)
@@ -76,11 +78,7 @@ class _TTLMap:
         return True, hit[1]
 
     def put(self, key: str, value: Any) -> None:
-        data = self._data
-        if key not in data and len(data) >= getattr(oauth_cc_settings, self._max_size_setting):
-            # Evict the oldest insertion; dicts keep insertion order.
-            del data[next(iter(data))]
-        data[key] = (time.monotonic(), value)
+        self._data.put(key, (time.monotonic(), value))
 
     def clear(self) -> None:
         self._data.clear()
