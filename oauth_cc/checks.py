@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,41 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .conf import DEFAULTS, oauth_cc_settings
+
+
+#: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
+#: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
+NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
+    "ACCESS_TOKEN_LIFETIME": (int, 1),
+    "STATE_REFRESH_SECONDS": (float, 0.001),
+    "VERIFIED_TOKEN_CACHE_SIZE": (int, 1),
+    "VERIFIED_TOKEN_CACHE_BYTES": (int, 1),
+    "CLIENT_CACHE_SIZE": (int, 1),
+    "SECRET_ROTATION_GRACE": (int, 1),
+    "ASSERTION_MAX_LIFETIME": (float, 1),
+    "JWKS_URI_TIMEOUT": (float, 0.001),
+    "JWKS_URI_MAX_BYTES": (int, 1),
+    "JWKS_URI_CACHE_SECONDS": (float, 0),
+    "JWKS_MAX_AGE": (int, 0),
+    "LAST_USED_WRITE_INTERVAL": (float, 0),
+    "LEEWAY": (float, 0),
+}
+
+
+def _numeric_problem(value: Any, kind: type, minimum: float) -> str:
+    """What is wrong with a numeric setting's value, or "" if nothing is."""
+    whole = kind is int
+    expected = "a whole number" if whole else "a number"
+    bound = f"{expected} of at least {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return bound
+    if not math.isfinite(value):
+        return f"a finite {expected[2:]}"
+    if whole and not isinstance(value, int):
+        return bound
+    if value < minimum:
+        return bound
+    return ""
 
 
 @register(Tags.security, "oauth_cc")
@@ -81,18 +117,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.E006",
             )
         )
-    for name in (
-        "ACCESS_TOKEN_LIFETIME",
-        "STATE_REFRESH_SECONDS",
-        "VERIFIED_TOKEN_CACHE_SIZE",
-        "CLIENT_CACHE_SIZE",
-        "SECRET_ROTATION_GRACE",
-        "ASSERTION_MAX_LIFETIME",
-        "JWKS_URI_TIMEOUT",
-    ):
-        value = user.get(name, DEFAULTS[name])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            errors.append(Error(f"OAUTH_CC['{name}'] must be a positive number.", id="oauth_cc.E007"))
+    for name, (kind, minimum) in NUMERIC_SETTINGS.items():
+        problem = _numeric_problem(user.get(name, DEFAULTS[name]), kind, minimum)
+        if problem:
+            errors.append(
+                Error(
+                    f"OAUTH_CC['{name}'] must be {problem}.",
+                    hint=f"The default is {DEFAULTS[name]!r}; see the README's Settings table.",
+                    id="oauth_cc.E007",
+                )
+            )
     lifetime = user.get("ACCESS_TOKEN_LIFETIME", DEFAULTS["ACCESS_TOKEN_LIFETIME"])
     if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime > 24 * 3600:
         errors.append(

@@ -8,7 +8,8 @@ import pytest
 from django.core.checks import ERROR, WARNING
 from django.test import modify_settings, override_settings
 
-from oauth_cc.checks import check_settings
+from oauth_cc.checks import NUMERIC_SETTINGS, check_settings
+from oauth_cc.conf import DEFAULTS
 
 GOOD = {"ISSUER": "https://auth.example.com"}
 
@@ -116,6 +117,48 @@ def test_e006_not_raised_for_a_supported_algorithm(algorithm):
 def test_e007_setting_that_must_be_a_positive_number(name, value):
     message = only(check_with(**{name: value}), "oauth_cc.E007")
     assert name in message.msg
+
+
+def _below(minimum: float) -> float:
+    return minimum - 1 if minimum >= 1 else minimum - 0.0005 if minimum > 0 else -1
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_SETTINGS))
+def test_e007_every_numeric_setting_refuses_values_below_its_minimum(name):
+    kind, minimum = NUMERIC_SETTINGS[name]
+    message = only(check_with(**{name: kind(_below(minimum))}), "oauth_cc.E007")
+    assert (
+        message.msg
+        == f"OAUTH_CC['{name}'] must be {'a whole number' if kind is int else 'a number'} of at least {minimum:g}."
+    )
+    assert check_with(**{name: kind(minimum) if minimum else 0}) == []
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_SETTINGS))
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "10", True, None, [10]])
+def test_e007_every_numeric_setting_refuses_non_numbers_and_non_finite_values(name, value):
+    message = only(check_with(**{name: value}), "oauth_cc.E007")
+    assert name in message.msg
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (kind, _) in NUMERIC_SETTINGS.items() if kind is int))
+def test_e007_whole_number_settings_refuse_fractions(name):
+    message = only(check_with(**{name: 10.5}), "oauth_cc.E007")
+    assert "whole number" in message.msg
+
+
+def test_every_numeric_default_is_checked():
+    numeric = {
+        name
+        for name, value in DEFAULTS.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    assert numeric == set(NUMERIC_SETTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_SETTINGS))
+def test_every_numeric_default_passes_its_own_check(name):
+    assert check_with(**{name: DEFAULTS[name]}) == []
 
 
 def test_w002_access_token_lifetime_longer_than_a_day():
