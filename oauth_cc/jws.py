@@ -140,7 +140,9 @@ def parse(token: Any, *, policy: HeaderPolicy, max_bytes: int, what: str) -> Com
         payload = b64url_decode(parts[1])
         signature = b64url_decode(parts[2])
     except MalformedJWS as exc:
-        raise MalformedJWS(f"{what} is not a well-formed JWT: a segment is {exc}.") from None
+        raise MalformedJWS(
+            f"{what} is not a well-formed JWT: a segment is {exc} (JWS compact serialization, RFC 7515)."
+        ) from None
     try:
         header = json_input.loads(
             header_bytes, max_bytes=MAX_HEADER_BYTES, max_depth=MAX_HEADER_DEPTH, what=f"{what}'s header"

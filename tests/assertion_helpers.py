@@ -136,4 +136,4 @@ def assert_invalid_client(response: Any, mentions: str = "") -> None:
     assert response["Content-Type"] == "application/json"
     body = response.json()
     assert body["error"] == "invalid_client"
-    assert mentions in body.get("error_description", "")
+    assert mentions in body.get("error_description", ""), body

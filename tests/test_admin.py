@@ -573,15 +573,25 @@ def test_saving_a_secret_client_without_usable_secret_says_how_to_fix(admin_clie
     assert "Rotate secret" in response.content.decode()
 
 
-def test_unticking_active_in_the_admin_form_invalidates_tokens_for_good(make_client, token_for, client):
-    """Disabling through a plain save (the admin change form) keeps old tokens dead after re-enabling."""
+def test_unticking_active_in_the_admin_form_invalidates_tokens_for_good(
+    make_client, token_for, client, admin_client
+):
+    """Disabling in the admin change form keeps old tokens dead after re-enabling there."""
     application, secret = make_client("form-disabled", scopes=["reports:read"])
     token = token_for(application, secret, scope="reports:read")["access_token"]
+    form = {**client_form(name="form-disabled"), **inline_management(application)}
+    form.update({"scopes": [s.pk for s in application.scopes.all()]})
 
-    application.is_active = False
-    application.save()
-    application.is_active = True
-    application.save()
+    without_active = {name: value for name, value in form.items() if name != "is_active"}  # box unticked
+    unticked = admin_client.post(change_url(application), without_active, follow=True)
+    assert unticked.status_code == 200
+    application.refresh_from_db()
+    assert application.is_active is False
+    assert application.tokens_valid_after is not None
+    ticked = admin_client.post(change_url(application), {**form, "is_active": "on"}, follow=True)
+    assert ticked.status_code == 200
+    application.refresh_from_db()
+    assert application.is_active is True
 
     response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 401

@@ -130,9 +130,18 @@ def test_introspection_needs_client_authentication(client, svc):
 
 def test_introspection_without_a_token_parameter_is_invalid_request(client, introspector):
     application, secret = introspector
-    response = form_post(client, INTROSPECT, {}, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))
+    # A well-formed form with another parameter, so the missing token is what gets refused.
+    response = form_post(
+        client,
+        INTROSPECT,
+        {"token_type_hint": "access_token"},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "The token parameter is required.",
+    }
 
 
 def test_introspection_only_accepts_post(client, introspector):
@@ -293,6 +302,15 @@ def test_revocation_needs_client_authentication(client, svc):
 
 def test_revocation_without_a_token_parameter_is_invalid_request(client, svc):
     application, secret, _ = svc
-    response = form_post(client, REVOKE, {}, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))
+    response = form_post(
+        client,
+        REVOKE,
+        {"token_type_hint": "access_token"},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "The token parameter is required.",
+    }
+    assert not RevokedToken.objects.exists()

@@ -360,8 +360,9 @@ def test_insecure_jwks_uri_already_stored_is_refused_at_fetch_time(
 def test_host_name_resolving_to_a_private_address_is_refused_at_fetch_time(
     client: Any, secure_only: None, db: Any, monkeypatch: Any, key_a: ClientKey
 ) -> None:
-    # DNS rebinding: the name passed registration, but now resolves inside the network.
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["203.0.113.7", "10.0.0.5"])
+    # DNS rebinding: the name passed registration, but now resolves inside the network. The
+    # first answer is public, so a fetcher that checked only the first address would connect.
+    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["93.184.215.14", "10.0.0.5"])
     application = make_uri_client("rebinding", "https://keys.example.com/jwks")
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "private")
 

@@ -308,8 +308,17 @@ def test_tampered_claims_are_refused(client: Any, es_client: Any, keys: Any) -> 
     assert_invalid_client(post_assertion(client, f"{header}.{other_payload}.{signature}"), "signature")
 
 
-def test_json_serialized_jws_is_refused(client: Any, es_client: Any) -> None:
-    assert_invalid_client(post_assertion(client, '{"payload": "e30", "signatures": []}'))
+def test_json_serialized_jws_is_refused(client: Any, es_client: Any, keys: Any) -> None:
+    # The JSON serialization (RFC 7515 §7.2) of a genuine assertion, signature and all. Its
+    # dots are inside JSON strings, so it splits into three parts; it must still be refused
+    # for not being the compact serialization.
+    header, payload, signature = (
+        keys["ES256"].sign(assertion_claims(es_client.client_id, ENDPOINT)).split(".")
+    )
+    flattened = json.dumps({"protected": header, "payload": payload, "signature": signature, "x": "a.b.c"})
+    assert flattened.count(".") == 2
+    assert_invalid_client(post_assertion(client, flattened), "compact serialization")
+    assert not UsedAssertion.objects.exists()
 
 
 def test_wrong_assertion_type_is_refused(client: Any, es_client: Any, keys: Any) -> None:
