@@ -74,7 +74,8 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer":
             return None
         token = token.strip()
-        if not token or " " in token:
+        # Whitespace inside means two values, or a header a proxy folded: malformed (RFC 6750 §2.1).
+        if not token or len(token.split()) != 1:
             raise MalformedAuthorization("The Authorization header must be 'Bearer <token>'.")
         try:
             info = check_access_token(token)
