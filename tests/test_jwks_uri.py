@@ -43,6 +43,7 @@ class KeyServer:
 
     def __init__(self) -> None:
         self.document: Any = {"keys": []}
+        self.raw = b""  # the body in mode "raw"
         self.mode = "ok"
         self.hits = 0
         self.in_flight = 0
@@ -82,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_ok(self, state: KeyServer) -> None:
         self._send(200, json.dumps(state.document).encode())
+
+    def _answer_raw(self, state: KeyServer) -> None:
+        self._send(200, state.raw)
 
     def _answer_hang(self, state: KeyServer) -> None:
         state.release.wait(30)
@@ -487,3 +491,13 @@ def test_https_certificate_for_another_name_is_refused(
     other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
     Application.objects.filter(pk=tls_client.pk).update(jwks_uri=other_name)
     assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
+
+
+def test_deeply_nested_jwks_served_by_a_jwks_uri_is_refused(
+    client: Any, db: Any, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    """Nesting deeper than the JSON decoder's recursion limit is refused as not JSON, not a 500."""
+    key_server.mode = "raw"
+    key_server.raw = b'{"keys": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    application = make_uri_client("nested-uri", key_server.url)
+    assert_invalid_client(post_assertion(client, signed(key_a, application)), "the response is not JSON")
