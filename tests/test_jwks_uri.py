@@ -87,6 +87,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_raw(self, state: KeyServer) -> None:
         self._send(200, state.raw)
 
+    def _answer_slow(self, state: KeyServer) -> None:
+        # Answers properly, once the test releases it.
+        state.release.wait(30)
+        self._answer_ok(state)
+
     def _answer_hang(self, state: KeyServer) -> None:
         state.release.wait(30)
 
@@ -501,3 +506,37 @@ def test_deeply_nested_jwks_served_by_a_jwks_uri_is_refused(
     key_server.raw = b'{"keys": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
     application = make_uri_client("nested-uri", key_server.url)
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "the response is not JSON")
+
+
+def test_concurrent_lookups_of_one_jwks_uri_share_one_fetch(
+    db: Any, key_server: KeyServer, key_a: ClientKey
+) -> None:
+    key_server.document = jwks_of(key_a)
+    key_server.mode = "slow"  # holds each request until released, then answers
+    results: list[client_keys.KeySet] = []
+    errors: list[BaseException] = []
+
+    def look_up() -> None:
+        try:
+            results.append(client_keys._refresh(key_server.url))
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look_up, daemon=True) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while key_server.in_flight < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the other four lookups arrive while the first fetch is in flight
+    with key_server.lock:
+        in_flight = key_server.in_flight
+    key_server.release.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert errors == []
+    assert in_flight == 1
+    assert key_server.hits == 1
+    assert len(results) == 5
+    assert {tuple(key.get("kid") for key in result.keys) for result in results} == {(key_a.kid,)}
