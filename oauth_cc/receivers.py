@@ -26,7 +26,9 @@ def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: 
 
 
 @receiver(post_save, sender=Application)
-def _client_changed(sender: Any, **kwargs: Any) -> None:
+def _client_changed(sender: Any, instance: Application, **kwargs: Any) -> None:
+    # Saved under the id of a deleted client: keep that client's old tokens refused.
+    revocation.adopt_deletion(instance.client_id)
     # This worker sees the change at once; other workers within the refresh interval.
     client_cache.clear()
     # Active flag and tokens_valid_after are part of the revocation snapshot.

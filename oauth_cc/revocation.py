@@ -10,8 +10,9 @@ needs. What revocation needs is small:
   client is disabled and re-enabled, or all its tokens must go at once);
 * the set of disabled clients, whose tokens are refused while they stay disabled;
 * the set of deleted clients (:class:`~oauth_cc.models.DeletedClient`), kept until the last
-  token issued to each has expired. A client created again under a deleted client_id gets a
-  cut-off at the deletion time instead, so only the old tokens are refused.
+  token issued to each has expired. A client saved again under a deleted client_id takes the
+  deletion time as its ``tokens_valid_after`` and the record goes (:func:`adopt_deletion`), so
+  only the old tokens are refused.
 
 Audit of issuance goes to the ``token_issued`` signal and one log line per token instead.
 
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Q
 from django.utils import timezone
 
 from .conf import oauth_cc_settings
@@ -78,19 +79,11 @@ def load_snapshot() -> Snapshot:
             disabled.add(client_id)
         if cutoff is not None:
             valid_after[client_id] = cutoff.timestamp()
-    deleted: set[str] = set()
-    tombstones = DeletedClient.objects.filter(expires_at__gt=now).annotate(
-        recreated=Exists(Application.objects.filter(client_id=OuterRef("client_id")))
-    )
-    for client_id, deleted_at, recreated in tombstones.values_list("client_id", "deleted_at", "recreated"):
-        if recreated:
-            valid_after[client_id] = max(valid_after.get(client_id, 0.0), deleted_at.timestamp())
-        else:
-            deleted.add(client_id)
+    deleted = frozenset(DeletedClient.objects.filter(expires_at__gt=now).values_list("client_id", flat=True))
     return Snapshot(
         revoked_jtis=jtis,
         disabled_clients=frozenset(disabled),
-        deleted_clients=frozenset(deleted),
+        deleted_clients=deleted,
         valid_after=valid_after,
     )
 
@@ -163,6 +156,24 @@ def record_deleted_client(client_id: str, token_lifetime: int | None) -> None:
             "expires_at": now + timedelta(seconds=lifetime + int(oauth_cc_settings.LEEWAY)),
         },
     )
+
+
+def adopt_deletion(client_id: str) -> None:
+    """A client saved under a deleted ``client_id`` inherits the deletion as its token cut-off.
+
+    Tokens issued before the deletion stay refused (``tokens_valid_after``), while the new
+    client's own tokens work; the deletion record is no longer needed. Two queries when such a
+    record exists, one otherwise.
+    """
+    from .models import Application, DeletedClient
+
+    record = DeletedClient.objects.filter(client_id=client_id).first()
+    if record is None:
+        return
+    Application.objects.filter(client_id=client_id).filter(
+        Q(tokens_valid_after__isnull=True) | Q(tokens_valid_after__lt=record.deleted_at)
+    ).update(tokens_valid_after=record.deleted_at)
+    record.delete()
 
 
 def invalidate_client_tokens(client_id: str) -> None:
