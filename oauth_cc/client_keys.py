@@ -251,7 +251,11 @@ def usable_keys(document: Any) -> tuple[JWK, ...]:
     return tuple(keys)
 
 
-_inline_cache: BoundedMap[str, tuple[dict, tuple[JWK, ...]]] = BoundedMap(MAX_CACHED_SETS)
+def _max_cached_sets() -> int:
+    return MAX_CACHED_SETS  # read at each insertion, so a test can lower it
+
+
+_inline_cache: BoundedMap[str, tuple[dict, tuple[JWK, ...]]] = BoundedMap(_max_cached_sets)
 
 
 def _inline_keys(client_id: str, jwks: dict) -> tuple[JWK, ...]:
@@ -267,9 +271,9 @@ def _inline_keys(client_id: str, jwks: dict) -> tuple[JWK, ...]:
 
 # Per-worker state for jwks_uri key sets. Guarded by _lock: fetches complete on other threads.
 _lock = threading.Lock()
-_uri_cache: BoundedMap[str, KeySet] = BoundedMap(MAX_CACHED_SETS)
-_failures: BoundedMap[str, tuple[float, str]] = BoundedMap(MAX_CACHED_SETS)
-_last_kid_refetch: BoundedMap[str, float] = BoundedMap(MAX_CACHED_SETS)
+_uri_cache: BoundedMap[str, KeySet] = BoundedMap(_max_cached_sets)
+_failures: BoundedMap[str, tuple[float, str]] = BoundedMap(_max_cached_sets)
+_last_kid_refetch: BoundedMap[str, float] = BoundedMap(_max_cached_sets)
 # Not bounded by size: an entry lives only while its fetch runs or waits for a pool thread.
 _inflight: dict[str, Future[dict]] = {}
 _executor: ThreadPoolExecutor | None = None

@@ -223,7 +223,7 @@ class KeyStore:
         self._public_loaded_at = float("-inf")
         self._signer: Signer | None = None
         self._signing_loaded_at = float("-inf")
-        self._unknown_kid_at: BoundedMap[str, float] = BoundedMap(MAX_UNKNOWN_KIDS)
+        self._unknown_kid_at: BoundedMap[str, float] = BoundedMap(lambda: MAX_UNKNOWN_KIDS)
         self._forced_reload_at = float("-inf")
 
     # -- signing -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -313,3 +314,86 @@ def test_rotations_during_traffic_never_fail_a_request(make_client):
     # The traffic really crossed rotations: tokens signed by several keys were issued and
     # each was accepted by the protected view (a failure above would say otherwise).
     assert len(verified_kids) >= 3, verified_kids
+
+
+# -- tokens prune, and the race for the first key -----------------------------------------------
+
+
+def test_tokens_prune_removes_retired_keys_past_their_time_and_unpublishes_them(client, db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    keys.rotate()
+    gone = keys.rotate().retired_kid
+    kept = keys.rotate().retired_kid
+    SigningKey.objects.filter(kid=gone).update(remove_after=timezone.now() - timedelta(seconds=1))
+    out = StringIO()
+
+    call_command("oauth_cc", "tokens", "prune", stdout=out)
+
+    assert "and 1 retired key(s)" in out.getvalue()
+    assert not SigningKey.objects.filter(kid=gone).exists()
+    assert SigningKey.objects.filter(kid=kept, state="retired").exists()
+    published = jwks_kids(client)
+    assert gone not in published
+    assert kept in published
+
+
+def test_a_worker_that_loses_the_race_for_the_first_key_uses_the_winners(db, monkeypatch):
+    """Two workers see no key and both create one; the one-current-key constraint picks one."""
+    from django.db import transaction
+
+    winner: list[SigningKey] = []
+
+    def other_worker_commits_first() -> object:
+        # Runs after this worker saw no current key, just before its own INSERT.
+        row = keys._new_key_row("current")
+        row.save()
+        winner.append(row)
+        return transaction.atomic()
+
+    monkeypatch.setattr(keys, "transaction", SimpleNamespace(atomic=other_worker_commits_first))
+
+    key = keys.ensure_current_key()
+
+    assert key.kid == winner[0].kid
+    assert list(SigningKey.objects.filter(state="current").values_list("kid", flat=True)) == [key.kid]
+    # The loser's whole attempt rolled back: no second current key and no stray next key.
+    assert not SigningKey.objects.filter(state="next").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_threads_creating_the_first_key_at_once_end_with_one_current_key():
+    if connection.vendor != "postgresql":
+        pytest.skip("Needs concurrent writers: run with DATABASE_URL=postgres://...")
+    barrier = threading.Barrier(2)
+    original = keys._new_key_row
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def meet_then_build(state: str, algorithm: str | None = None) -> SigningKey:
+        if state == "current":
+            barrier.wait(5)  # both have seen "no current key" and now insert together
+        return original(state, algorithm)
+
+    def worker() -> None:
+        try:
+            results.append(keys.ensure_current_key().kid)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keys, "_new_key_row", meet_then_build)
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+
+    assert errors == []
+    assert len(results) == 2 and results[0] == results[1]
+    assert SigningKey.objects.filter(state="current").count() == 1
