@@ -43,12 +43,12 @@ SETTLE = REFRESH + 1 + 0.05
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def redis_available() -> bool:
+def require_redis() -> None:
+    """These tests need Redis; a missing service is a failure, never a silent skip."""
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        pytest.fail(f"Redis is not reachable on 127.0.0.1:6379 ({exc}); start it to run the suite.")
 
 
 class _OneCache:
@@ -99,8 +99,7 @@ def new_worker(request: pytest.FixtureRequest, db: Any) -> Iterator[Callable[[],
         with override_settings(OAUTH_CC={"ISSUER": ISSUER, "STATE_REFRESH_SECONDS": REFRESH}):
             yield lambda: Worker(cache=LocMemCache(f"worker-{uuid.uuid4().hex}", {}))
         return
-    if not redis_available():
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379")
+    require_redis()
     redis_caches = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -237,8 +236,8 @@ def test_token_signed_after_a_rotation_verifies_on_a_worker_that_has_not_refresh
         assert ping(client, token).status_code == 200
 
 
-@pytest.mark.skipif(not redis_available(), reason="Redis is not reachable on 127.0.0.1:6379")
 def test_revocation_is_pushed_to_redis_at_once_for_every_worker(client, db, svc):
+    require_redis()
     # The default two-second interval: Redis timeouts are whole seconds.
     redis_caches = {
         "default": {
