@@ -49,7 +49,7 @@ from . import claims as claim_values
 from . import client_keys, jws
 from .algorithms import ALGORITHMS, ASSERTION_ALGORITHMS
 from .conf import oauth_cc_settings
-from .errors import InvalidClient
+from .errors import InvalidClient, shown
 from .state import ClientRecord
 from .tokens import ACCEPTED_TYPES as ACCESS_TOKEN_TYPES
 
@@ -105,11 +105,24 @@ def parse_assertion(assertion: str) -> ParsedAssertion:
     return ParsedAssertion(jws=parsed, claims=claims)
 
 
-def verify_client_assertion(client: ClientRecord, assertion: ParsedAssertion, *, endpoint_url: str) -> None:
-    """Authenticate ``client`` by ``assertion`` or raise :class:`~oauth_cc.errors.InvalidClient`.
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    """What :func:`record_use` needs of an assertion that passed every check."""
+
+    client_id: str
+    jti: str
+    exp: float
+
+
+def verify_client_assertion(
+    client: ClientRecord, assertion: ParsedAssertion, *, endpoint_url: str
+) -> VerifiedAssertion:
+    """Check ``assertion`` for ``client`` or raise :class:`~oauth_cc.errors.InvalidClient`.
 
     ``endpoint_url`` is the URL of the endpoint being called, one of the accepted audiences.
-    See the module docstring for the rules and their cost.
+    See the module docstring for the rules and their cost. The single-use record is the
+    caller's last step (:func:`record_use`), once nothing else can refuse the request's
+    authentication: a refused request must not use up its assertion.
     """
     alg = _checked_algorithm(assertion.jws.alg)
     keys = _candidate_keys(client, alg, assertion.jws.kid)
@@ -123,14 +136,13 @@ def verify_client_assertion(client: ClientRecord, assertion: ParsedAssertion, *,
         jti = _checked_jti(claims)
     except claim_values.ClaimError as exc:
         raise InvalidClient(f"client_assertion {exc}.") from None
-    _record_jti(client.client_id, jti, exp)
+    return VerifiedAssertion(client_id=client.client_id, jti=jti, exp=exp)
 
 
 def _checked_algorithm(alg: str) -> str:
     if alg not in ASSERTION_ALGORITHMS:
-        shown = alg if len(alg) <= 20 else alg[:20] + "…"
         raise InvalidClient(
-            f'client_assertion alg "{shown}" is not accepted; sign with one of '
+            f'client_assertion alg "{shown(alg, 20)}" is not accepted; sign with one of '
             + ", ".join(ASSERTION_ALGORITHMS)
             + "."
         )
@@ -146,18 +158,25 @@ def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK
         raise InvalidClient("This client has no public keys registered for private_key_jwt.")
     algorithm = ALGORITHMS[alg]
     if kid is not None:
-        shown = kid if len(kid) <= 100 else kid[:100] + "…"
         named = [key for key in keys if key.get("kid") == kid]
         if not named:
-            raise InvalidClient(f'No key with kid "{shown}" is registered for this client.')
+            raise InvalidClient(f'No key with kid "{shown(kid, 100)}" is registered for this client.')
         fitting = [key for key in named if algorithm.fits(key)]
         if not fitting:
-            raise InvalidClient(f'Key "{shown}" is a {named[0].get("kty")} key and cannot verify {alg}.')
+            raise InvalidClient(_why_unfit(shown(kid, 100), named[0], alg))
         return fitting
     fitting = [key for key in keys if algorithm.fits(key)]
     if not fitting:
         raise InvalidClient(f"None of this client's registered keys can verify {alg}.")
     return fitting[:MAX_KEYS_WITHOUT_KID]
+
+
+def _why_unfit(kid: str, key: JWK, alg: str) -> str:
+    kty, pinned = key.get("kty"), key.get("alg")
+    if kty == ALGORITHMS[alg].kty and pinned not in (None, alg):
+        return f'Key "{kid}" is registered for {pinned} only and cannot verify {alg}.'
+    article = "an" if str(kty)[:1] in "AEIOR" else "a"  # an RSA, an EC, an OKP
+    return f'Key "{kid}" is {article} {kty} key and cannot verify {alg}.'
 
 
 def _check_identity(claims: dict[str, Any], client_id: str) -> None:
@@ -214,15 +233,17 @@ def _checked_jti(claims: dict[str, Any]) -> str:
     return jti
 
 
-def _record_jti(client_id: str, jti: str, exp: float) -> None:
+def record_use(verified: VerifiedAssertion) -> None:
     """RFC 7523 §3 item 7: accept each ``jti`` once. One INSERT; the unique constraint decides races."""
     from .models import UsedAssertion
 
-    keep_until = datetime.fromtimestamp(exp + float(oauth_cc_settings.LEEWAY), tz=timezone.utc)
+    keep_until = datetime.fromtimestamp(verified.exp + float(oauth_cc_settings.LEEWAY), tz=timezone.utc)
     try:
         # A savepoint, so a refused insert leaves an enclosing transaction usable.
         with transaction.atomic():
-            UsedAssertion.objects.create(client_id=client_id, jti=jti, expires_at=keep_until)
+            UsedAssertion.objects.create(
+                client_id=verified.client_id, jti=verified.jti, expires_at=keep_until
+            )
     except IntegrityError:
         raise InvalidClient(
             'This client_assertion has already been used; sign a new one with a fresh "jti".'

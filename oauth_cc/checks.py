@@ -14,7 +14,6 @@ from django.core.exceptions import ImproperlyConfigured
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .conf import DEFAULTS, oauth_cc_settings
 
-
 #: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
 #: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
 NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {

@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from . import usage
-from .assertions import ParsedAssertion, parse_assertion, verify_client_assertion
+from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest
 from .models import TokenEndpointAuthMethod
@@ -47,17 +47,21 @@ class PresentedCredentials:
 
 
 def _parse_basic(header: str) -> tuple[str, str]:
+    """RFC 7617 credentials, strictly: canonical base64, UTF-8, ``id:secret``, valid escapes."""
+    invalid = InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True)
     try:
-        decoded = base64.b64decode(header.encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidClient(
-            "The Authorization header is not valid HTTP Basic credentials.", basic=True
-        ) from exc
-    client_id, sep, secret = decoded.partition(":")
-    if not sep or not client_id:
-        raise InvalidClient("The Authorization header is not valid HTTP Basic credentials.", basic=True)
-    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    return unquote_plus(client_id), unquote_plus(secret)
+        raw = header.encode("ascii")
+        data = base64.b64decode(raw, validate=True)
+        if base64.b64encode(data) != raw:  # extra padding or non-zero unused bits
+            raise invalid
+        client_id, sep, secret = data.decode("utf-8").partition(":")
+        if not sep or not client_id:
+            raise invalid
+        # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding; an escape
+        # that does not decode to UTF-8 is refused, as in the form body.
+        return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise invalid from None
 
 
 def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> PresentedCredentials:
@@ -95,7 +99,9 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
     if not methods:
         raise InvalidClient("Client authentication is required.", basic=True)
     if len(methods) > 1:
-        raise InvalidRequest("Use exactly one client authentication method per request (RFC 6749 §2.3).")
+        raise InvalidRequest(
+            "Use exactly one client authentication method per request (RFC 6749, section 2.3)."
+        )
     presented = methods[0]
     body_client_id = params.get("client_id")
     if body_client_id is not None and body_client_id != presented.client_id:
@@ -123,13 +129,16 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
         raise InvalidClient(
             f"This client must authenticate with {client.auth_method}.", basic=presented.basic
         )
+    verified = None
     if presented.assertion is not None:
-        verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
+        verified = verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
         secret_pk = None
     else:
         secret_pk = _verify_secret(client, presented)
     if not client.is_active:
         raise InvalidClient("This client is disabled.", basic=presented.basic)
+    if verified is not None:
+        record_use(verified)  # last: a refused request does not use up its assertion
     usage.note_used(client.pk, secret_pk)
     return client
 

@@ -31,6 +31,7 @@ from . import json_input
 from .algorithms import MIN_RSA_BITS, algorithms_for_key_type, curves_for_key_type
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
+from .errors import shown
 from .state import ClientRecord
 
 # Which key types, curves and sizes may verify an assertion comes from oauth_cc.algorithms.
@@ -70,11 +71,6 @@ def validate_public_jwks(jwks: Any) -> None:
         seen.add(kid)
 
 
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:40] + "…"
-
-
 def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JWK:
     """Check one public signing JWK and return it parsed. Raises ``ValueError`` with a sentence."""
     if not isinstance(entry, dict):
@@ -84,7 +80,7 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
         kid = f"#{position}"
     elif not isinstance(kid, str) or not kid:
         raise ValueError(f'Key #{position} of this JWKS has no "kid"; give every key a unique kid.')
-    name = _shown(kid)
+    name = shown(kid)
     if entry.get("kty") == "oct":
         raise ValueError(
             f'Key "{name}" is a symmetric (kty "oct") key. Use an RSA, EC (P-256) or Ed25519 public key.'
@@ -94,7 +90,7 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
     kty = entry.get("kty")
     algorithms = algorithms_for_key_type(kty) if isinstance(kty, str) else ()
     if not algorithms:
-        raise ValueError(f'Key "{name}" has kty {_shown(kty)}; use an RSA, EC (P-256) or Ed25519 public key.')
+        raise ValueError(f'Key "{name}" has kty {shown(kty)}; use an RSA, EC (P-256) or Ed25519 public key.')
     members = {member: value for member, value in entry.items() if member in PUBLIC_JWK_MEMBERS}
     for member, value in members.items():
         if member == "key_ops":
@@ -106,13 +102,13 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
     curves = curves_for_key_type(kty)
     if curves is not None and members.get("crv") not in curves:
         raise ValueError(
-            f'Key "{name}" uses curve {_shown(members.get("crv"))}; '
+            f'Key "{name}" uses curve {shown(members.get("crv"))}; '
             f"use one of {', '.join(curves)} for kty {kty}."
         )
     alg = members.get("alg")
     if alg is not None and alg not in algorithms:
         raise ValueError(
-            f'Key "{name}" names alg {_shown(alg)}; a {kty} key may name {" or ".join(algorithms)}, '
+            f'Key "{name}" names alg {shown(alg)}; a {kty} key may name {" or ".join(algorithms)}, '
             "or leave alg out."
         )
     try:

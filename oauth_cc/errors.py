@@ -7,8 +7,35 @@ the status and headers the class carries, so no other shape ever reaches a clien
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from django.http import HttpResponse
+
+# RFC 6749 §5.2 and RFC 6750 §3: error_description is printable ASCII without backslash (the
+# RFCs also leave out '"', which the descriptions here use to quote names; JSON and the
+# challenge header escape it). Anything else, such as a control character echoed from a
+# request, never reaches a client, a log line or a terminal as such.
+_NOT_DESCRIPTION = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
+
+
+def client_safe(description: str) -> str:
+    """``description`` with every character an error_description may not hold replaced by '?'."""
+    return _NOT_DESCRIPTION.sub("?", description)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value taken from a request, for an error message: at most ``limit`` characters, safe.
+
+    Non-strings are shown as JSON would write them (a list ``alg`` is shown as ``["ES256"]``).
+    """
+    try:
+        text = value if isinstance(value, str) else json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return client_safe(text)
 
 
 class OAuthError(Exception):
@@ -25,7 +52,7 @@ class OAuthError(Exception):
     def as_response(self) -> HttpResponse:
         body: dict[str, str] = {"error": self.error}
         if self.description:
-            body["error_description"] = self.description
+            body["error_description"] = client_safe(self.description)
         response = HttpResponse(json.dumps(body), status=self.status, content_type="application/json")
         # RFC 6749 §5.1/§5.2: token responses, errors included, must not be cached.
         response["Cache-Control"] = "no-store"

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
@@ -29,8 +29,10 @@ from .errors import (
     InvalidTarget,
     UnauthorizedClient,
     UnsupportedGrantType,
+    shown,
 )
 from .models import Application
+from .resource_indicators import is_resource_identifier
 from .signals import token_issued
 from .state import ClientRecord
 
@@ -83,8 +85,7 @@ def parse_form(request: HttpRequest) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise InvalidRequest(f'The parameter "{shown}" was sent more than once.')
+            raise InvalidRequest(f'The parameter "{shown(name)}" was sent more than once.')
         params[name] = value
     return params
 
@@ -100,7 +101,7 @@ def resolve_scopes(client: ClientRecord, requested: str | None) -> list[str]:
         raise InvalidScope("The scope parameter must be scope names separated by single spaces.")
     refused = sorted(set(names) - client.allowed_scopes)
     if refused:
-        raise InvalidScope("Scope not allowed for this client: " + " ".join(refused) + ".")
+        raise InvalidScope("Scope not allowed for this client: " + shown(" ".join(refused), 200) + ".")
     return list(dict.fromkeys(names))
 
 
@@ -109,12 +110,8 @@ def resolve_audience(client: ClientRecord, resource: str | None) -> str:
     allowed = client.audiences or (oauth_cc_settings.resource_identifier,)
     if resource is None:
         return allowed[0]
-    try:
-        parts = urlsplit(resource)
-    except ValueError:  # an unbalanced "[" in the host, for example
-        raise InvalidTarget("resource is not a valid URI (RFC 8707 §2).") from None
-    if not parts.scheme or parts.fragment:
-        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 §2).")
+    if not is_resource_identifier(resource):
+        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707, section 2).")
     if resource not in allowed:
         raise InvalidTarget("This client may not request tokens for that resource.")
     return resource

@@ -24,6 +24,8 @@ import json
 import re
 from typing import Any
 
+from .errors import shown
+
 #: Default nesting bound: tokens and JWK Sets are two or three levels deep.
 MAX_DEPTH = 16
 
@@ -64,8 +66,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for name, _ in pairs:
             if name in seen:
-                shown = name if len(name) <= 40 else name[:40] + "…"
-                raise JSONInputError(f'the member "{shown}" appears more than once')
+                raise JSONInputError(f'the member "{shown(name)}" appears more than once')
             seen.add(name)
     return result
 

@@ -38,6 +38,7 @@ from jwcrypto.jwk import JWK
 
 from . import json_input
 from .algorithms import ALGORITHMS
+from .errors import shown
 
 #: Header members never accepted, with the reason given to the sender.
 REFUSED_HEADER_PARAMETERS: Mapping[str, str] = MappingProxyType(
@@ -157,8 +158,7 @@ def parse(token: Any, *, policy: HeaderPolicy, max_bytes: int, what: str) -> Com
                 f'{what}\'s header has "{name}", which {REFUSED_HEADER_PARAMETERS[name]}; it is not accepted.'
             )
         if name not in policy.accepted and not policy.ignore_unknown:
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise MalformedJWS(f'{what}\'s header has the unexpected member "{shown}".')
+            raise MalformedJWS(f'{what}\'s header has the unexpected member "{shown(name)}".')
     for name in policy.accepted.intersection(header):
         if not isinstance(header[name], str):
             raise MalformedJWS(f'{what}\'s header "{name}" is not a string.')

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
+from .resource_indicators import is_resource_identifier
+
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 
@@ -210,9 +212,10 @@ class Application(AbstractApplication):
             errors["jwks"] = _(
                 "Public keys are only used by private_key_jwt clients; clear them or change the method."
             )
-        if not isinstance(self.audiences, list) or not all(isinstance(a, str) and a for a in self.audiences):
+        if not isinstance(self.audiences, list) or not all(is_resource_identifier(a) for a in self.audiences):
             errors["audiences"] = _(
-                'Enter a JSON list of resource identifiers, e.g. ["https://api.example.com"].'
+                'Enter a JSON list of resource identifiers (absolute URIs without a "#" fragment), '
+                'e.g. ["https://api.example.com"].'
             )
         if errors:
             raise ValidationError(errors)

@@ -480,3 +480,21 @@ def test_scope_add_that_loses_a_race_is_a_clear_error(db, monkeypatch):
 
     with pytest.raises(CommandError, match='A scope named "raced" already exists'):
         call_command("oauth_cc", "scope", "add", "raced")
+
+
+@pytest.mark.parametrize(
+    "audience", ["https://api.example.com#part", "https://api.example.com#", "relative/path", "a b"]
+)
+def test_client_create_refuses_an_audience_that_is_not_a_resource_identifier(db, audience):
+    from oauth_cc.models import Application
+
+    with pytest.raises(CommandError, match="absolute URIs without a"):
+        call_command("oauth_cc", "client", "create", "aud", "--audience", audience, stdout=StringIO())
+    assert not Application.objects.exists()
+
+
+def test_client_create_accepts_a_urn_audience(db):
+    from oauth_cc.models import Application
+
+    call_command("oauth_cc", "client", "create", "aud", "--audience", "urn:example:api", stdout=StringIO())
+    assert Application.objects.get().audiences == ["urn:example:api"]

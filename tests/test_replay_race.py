@@ -14,7 +14,7 @@ import pytest
 import requests
 from django.db import connection
 
-from oauth_cc import assertions
+from oauth_cc import assertions, client_auth
 from oauth_cc.models import Scope, UsedAssertion
 
 from .assertion_helpers import ASSERTION_TYPE, ClientKey, assertion_claims, generate_key, jwks_of
@@ -42,16 +42,16 @@ def inserts_meet(monkeypatch: Any) -> threading.Barrier:
     test would only show a sequential replay being refused.
     """
     barrier = threading.Barrier(2)
-    original = assertions._record_jti
+    original = client_auth.record_use
 
-    def meet_then_record(client_id: str, jti: str, exp: float) -> None:
+    def meet_then_record(verified: assertions.VerifiedAssertion) -> None:
         try:
             barrier.wait(timeout=5)
         except threading.BrokenBarrierError:
             pass  # The other request failed earlier; the assertions below will say so.
-        original(client_id, jti, exp)
+        original(verified)
 
-    monkeypatch.setattr(assertions, "_record_jti", meet_then_record)
+    monkeypatch.setattr(client_auth, "record_use", meet_then_record)
     return barrier
 
 

@@ -70,7 +70,9 @@ def site_signed(payload: bytes | dict | str, header: bytes | dict | str | None =
     return sign_with(key, alg, site_header() if header is None else header, payload)
 
 
-def hmac_signed(secret: bytes, header: dict[str, Any], payload: dict[str, Any], digest: Any = hashlib.sha256) -> str:
+def hmac_signed(
+    secret: bytes, header: dict[str, Any], payload: dict[str, Any], digest: Any = hashlib.sha256
+) -> str:
     signing_input = f"{b64(dumps(header))}.{b64(dumps(payload))}"
     return f"{signing_input}.{b64(hmac.new(secret, signing_input.encode('ascii'), digest).digest())}"
 

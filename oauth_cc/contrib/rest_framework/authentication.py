@@ -17,6 +17,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from ...errors import client_safe
 from ...tokens import InvalidToken
 from ...verification import AccessToken, check_access_token
 
@@ -89,6 +90,7 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         return SimpleLazyObject(lambda: _run_as_user(client_id)), info
 
     def _fail(self, request: Request, description: str, error: str) -> None:
+        description = client_safe(description)
         # DRF asks authenticate_header() for WWW-Authenticate; remember what went wrong.
         request._oauth_cc_error = (error, description)
         raise exceptions.AuthenticationFailed(description, code=error)
