@@ -116,8 +116,10 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
         # jwcrypto parses lazily; building the verifying key checks the numbers themselves
         # (a point on the curve, a well-formed modulus) and that "use"/"key_ops" allow signing.
         verifier = key.get_op_key("verify")
-    except (JWException, ValueError, TypeError) as exc:
-        raise ValueError(f'Key "{name}" is not a valid JWK: {str(exc).rstrip(".")}.') from exc
+    except (JWException, ValueError, TypeError, KeyError) as exc:
+        # KeyError: jwcrypto refuses a member of another key type ("e" on an EC key) with it.
+        reason = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise ValueError(f'Key "{name}" is not a valid JWK: {reason.rstrip(".")}.') from exc
     if kty == "RSA" and not MIN_RSA_BITS <= verifier.key_size <= MAX_RSA_BITS:
         raise ValueError(
             f'Key "{name}" is a {verifier.key_size}-bit RSA key; use {MIN_RSA_BITS} to {MAX_RSA_BITS} bits.'

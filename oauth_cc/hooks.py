@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from . import json_input
 from .conf import oauth_cc_settings
 from .state import ClientRecord
 from .tokens import REGISTERED_CLAIMS
@@ -48,9 +49,18 @@ def extra_claims(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, A
             "OAUTH_CC['CLAIMS_HOOK'] may not set registered claims: " + ", ".join(sorted(clashing)) + "."
         )
     try:
-        json.dumps(dict(added))
+        encoded = json.dumps(dict(added), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(
-            "OAUTH_CC['CLAIMS_HOOK'] returned claims that are not JSON-serialisable."
+            "OAUTH_CC['CLAIMS_HOOK'] returned claims that are not JSON-serialisable (NaN and Infinity "
+            "are not JSON)."
         ) from exc
+    # The claims must pass the site's own verifier (oauth_cc.json_input): no lone surrogates,
+    # not nested deeper than it accepts (they sit in the claims object at the same depth).
+    try:
+        json_input.loads(encoded, max_bytes=len(encoded), max_depth=json_input.MAX_DEPTH)
+    except json_input.JSONInputError as exc:
+        raise ImproperlyConfigured(
+            f"OAUTH_CC['CLAIMS_HOOK'] returned claims the site's own token check would refuse: {exc}"
+        ) from None
     return dict(added)

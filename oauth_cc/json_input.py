@@ -106,11 +106,16 @@ def loads(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH, what
 
 
 def _has_surrogate(value: Any) -> bool:
-    """Whether a decoded value holds a lone surrogate (recursion bounded by the depth check)."""
-    if isinstance(value, str):
-        return not value.isascii() and _SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(item) for item in value)
+    """Whether a decoded value holds a lone surrogate; iterative, so no depth can overflow it."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False

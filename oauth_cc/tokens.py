@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from . import claims as claim_values
 from . import jws
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
@@ -30,7 +32,7 @@ ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_BYTES = 8 * 1024
 #: The header this site writes, and the only members a token's header may have.
 HEADER_POLICY = jws.HeaderPolicy(accepted=frozenset({"alg", "typ", "kid"}), ignore_unknown=False)
-_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False)
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False, allow_nan=False)
 _WHAT = "The access token"
 
 
@@ -58,8 +60,18 @@ def build_claims(
 
 
 def sign(claims: Mapping[str, Any]) -> str:
-    """Sign ``claims`` with the current key: one signature (~25 µs for ES256), no query in steady state."""
-    return key_store.signer().sign(_JSON.encode(dict(claims)).encode("utf-8"))
+    """Sign ``claims`` with the current key: one signature (~25 µs for ES256), no query in steady state.
+
+    A token longer than :data:`MAX_TOKEN_BYTES` is never issued: every verifier would refuse it.
+    Only a claims hook adding too much can cause that, so it is a configuration error.
+    """
+    token = key_store.signer().sign(_JSON.encode(dict(claims)).encode("utf-8"))
+    if len(token) > MAX_TOKEN_BYTES:
+        raise ImproperlyConfigured(
+            f"An access token would be {len(token)} bytes, over the {MAX_TOKEN_BYTES} verifiers accept; "
+            "OAUTH_CC['CLAIMS_HOOK'] adds too much to it."
+        )
+    return token
 
 
 def verify(token: str, *, issuer: str, audience: str | None, leeway: int, now: float) -> dict[str, Any]:

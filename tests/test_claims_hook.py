@@ -53,6 +53,32 @@ def return_unserialisable(client: ClientRecord, claims: Mapping[str, Any]) -> di
     return {"tenant": object()}
 
 
+def return_nan(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {"quota": float("nan")}
+
+
+def return_lone_surrogate(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {"tenant": "\ud800"}
+
+
+def return_deep_nesting(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
+    value: Any = "leaf"
+    for _ in range(16):
+        value = [value]
+    return {"deep": value}
+
+
+def return_fifteen_levels(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
+    value: Any = "leaf"
+    for _ in range(15):
+        value = [value]
+    return {"deep": value}
+
+
+def return_too_much(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {"blob": "a" * 8000}
+
+
 def deny_legacy(client: ClientRecord, claims: Mapping[str, Any]) -> dict[str, Any]:
     if client.name.startswith("legacy-"):
         raise hooks.DenyIssuance("Legacy clients must migrate first.")
@@ -190,6 +216,10 @@ def test_hook_cannot_change_the_claims_it_is_given(client, svc, caplog):
     [
         ("return_a_list", "must return a dict"),
         ("return_unserialisable", "not JSON-serialisable"),
+        ("return_nan", "NaN and Infinity are not JSON"),
+        ("return_lone_surrogate", "would refuse: The JSON contains an unpaired UTF-16 surrogate"),
+        ("return_deep_nesting", "would refuse: The JSON is nested more than 16 levels deep"),
+        ("return_too_much", "over the 8192 verifiers accept"),
     ],
 )
 def test_hook_returning_something_else_than_claims_is_a_configuration_error(
@@ -230,3 +260,12 @@ def test_hook_refusal_without_a_message_gets_a_generic_description(client, svc):
     assert response.status_code == 403
     assert response.json()["error"] == "access_denied"
     assert response.json()["error_description"]
+
+
+def test_hook_claims_at_the_deepest_nesting_the_verifier_accepts_give_a_working_token(client, svc):
+    """The bound on hook claims is the verifier's own: 16 levels, the claims object included."""
+    with with_hook("return_fifteen_levels"):
+        response = request_token(client, *svc)
+    assert response.status_code == 200, response.content
+    token = response.json()["access_token"]
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200

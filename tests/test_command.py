@@ -498,3 +498,18 @@ def test_client_create_accepts_a_urn_audience(db):
 
     call_command("oauth_cc", "client", "create", "aud", "--audience", "urn:example:api", stdout=StringIO())
     assert Application.objects.get().audiences == ["urn:example:api"]
+
+
+def test_client_create_refuses_a_jwk_with_a_member_of_another_key_type(db, tmp_path):
+    """jwcrypto raises KeyError for "e" on an EC key; that is a sentence here, not a traceback."""
+    from oauth_cc.models import Application
+
+    from .assertion_helpers import generate_key, jwks_of
+
+    jwks = jwks_of(generate_key("ES256", kid="mixed"))
+    jwks["keys"][0]["e"] = "AQAB"
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(jwks))
+    with pytest.raises(CommandError, match='Key "mixed" is not a valid JWK: Cannot set'):
+        call_command("oauth_cc", "client", "create", "mixed", "--jwks-file", str(path), stdout=StringIO())
+    assert not Application.objects.exists()
