@@ -1,0 +1,1 @@
+"""Property-based tests (Hypothesis) for every parser that sees attacker bytes."""
