@@ -225,12 +225,7 @@ def _check_times(claims: dict[str, Any], now: float) -> float:
 
 
 def _checked_jti(claims: dict[str, Any]) -> str:
-    jti = claim_values.string(claims, "jti")
-    if len(jti) > MAX_JTI_LENGTH:
-        raise claim_values.ClaimError(f'"jti" claim is longer than {MAX_JTI_LENGTH} characters')
-    if not jti.isprintable():
-        raise claim_values.ClaimError('"jti" claim contains control characters')
-    return jti
+    return claim_values.identifier(claims, "jti", max_length=MAX_JTI_LENGTH)
 
 
 def record_use(verified: VerifiedAssertion) -> None:

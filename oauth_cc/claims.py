@@ -3,12 +3,14 @@
 One parser per kind of value, so both verifiers apply the same rule and a fix reaches both:
 
 * :func:`numeric_date` - ``exp``, ``nbf``, ``iat``: a JSON number (never a boolean, a string or
-  null), finite, and within ±2**53 seconds, the range in which a float still counts whole
-  seconds (I-JSON, RFC 7493 §2.2). ``NaN`` and ``Infinity`` cannot reach it (the JSON decoder
-  refuses them) and are refused here again, since a ``NaN`` ``exp`` compares false with
-  everything and would never expire;
+  null), finite, between the epoch and the end of year 9999 (a range in which a float counts
+  whole seconds, I-JSON RFC 7493 §2.2, and a ``datetime`` can hold it). ``NaN`` and
+  ``Infinity`` cannot reach it (the JSON decoder refuses them) and are refused here again,
+  since a ``NaN`` ``exp`` compares false with everything and would never expire;
 * :func:`audiences` - ``aud``: one non-empty string or a non-empty list of them;
-* :func:`string` - ``iss``, ``sub``, ``jti``, ``client_id``, ``scope``: a string.
+* :func:`string` - ``iss``, ``scope``: a string;
+* :func:`identifier` - ``jti``, ``sub``, ``client_id``: a non-empty printable string no longer
+  than the column it may be stored in.
 
 Each raises :class:`ClaimError`, whose message starts with the claim's quoted name and is safe
 to show; the verifiers wrap it in their own error (``invalid_token``, ``invalid_client``).
@@ -20,8 +22,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-#: Largest magnitude accepted for a NumericDate: floats are exact integers up to here.
-MAX_NUMERIC_DATE = 2**53
+#: Range accepted for a NumericDate: from the epoch to the end of year 9999, the range in
+#: which the value is an exact float and a Python ``datetime`` (a revocation record's expiry).
+MIN_NUMERIC_DATE = 0
+MAX_NUMERIC_DATE = 253_402_300_799
 
 
 class ClaimError(ValueError):
@@ -40,7 +44,7 @@ def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> flo
     # An int is checked before any conversion: float() of a huge int raises OverflowError.
     if isinstance(value, float) and not math.isfinite(value):
         raise ClaimError(f'"{name}" claim is not a finite number')
-    if not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+    if not MIN_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
         raise ClaimError(f'"{name}" claim is out of range')
     return float(value)
 
@@ -70,4 +74,18 @@ def string(claims: Mapping[str, Any], name: str, *, required: bool = True, empty
         raise ClaimError(f'"{name}" claim is not a string')
     if not value and not empty:
         raise ClaimError(f'"{name}" claim is empty')
+    return value
+
+
+def identifier(claims: Mapping[str, Any], name: str, *, max_length: int) -> str:
+    """``claims[name]`` as a non-empty, printable string of at most ``max_length`` characters.
+
+    Identifiers end up in database columns and log lines; control characters (NUL, which
+    PostgreSQL cannot store, or an escape sequence) and overlong values are refused here.
+    """
+    value = string(claims, name)
+    if len(value) > max_length:
+        raise ClaimError(f'"{name}" claim is longer than {max_length} characters')
+    if not value.isprintable():
+        raise ClaimError(f'"{name}" claim contains control characters')
     return value

@@ -28,10 +28,9 @@ from .errors import InvalidClient, InvalidRequest
 from .models import TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
+from .tokens import MAX_CLIENT_ID_LENGTH
 
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#: Longest client_id looked up (DOT's column holds 100); longer ones cannot exist.
-MAX_CLIENT_ID_LENGTH = 255
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ def _content_length(request: HttpRequest) -> int:
     raw = request.META.get("CONTENT_LENGTH") or "0"
     if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit():
         raise InvalidRequest("The Content-Length header is not a number.")
+    if len(raw.lstrip("0")) > len(str(MAX_BODY_BYTES)):
+        # Too large whatever the digits; and int() refuses more than 4,300 of them.
+        raise InvalidRequest("The request body is too large.")
     return int(raw)
 
 

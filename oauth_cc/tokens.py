@@ -30,6 +30,10 @@ ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Longest access token accepted, and issued: ours are ~500 bytes; a claims hook may add some.
 #: Also what keeps one Bearer header from costing more than a few KiB of decoding.
 MAX_TOKEN_BYTES = 8 * 1024
+#: Bounds of the identifiers in a token: a revoked jti is stored (``RevokedToken.jti``), and a
+#: client_id is at most what a client can have.
+MAX_JTI_LENGTH = 64
+MAX_CLIENT_ID_LENGTH = 255
 #: The header this site writes, and the only members a token's header may have.
 HEADER_POLICY = jws.HeaderPolicy(accepted=frozenset({"alg", "typ", "kid"}), ignore_unknown=False)
 _JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False, allow_nan=False)
@@ -121,8 +125,9 @@ def check_claims(
         exp = claim_values.numeric_date(claims, "exp", required=True)
         iat = claim_values.numeric_date(claims, "iat", required=True)
         nbf = claim_values.numeric_date(claims, "nbf", required=False)
-        for name in ("jti", "client_id", "sub"):
-            claim_values.string(claims, name)
+        claim_values.identifier(claims, "jti", max_length=MAX_JTI_LENGTH)
+        for name in ("client_id", "sub"):
+            claim_values.identifier(claims, name, max_length=MAX_CLIENT_ID_LENGTH)
         claim_values.string(claims, "scope", required=False, empty=True)
     except claim_values.ClaimError as exc:
         raise InvalidToken(f"The access token's {exc}.") from None

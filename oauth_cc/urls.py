@@ -15,4 +15,9 @@ urlpatterns = [
     path("oauth/revoke/", views.revoke, name="revoke"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", views.server_metadata, name="metadata"),
+    # The same endpoints without the trailing slash: Django's APPEND_SLASH would answer a POST
+    # there with a redirect that drops the body (or, with DEBUG on, a RuntimeError).
+    path("oauth/token", views.token),
+    path("oauth/introspect", views.introspect),
+    path("oauth/revoke", views.revoke),
 ]

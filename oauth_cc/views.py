@@ -73,7 +73,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
 def revoke(request: HttpRequest) -> HttpResponse:
     """RFC 7009 token revocation: 200 with an empty body, also for unknown tokens (§2.2)."""
     introspection.revoke(request)
-    return HttpResponse(status=200, headers=NO_STORE)
+    return HttpResponse(status=200, content_type="text/plain; charset=utf-8", headers=NO_STORE)
 
 
 @oauth_endpoint("GET", "HEAD")

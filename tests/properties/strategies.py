@@ -84,10 +84,15 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-#: Numbers at and around the edges that matter: ±2**53, the float range, int() digit limits.
+#: Numbers at and around the edges that matter: the NumericDate range, ±2**53, the float
+#: range, int() digit limits.
 EDGE_NUMBERS: tuple[Any, ...] = (
     0,
     -0.0,
+    -1,
+    253_402_300_799,
+    253_402_300_799 + 1,
+    253_402_300_799.5,
     2**53,
     -(2**53),
     2**53 + 1,

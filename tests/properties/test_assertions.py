@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from oauth_cc import assertions
 from oauth_cc.assertions import ParsedAssertion, parse_assertion
 from oauth_cc.errors import InvalidClient
+from oauth_cc.issuance import MAX_BODY_BYTES
 from oauth_cc.jws import REFUSED_HEADER_PARAMETERS
 from oauth_cc.models import UsedAssertion
 from oauth_cc.verification import check_access_token
@@ -138,9 +139,10 @@ def refused_as_invalid_client(response: Any) -> bool:
 
 
 def number(value: Any) -> bool:
+    """A NumericDate this site accepts: from the epoch to the end of year 9999."""
     if type(value) is int:
-        return abs(value) <= 2**53
-    return type(value) is float and math.isfinite(value) and abs(value) <= 2**53
+        return 0 <= value <= 253_402_300_799
+    return type(value) is float and math.isfinite(value) and 0 <= value <= 253_402_300_799
 
 
 def header_acceptable(header: dict[str, Any], jwt_client: JWTClient) -> bool:
@@ -282,7 +284,12 @@ def test_token_endpoint_answers_hostile_signed_bytes_with_invalid_client_never_a
     client: Any, jwt_client: JWTClient, header: bytes, payload: bytes
 ) -> None:
     UsedAssertion.objects.filter(client_id=jwt_client.client_id).delete()
-    response = post(client, forge.sign_with(jwt_client.key.private_key, "ES256", header, payload))
+    assertion = forge.sign_with(jwt_client.key.private_key, "ES256", header, payload)
+    response = post(client, assertion)
+    if len(assertion) > MAX_BODY_BYTES:  # refused before the body is read: a 400, not invalid_client
+        assert response.status_code == 400, response.content
+        assert response.json()["error_description"] == "The request body is too large."
+        return
     assert refused_as_invalid_client(response), response.content
 
 

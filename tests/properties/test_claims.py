@@ -26,24 +26,29 @@ numbers_and_more = st.one_of(
 
 
 def is_numeric_date(value: Any) -> bool:
-    """The rule, written independently: a non-bool int or float, finite, within ±2**53."""
+    """The rule, written independently: a non-bool int or float, finite, epoch to end of 9999."""
     if type(value) is int:
-        return -(2**53) <= value <= 2**53
+        return 0 <= value <= 253_402_300_799
     if type(value) is float:
-        return math.isfinite(value) and -(2.0**53) <= value <= 2.0**53
+        return math.isfinite(value) and 0.0 <= value <= float(253_402_300_799)
     return False
 
 
 @given(numbers_and_more, st.booleans())
 @example(True, True)
 @example(2**53 + 1, True)
+@example(253_402_300_799, True)
+@example(253_402_300_799 + 1, True)
+@example(-1, True)
 @example(float("nan"), True)
 @example(10**400, True)
-def test_numeric_date_accepts_exactly_finite_non_bool_numbers_within_2_53(value: Any, required: bool) -> None:
+def test_numeric_date_accepts_exactly_finite_non_bool_numbers_from_the_epoch_to_year_9999(
+    value: Any, required: bool
+) -> None:
     if is_numeric_date(value):
         result = claims.numeric_date({"exp": value}, "exp", required=required)
         assert type(result) is float and result == value
-        assert abs(result) <= MAX_NUMERIC_DATE
+        assert 0 <= result <= MAX_NUMERIC_DATE
     else:
         with pytest.raises(ClaimError, match=r'^"exp" claim'):
             claims.numeric_date({"exp": value}, "exp", required=required)
