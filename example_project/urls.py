@@ -3,6 +3,11 @@ from django.urls import include, path
 
 from example_project.demo import views
 
+handler400 = "example_project.errors.bad_request"
+handler403 = "example_project.errors.permission_denied"
+handler404 = "example_project.errors.page_not_found"
+handler500 = "example_project.errors.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("oauth_cc.urls")),

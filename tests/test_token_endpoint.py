@@ -444,3 +444,26 @@ def test_scope_added_to_a_client_can_be_requested(client, svc):
 
     assert response.status_code == 200, response.content
     assert response.json()["scope"] == "late:added"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_oauth_endpoints_answer_without_the_trailing_slash_too(client, make_client, path):
+    """APPEND_SLASH would answer a POST with a redirect that drops its body."""
+    application, secret = make_client("no-slash", scopes=["reports:read"], can_introspect=True)
+    response = form_post(
+        client,
+        path,
+        {"grant_type": "client_credentials", "scope": "reports:read", "token": "x"},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_revocation_answers_an_empty_plain_text_200(client, make_client):
+    application, secret = make_client("revoker", scopes=["reports:read"])
+    response = form_post(
+        client, "/oauth/revoke/", {"token": "x"}, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret)
+    )
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
