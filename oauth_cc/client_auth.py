@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .models import TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
 from .tokens import MAX_CLIENT_ID_LENGTH
+
+logger = logging.getLogger("oauth_cc.client_auth")
 
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -125,9 +128,15 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
     if client is None:
         raise InvalidClient(basic=presented.basic)
     if client.auth_method != presented.method:
-        raise InvalidClient(
-            f"This client must authenticate with {client.auth_method}.", basic=presented.basic
+        # The same answer as a wrong secret: before authentication, a caller learns neither that
+        # the client exists nor how it authenticates. The operator's log says what happened.
+        logger.info(
+            "client %s presented %s but is registered for %s",
+            client.client_id,
+            presented.method,
+            client.auth_method,
         )
+        raise InvalidClient(basic=presented.basic)
     verified = None
     if presented.assertion is not None:
         verified = verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))

@@ -33,9 +33,19 @@ def _token_param(params: dict[str, str]) -> str:
 
 
 def _signed_claims(token: str) -> dict[str, Any] | None:
-    """The claims of an unexpired token this issuer signed (any audience), or None."""
+    """The claims of a token this issuer signed (any audience) that verifiers still accept, or None.
+
+    With the same ``LEEWAY`` as the protected views: a token they accept is active here, and can
+    be revoked.
+    """
     try:
-        return tokens.verify(token, issuer=oauth_cc_settings.issuer, audience=None, leeway=0, now=time.time())
+        return tokens.verify(
+            token,
+            issuer=oauth_cc_settings.issuer,
+            audience=None,
+            leeway=int(oauth_cc_settings.LEEWAY),
+            now=time.time(),
+        )
     except tokens.InvalidToken:
         return None
 

@@ -8,7 +8,9 @@ checked. Both go through :func:`parse` and :func:`verify_signature`, which follo
   anything else are refused before any JSON is decoded.
 * **Strict, canonical base64url** (RFC 7515 §2, RFC 4648 §5): the URL-safe alphabet only, no
   padding, no whitespace or stray characters, and the unused low bits of the last character
-  zero, so one token has exactly one spelling.
+  zero, so each segment has exactly one spelling. (An ECDSA signature ``(r, s)`` also verifies
+  as ``(r, n - s)``: an ES256 token can be written two ways, never more. Both carry the same
+  claims and ``jti``, so revocation and single use, which go by ``jti``, cover both.)
 * **Bounded.** The whole token is size-checked first, and header and claims are decoded by
   :mod:`oauth_cc.json_input` (depth bound, strict UTF-8, no duplicate members, no NaN).
 * **Header members are type-checked** against a :class:`HeaderPolicy`. Members that carry or

@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .claims import MAX_NUMERIC_DATE
 from .conf import oauth_cc_settings
 from .shared import Throttle, share, shared_or_loaded
 
@@ -121,17 +122,24 @@ revocation_state = RevocationState()
 
 
 def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:
-    """Record ``jti`` as revoked until ``expires_at``; True if it was not revoked before."""
+    """Record ``jti`` as revoked while the token can still be accepted; True if it was not before.
+
+    ``expires_at`` is the token's ``exp``. Verifiers accept a token until ``exp + LEEWAY``, so
+    the record is kept that long too: dropping it at ``exp`` would let the revoked token back
+    in for the leeway.
+    """
     from .models import RevokedToken
 
-    if expires_at <= time.time():
-        return False  # Expired already: nothing left to revoke.
+    # Capped at the last NumericDate a claim may hold (the end of year 9999, which datetime holds).
+    keep_until = min(expires_at + float(oauth_cc_settings.LEEWAY), float(MAX_NUMERIC_DATE))
+    if keep_until <= time.time():
+        return False  # No verifier accepts it any more: nothing left to revoke.
     try:
         with transaction.atomic():
             RevokedToken.objects.create(
                 jti=jti,
                 client_id=client_id,
-                expires_at=datetime.fromtimestamp(expires_at, tz=dt_timezone.utc),
+                expires_at=datetime.fromtimestamp(keep_until, tz=dt_timezone.utc),
             )
     except IntegrityError:
         return False

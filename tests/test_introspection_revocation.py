@@ -153,9 +153,9 @@ def test_introspection_only_accepts_post(client, introspector):
     assert response.json()["error"] == "invalid_request"
 
 
-def test_expired_token_is_inactive(client, introspector):
+def test_token_expired_beyond_the_leeway_is_inactive(client, introspector):
     now = int(time.time())
-    token = sign_with_site_key(token_claims(iat=now - 7200, exp=now - 10))
+    token = sign_with_site_key(token_claims(iat=now - 7200, exp=now - 31))
     assert introspect(client, introspector, token).json() == {"active": False}
 
 
@@ -197,7 +197,7 @@ def test_revocation_answers_200_with_an_empty_body(client, svc):
     assert response["Cache-Control"] == "no-store"
 
 
-def test_revocation_records_the_jti_until_the_token_expires(client, svc):
+def test_revocation_records_the_jti_until_no_verifier_accepts_the_token(client, svc):
     application, secret, token = svc
     claims = jwt.decode(token, options={"verify_signature": False})
 
@@ -206,7 +206,8 @@ def test_revocation_records_the_jti_until_the_token_expires(client, svc):
     record = RevokedToken.objects.get()
     assert record.jti == claims["jti"]
     assert record.client_id == application.client_id
-    assert int(record.expires_at.timestamp()) == claims["exp"]
+    # Verifiers accept a token until exp + LEEWAY (30 s): the record must last as long.
+    assert int(record.expires_at.timestamp()) == claims["exp"] + 30
 
 
 def test_revocation_sends_the_token_revoked_signal_once(client, svc):
@@ -276,13 +277,38 @@ def test_revoking_an_unknown_or_garbage_token_answers_200(client, svc, token):
     assert not RevokedToken.objects.exists()
 
 
-def test_revoking_an_expired_token_answers_200_and_stores_nothing(client, svc):
+def test_revoking_a_token_past_exp_and_leeway_answers_200_and_stores_nothing(client, svc):
     application, secret, _ = svc
     now = int(time.time())
-    expired = sign_with_site_key(token_claims(application.client_id, iat=now - 7200, exp=now - 10))
+    expired = sign_with_site_key(token_claims(application.client_id, iat=now - 7200, exp=now - 60))
 
     assert revoke(client, application, secret, expired).status_code == 200
     assert not RevokedToken.objects.exists()
+
+
+def test_a_token_past_exp_but_within_the_leeway_can_be_revoked_and_stays_refused(client, svc):
+    """The API still accepts it for LEEWAY seconds after exp; revocation must reach it too."""
+    application, secret, _ = svc
+    now = int(time.time())
+    token = sign_with_site_key(token_claims(application.client_id, iat=now - 600, exp=now - 10))
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+    assert revoke(client, application, secret, token).status_code == 200
+
+    assert RevokedToken.objects.filter(
+        jti=jwt.decode(token, options={"verify_signature": False})["jti"]
+    ).exists()
+    refused = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 401
+    assert "revoked" in refused["WWW-Authenticate"]
+
+
+def test_introspection_reports_a_token_within_the_leeway_as_the_api_sees_it(client, svc, introspector):
+    application, _, _ = svc
+    now = int(time.time())
+    token = sign_with_site_key(token_claims(application.client_id, iat=now - 600, exp=now - 10))
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    assert introspect(client, introspector, token).json()["active"] is True
 
 
 def test_refresh_token_type_hint_is_not_an_error(client, svc):

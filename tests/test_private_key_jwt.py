@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from typing import Any
 
@@ -335,20 +336,25 @@ def test_wrong_assertion_type_is_refused(client: Any, es_client: Any, keys: Any)
     assert_invalid_client(response, "client_assertion_type")
 
 
-def test_private_key_jwt_client_cannot_use_a_secret(client: Any, es_client: Any) -> None:
-    response = form_post(
-        client,
-        "/oauth/token/",
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic_auth(es_client.client_id, "occs_guessed-secret"),
-    )
-    assert_invalid_client(response, "private_key_jwt")
+def test_private_key_jwt_client_cannot_use_a_secret(client: Any, es_client: Any, caplog: Any) -> None:
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        response = form_post(
+            client,
+            "/oauth/token/",
+            {"grant_type": "client_credentials"},
+            HTTP_AUTHORIZATION=basic_auth(es_client.client_id, "occs_guessed-secret"),
+        )
+    assert_invalid_client(response, "Client authentication failed.")
+    assert "presented client_secret_basic but is registered for private_key_jwt" in caplog.text
 
 
-def test_secret_client_cannot_use_an_assertion(client: Any, make_client: Any, keys: Any) -> None:
+def test_secret_client_cannot_use_an_assertion(client: Any, make_client: Any, keys: Any, caplog: Any) -> None:
     application, _secret = make_client("secret-client", scopes=["reports:read"])
     assertion = keys["ES256"].sign(assertion_claims(application.client_id, ENDPOINT))
-    assert_invalid_client(post_assertion(client, assertion), "client_secret_basic")
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        assert_invalid_client(post_assertion(client, assertion), "Client authentication failed.")
+    assert "presented private_key_jwt but is registered for client_secret_basic" in caplog.text
+    assert not UsedAssertion.objects.exists()
 
 
 def test_private_key_jwt_client_is_created_without_a_secret(make_jwt_client: Any, keys: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -267,24 +268,32 @@ def test_disabled_client_gets_invalid_client(client, svc):
     assert response["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_basic_client_using_client_secret_post_gets_invalid_client(client, svc):
+def test_basic_client_using_client_secret_post_gets_invalid_client(client, svc, caplog):
     application, secret = svc
-    response = form_post(
-        client,
-        TOKEN_URL,
-        {**GRANT, "scope": "reports:read", "client_id": application.client_id, "client_secret": secret},
-    )
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        response = form_post(
+            client,
+            TOKEN_URL,
+            {**GRANT, "scope": "reports:read", "client_id": application.client_id, "client_secret": secret},
+        )
     body = assert_oauth_error(response, 401, "invalid_client")
-    assert "client_secret_basic" in body["error_description"]
+    # The caller learns nothing about the client (not even that it exists); the log says why.
+    assert body["error_description"] == "Client authentication failed."
+    assert (
+        f"client {application.client_id} presented client_secret_post but is registered for "
+        "client_secret_basic" in caplog.text
+    )
     # Basic was not used, so there is no Basic challenge to answer with.
     assert "WWW-Authenticate" not in response
 
 
-def test_post_client_using_basic_gets_invalid_client(client, make_client):
+def test_post_client_using_basic_gets_invalid_client(client, make_client, caplog):
     application, secret = make_client("poster", scopes=["reports:read"], auth_method="client_secret_post")
-    response = post_basic(client, application, secret, {**GRANT, "scope": "reports:read"})
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        response = post_basic(client, application, secret, {**GRANT, "scope": "reports:read"})
     body = assert_oauth_error(response, 401, "invalid_client")
-    assert "client_secret_post" in body["error_description"]
+    assert body["error_description"] == "Client authentication failed."
+    assert "presented client_secret_basic but is registered for client_secret_post" in caplog.text
     assert response["WWW-Authenticate"].startswith("Basic ")
 
 

@@ -164,3 +164,37 @@ def test_jwk_member_generate_from_outside_never_makes_a_key(db, tmp_path):
     path.write_text('{"keys": [{"kid": "k", "kty": "RSA", "generate": "RSA", "size": 16384}]}')
     with pytest.raises(CommandError, match='Key "k" is not a valid JWK'):
         call_command("oauth_cc", "client", "create", "gen", "--jwks-file", str(path), stdout=io.StringIO())
+
+
+# -- cost: every bound is linear -------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"a":"' + '\\"' * 500_000, id="unterminated-string-of-escaped-quotes"),
+        pytest.param('"' * 1_000_000, id="a-million-quotes"),
+        pytest.param("[" * 1_000_000, id="a-million-open-brackets"),
+        pytest.param('["\\\\' * 200_000, id="strings-ending-in-backslashes"),
+    ],
+)
+def test_the_depth_check_is_linear_on_hostile_text(text):
+    """A required closing quote made the string pattern retry at every escaped quote: 16 KB of
+    \\" cost a second and a 2.5 MB API body hours. A megabyte must now take milliseconds; the
+    timeout fails the test long before a quadratic scan would finish."""
+    from oauth_cc.json_input import JSONInputError, loads, nesting_depth
+
+    assert nesting_depth(text) >= 0
+    with pytest.raises(JSONInputError):
+        loads(text, max_bytes=len(text))
+
+
+@pytest.mark.timeout(30)
+def test_a_megabyte_api_body_of_escaped_quotes_is_refused(client, victim):
+    body = '{"title":"' + '\\"' * 500_000
+    response = client.post(
+        "/api/reports/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {victim.token}"
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["detail"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import event, example, given, note
+from hypothesis import assume, event, example, given, note
 from hypothesis import strategies as st
 
 from oauth_cc import assertions
@@ -302,6 +302,8 @@ def test_any_one_character_edit_of_a_genuine_assertion_is_refused_and_issues_no_
     UsedAssertion.objects.filter(client_id=jwt_client.client_id).delete()
     genuine = jwt_client.key.sign(jwt_client.claims(time.time()))
     edited = data.draw(one_character_edit(genuine, kind), label="edited assertion")
+    # A lone surrogate has no UTF-8 form, so no HTTP request can carry it.
+    assume(edited.isascii() or not any("\ud800" <= char <= "\udfff" for char in edited))
     response = post(client, edited)
     assert refused_as_invalid_client(response), response.content
     assert not UsedAssertion.objects.filter(client_id=jwt_client.client_id).exists()
