@@ -8,19 +8,11 @@ the rate-limited reload of the key registry.
 
 from __future__ import annotations
 
-import base64
-import datetime
-import http.server
-import json
-import threading
 import time
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from jwt.algorithms import ECAlgorithm
@@ -29,40 +21,8 @@ from oauth_cc import keys
 from tests.helpers import token_claims
 
 from . import expect
+from .bait import KeyBait, self_signed_certificate
 from .forge import sign_with, site_header, site_signed
-
-
-class KeyBait:
-    """A local HTTP server offering the attacker's JWKS; counts every request it gets."""
-
-    def __init__(self, jwks: dict[str, Any]) -> None:
-        bait = self
-        self.hits = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                bait.hits += 1
-                body = json.dumps(jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> KeyBait:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -72,22 +32,6 @@ def attacker_key() -> Any:
 
 def attacker_jwk(key: Any, kid: str) -> dict[str, Any]:
     return {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "alg": "ES256", "use": "sig"}
-
-
-def self_signed_certificate(key: Any) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testserver")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
 def test_embedded_jwk_is_refused(db, at_every_door, unchanged, attacker_key):
