@@ -11,9 +11,10 @@ This is the hot path that runs on every protected request. Its cost, top to bott
 
 No SQL query is made in steady state. The memo is keyed by the exact token string, which is
 safe because :mod:`oauth_cc.jws` accepts one spelling per segment (canonical base64url), so a
-token cannot be written many ways to fill it (two at most: ECDSA's ``(r, n - s)``). It holds only tokens whose signature and claims
-were valid, so junk cannot push memory up, and it is bounded in entries
-(``VERIFIED_TOKEN_CACHE_SIZE``) and bytes (``VERIFIED_TOKEN_CACHE_BYTES``), oldest dropped first.
+token cannot be written many ways to fill it (two at most: ECDSA's ``(r, n - s)``). It holds
+only tokens whose signature and claims were valid, so junk cannot push memory up, and it is
+bounded in entries (``VERIFIED_TOKEN_CACHE_SIZE``) and bytes (``VERIFIED_TOKEN_CACHE_BYTES``),
+oldest dropped first.
 """
 
 from __future__ import annotations

@@ -127,10 +127,8 @@ def _below(minimum: float) -> float:
 def test_e007_every_numeric_setting_refuses_values_below_its_minimum(name):
     kind, minimum = NUMERIC_SETTINGS[name]
     message = only(check_with(**{name: kind(_below(minimum))}), "oauth_cc.E007")
-    assert (
-        message.msg
-        == f"OAUTH_CC['{name}'] must be {'a whole number' if kind is int else 'a number'} of at least {minimum:g}."
-    )
+    expected = "a whole number" if kind is int else "a number"
+    assert message.msg == f"OAUTH_CC['{name}'] must be {expected} of at least {minimum:g}."
     assert check_with(**{name: kind(minimum) if minimum else 0}) == []
 
 
