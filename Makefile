@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
+MUTATION_WORKERS ?= 2
+MUTATION_FUZZ_REQUESTS ?= 1000
+MUTATION_FUZZ_RAW_REQUESTS ?= 500
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutation clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +30,20 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check oauth_cc
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations --check --dry-run
 
+$(BIN)/.installed-mutation: pyproject.toml $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,example,mutation]"
+	touch $@
+
+## Mutation testing of the security-critical modules (mutmut; [tool.mutmut] in pyproject.toml).
+## Starts from scratch each time; prints the score and every surviving mutant (mutation/report.py).
+mutation: $(BIN)/.installed-mutation
+	rm -rf mutants
+	OAUTH_CC_FUZZ_REQUESTS=$(MUTATION_FUZZ_REQUESTS) OAUTH_CC_FUZZ_RAW_REQUESTS=$(MUTATION_FUZZ_RAW_REQUESTS) \
+		HYPOTHESIS_PROFILE=oauth_cc-mutation $(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
+	$(BIN)/python mutation/report.py
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) example.sqlite3 .pytest_cache
+	rm -rf $(VENV) example.sqlite3 .pytest_cache mutants
