@@ -174,3 +174,89 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return errors
+
+
+#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
+#: another, so they cannot carry shared state between the workers and hosts of a site.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+#: Above these, a deployment is probably mistaken; each is a warning under ``check --deploy``.
+DEPLOY_MAX_REFRESH_SECONDS = 60
+DEPLOY_MAX_LEEWAY_SECONDS = 300
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """What ``manage.py check --deploy`` adds: settings that are fine locally, wrong in production.
+
+    Ids W1xx are reserved for these; they never run without ``--deploy``.
+    """
+    user = getattr(settings, "OAUTH_CC", {})
+    if not isinstance(user, dict):
+        return []  # E003 already says so
+    warnings: list[Any] = []
+    issuer = user.get("ISSUER")
+    if isinstance(issuer, str) and urlsplit(issuer).scheme == "http":
+        warnings.append(
+            Warning(
+                "OAUTH_CC['ISSUER'] is not an https:// URL.",
+                hint=(
+                    "Client secrets and tokens cross the token endpoint; serve it over https and set "
+                    'ISSUER to the https URL, like "https://auth.example.com".'
+                ),
+                id="oauth_cc.W101",
+            )
+        )
+    if user.get("JWKS_URI_ALLOW_INSECURE"):
+        warnings.append(
+            Warning(
+                "OAUTH_CC['JWKS_URI_ALLOW_INSECURE'] is on.",
+                hint=(
+                    "It lets clients register http:// and private-address jwks_uri values, which the "
+                    "server then fetches; remove it in production."
+                ),
+                id="oauth_cc.W102",
+            )
+        )
+    alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    backend = (getattr(settings, "CACHES", {}).get(alias) or {}).get("BACKEND", "")
+    if backend in PER_PROCESS_CACHES:
+        warnings.append(
+            Warning(
+                f"The cache {alias!r} (OAUTH_CC['CACHE_ALIAS']) is {backend.rsplit('.', 1)[-1]}, "
+                "which each process keeps to itself.",
+                hint=(
+                    "With several workers or hosts, each then learns of revocations only from its own "
+                    "database refresh and counts its own limits. Use a shared cache (Redis, Memcached)."
+                ),
+                id="oauth_cc.W103",
+            )
+        )
+    refresh = user.get("STATE_REFRESH_SECONDS", DEFAULTS["STATE_REFRESH_SECONDS"])
+    if _is_number(refresh) and refresh > DEPLOY_MAX_REFRESH_SECONDS:
+        warnings.append(
+            Warning(
+                f"OAUTH_CC['STATE_REFRESH_SECONDS'] is {refresh:g}: a disabled client or a revoked "
+                f"token stays usable on other workers for up to that long.",
+                hint=f"Keep it at {DEPLOY_MAX_REFRESH_SECONDS} seconds or less (the default is "
+                f"{DEFAULTS['STATE_REFRESH_SECONDS']:g}).",
+                id="oauth_cc.W104",
+            )
+        )
+    leeway = user.get("LEEWAY", DEFAULTS["LEEWAY"])
+    if _is_number(leeway) and leeway > DEPLOY_MAX_LEEWAY_SECONDS:
+        warnings.append(
+            Warning(
+                f"OAUTH_CC['LEEWAY'] is {leeway:g} seconds: expired tokens and assertions are accepted "
+                "for that long.",
+                hint=f"Clock skew between hosts is seconds; keep it at {DEPLOY_MAX_LEEWAY_SECONDS} or less.",
+                id="oauth_cc.W105",
+            )
+        )
+    return warnings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
