@@ -25,12 +25,12 @@ DROP FUNCTION IF EXISTS oauth_cc_auditevent_append_only();
 
 def _add_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(_PG_TRIGGER)
+        schema_editor.execute(_PG_TRIGGER, params=None)
 
 
 def _drop_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(_PG_TRIGGER_DROP)
+        schema_editor.execute(_PG_TRIGGER_DROP, params=None)
 
 
 class Migration(migrations.Migration):
