@@ -477,6 +477,25 @@ def test_admin_change_of_is_active_through_the_form(admin_client, svc):
     assert the_event().changes == {"is_active": {"old": True, "new": False}}
 
 
+def test_admin_change_whose_event_fails_is_rolled_back(admin_client, svc, monkeypatch):
+    application, _ = svc
+    form = client_form(name="svc-renamed", description="Team A", scopes=[application.scopes.get().pk])
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("audit table unavailable")
+
+    monkeypatch.setattr(audit, "record", broken)
+    with pytest.raises(DatabaseError):
+        admin_client.post(change_url(application), {**form, **inline_management(application)})
+    with pytest.raises(DatabaseError):
+        admin_client.post(
+            changelist_url(), {"action": "disable_action", "_selected_action": [application.pk]}
+        )
+
+    application.refresh_from_db()
+    assert (application.name, application.is_active) == ("svc", True)
+
+
 def test_admin_save_without_changes_records_nothing(admin_client, svc):
     application, _ = svc
     form = client_form(name="svc", description="Team A", scopes=[application.scopes.get().pk])
