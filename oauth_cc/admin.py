@@ -7,6 +7,10 @@ Secrets: a new secret is shown once, in the response to the POST that created it
 through a redirect, the session, messages or a cookie), with ``Cache-Control: no-store``.
 Only its hash is stored, so it cannot be shown again. Signing keys are view-only and their
 private half is never loaded here.
+
+Audit: every change made here records one :class:`~oauth_cc.models.AuditEvent` per object,
+with ``admin:USERNAME`` as the actor, in the transaction of the change (the add/change and
+delete pages run in one; the actions wrap each change in one). The audit trail is read-only.
 """
 
 from __future__ import annotations
@@ -37,12 +41,12 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import clients, json_input, keys, revocation
+from . import audit, clients, json_input, keys
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
 from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
-from .models import Application, ClientSecret, Scope, SigningKey
+from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey
 
 _DOT_MODEL_GETTERS = (
     "get_application_model",
@@ -61,6 +65,8 @@ for _getter in _DOT_MODEL_GETTERS:
 _PRIVATE_MEMBER_NAME = re.compile('"(?:' + "|".join(sorted(PRIVATE_JWK_MEMBERS)) + r')"\s*:')
 #: Attribute on the request that carries a secret from save_model() to response_add().
 _NEW_SECRET_ATTR = "_oauth_cc_new_secret"
+#: Attribute on the request that carries an object's audited values from before the save.
+_BEFORE_ATTR = "_oauth_cc_audit_before"
 
 
 #: Bound on what an operator pastes into a JSON box (a JWKS of a few keys is ~2 KiB).
@@ -262,9 +268,40 @@ class ApplicationAdmin(admin.ModelAdmin):
 
     # -- create: the first secret, shown once ---------------------------------------------
     def save_model(self, request: HttpRequest, obj: Application, form: forms.Form, change: bool) -> None:
+        if change:
+            # The form has already written the new values into obj: read the old ones from the
+            # database (the scopes too, which save_related() changes).
+            before = Application.objects.select_related("user").get(pk=obj.pk)
+            setattr(request, _BEFORE_ATTR, audit.client_snapshot(before))
         super().save_model(request, obj, form, change)
         if not change and obj.uses_secret:
             setattr(request, _NEW_SECRET_ATTR, clients.add_secret(obj))
+
+    def save_related(self, request: HttpRequest, form: forms.Form, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Still inside the change view's transaction: the event commits with the change.
+        application = form.instance
+        after = audit.client_snapshot(application)
+        actor = audit.admin_actor(request)
+        if not change:
+            issued = getattr(request, _NEW_SECRET_ATTR, None)
+            if issued is not None:
+                after["secret"] = audit.secret_ref(issued.record)
+            audit.record(actor, AuditAction.CLIENT_CREATED, application, after)
+            return
+        changes = audit.diff(getattr(request, _BEFORE_ATTR), after)
+        if changes:  # Saving an unchanged form changes nothing: no event.
+            audit.record(actor, AuditAction.CLIENT_CHANGED, application, changes)
+
+    def delete_model(self, request: HttpRequest, obj: Application) -> None:
+        clients.delete_client(obj, actor=audit.admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        # The bulk "delete selected" action: one event per client, all or nothing.
+        actor = audit.admin_actor(request)
+        with transaction.atomic(using=router.db_for_write(Application)):
+            for application in queryset:
+                clients.delete_client(application, actor=actor)
 
     def response_add(
         self, request: HttpRequest, obj: Application, post_url_continue: str | None = None
@@ -322,7 +359,8 @@ class ApplicationAdmin(admin.ModelAdmin):
         with transaction.atomic(using=router.db_for_write(Application)):
             for application in queryset:
                 try:
-                    issued.append((application, clients.rotate_secret(application)))
+                    rotated = clients.rotate_secret(application, actor=audit.admin_actor(request))
+                    issued.append((application, rotated))
                 except clients.ClientError as exc:
                     self.message_user(request, f"{application}: {exc} Nothing was changed.", messages.WARNING)
                     continue
@@ -343,7 +381,7 @@ class ApplicationAdmin(admin.ModelAdmin):
     def revoke_tokens_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         count = 0
         for application in queryset:
-            revocation.invalidate_client_tokens(application.client_id)
+            clients.revoke_tokens(application, actor=audit.admin_actor(request))
             self.log_change(request, application, "Revoked every token issued until now.")
             count += 1
         text = ngettext(
@@ -356,7 +394,7 @@ class ApplicationAdmin(admin.ModelAdmin):
     def _set_active(self, request: HttpRequest, queryset: QuerySet[Application], active: bool) -> None:
         count = 0
         for application in queryset:
-            clients.set_active(application, active)
+            clients.set_active(application, active, actor=audit.admin_actor(request))
             self.log_change(request, application, "Enabled." if active else "Disabled.")
             count += 1
         if active:
@@ -414,7 +452,7 @@ class ApplicationAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(self._change_url(application))
         if request.method == "POST":
-            issued = clients.rotate_secret(application)
+            issued = clients.rotate_secret(application, actor=audit.admin_actor(request))
             self.log_change(request, application, "Rotated the client secret.")
             return self._render_secrets(request, [(application, issued)], title=_("New client secret"))
         grace = int(oauth_cc_settings.SECRET_ROTATION_GRACE)
@@ -436,7 +474,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         if secret is None:
             raise Http404(_("This API client has no secret with this id."))
         if request.method == "POST":
-            clients.revoke_secret(application, str(secret.pk))
+            clients.revoke_secret(application, str(secret.pk), actor=audit.admin_actor(request))
             self.log_change(request, application, f"Revoked secret {secret.prefix}….")
             self.message_user(
                 request,
@@ -484,6 +522,36 @@ class ScopeAdmin(admin.ModelAdmin):
     @admin.display(description=_("clients"), ordering="client_count")
     def client_count(self, scope: Scope) -> int:
         return scope.client_count
+
+    def save_model(self, request: HttpRequest, obj: Scope, form: forms.Form, change: bool) -> None:
+        # Inside the add/change view's transaction, like the save.
+        before = audit.scope_snapshot(Scope.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        after = audit.scope_snapshot(obj)
+        if before is None:
+            audit.record(audit.admin_actor(request), AuditAction.SCOPE_CREATED, obj, after)
+        elif changes := audit.diff(before, after):
+            audit.record(audit.admin_actor(request), AuditAction.SCOPE_CHANGED, obj, changes)
+
+    def delete_model(self, request: HttpRequest, obj: Scope) -> None:
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Scope]) -> None:
+        self._delete(request, list(queryset))
+
+    def _delete(self, request: HttpRequest, scopes: list[Scope]) -> None:
+        actor = audit.admin_actor(request)
+        with transaction.atomic(using=router.db_for_write(Scope)):
+            for scope in scopes:
+                # Deleting a scope takes it from every client that had it: name them.
+                holders = sorted(scope.applications.values_list("client_id", flat=True))
+                audit.record(
+                    actor,
+                    AuditAction.SCOPE_DELETED,
+                    scope,
+                    {**audit.scope_snapshot(scope), "clients": holders},
+                )
+                scope.delete()
 
 
 @admin.register(SigningKey)
@@ -552,7 +620,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
                 return HttpResponseRedirect(changelist_url)
-            result = keys.rotate(algorithm)
+            result = keys.rotate(algorithm, actor=audit.admin_actor(request))
             text = _("Now signing with key %(current)s. The next key, %(next)s, is published.") % {
                 "current": result.current_kid,
                 "next": result.next_kid,
@@ -577,3 +645,30 @@ class SigningKeyAdmin(admin.ModelAdmin):
             "cancel_url": changelist_url,
         }
         return TemplateResponse(request, "admin/oauth_cc/confirm.html", context)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody adds, changes or deletes events here, superusers included."""
+
+    list_display = ("time", "actor", "action", "object_type", "object_id", "object_repr")
+    list_filter = ("action", "object_type", "time", "actor")
+    search_fields = ("object_id", "object_repr", "actor")
+    date_hierarchy = "time"
+    fields = ("time", "actor", "action", "object_type", "object_id", "object_repr", "changes_display")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("changes"))
+    def changes_display(self, event: AuditEvent) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(event.changes, indent=2, sort_keys=True, ensure_ascii=False)
+        )

@@ -346,3 +346,94 @@ class UsedAssertion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}:{self.jti}"
+
+
+class AuditAction(models.TextChoices):
+    CLIENT_CREATED = "client_created", _("client created")
+    CLIENT_CHANGED = "client_changed", _("client changed")
+    CLIENT_DISABLED = "client_disabled", _("client disabled")
+    CLIENT_ENABLED = "client_enabled", _("client enabled")
+    CLIENT_DELETED = "client_deleted", _("client deleted")
+    SECRET_ROTATED = "secret_rotated", _("secret rotated")
+    SECRET_REVOKED = "secret_revoked", _("secret revoked")
+    TOKENS_REVOKED = "tokens_revoked", _("tokens revoked")
+    SCOPE_CREATED = "scope_created", _("scope created")
+    SCOPE_CHANGED = "scope_changed", _("scope changed")
+    SCOPE_DELETED = "scope_deleted", _("scope deleted")
+    KEY_ROTATED = "key_rotated", _("signing key rotated")
+    PRUNED = "pruned", _("expired records pruned")
+
+
+class AppendOnlyError(Exception):
+    """An audit event was about to be changed or deleted through the ORM."""
+
+
+_APPEND_ONLY = "Audit events are append-only: they cannot be changed or deleted."
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Refuses the bulk ways of changing or deleting rows; ``create`` and reads stay."""
+
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def bulk_update(self, *args: object, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def update_or_create(self, *args: object, **kwargs: object) -> object:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def _raw_delete(self, *args: object, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+    _raw_delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class AuditEvent(models.Model):
+    """One operator action (admin or ``oauth_cc`` command), recorded append-only.
+
+    Written by :func:`oauth_cc.audit.record` in the transaction of the change it describes.
+    The object is kept as text (type and id), not a foreign key, so the event outlives a
+    deleted client. The ORM refuses to change or delete a row (``save`` of an existing row,
+    ``delete``, queryset ``update``/``delete``); on PostgreSQL a trigger refuses ``UPDATE``
+    and ``DELETE`` from any client too (migration ``0003_audit``). ``changes`` never holds a
+    secret, a secret's hash or a private key: secrets appear by id and prefix only.
+    """
+
+    time = models.DateTimeField(_("time"), default=timezone.now, db_index=True, editable=False)
+    actor = models.CharField(
+        _("actor"),
+        max_length=200,
+        editable=False,
+        help_text=_('"admin:USERNAME" for the admin, "cli:OS_USER" for the management command.'),
+    )
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices, editable=False)
+    object_type = models.CharField(_("object type"), max_length=32, editable=False)
+    # A client's client_id, a scope's name or a key's kid: text, so it survives deletion.
+    object_id = models.CharField(_("object id"), max_length=255, db_index=True, editable=False)
+    object_repr = models.CharField(_("object"), max_length=200, blank=True, editable=False)
+    changes = models.JSONField(_("changes"), default=dict, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        # No add/change/delete permissions exist to grant: events are written by code only.
+        default_permissions = ("view",)
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise AppendOnlyError(_APPEND_ONLY)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(_APPEND_ONLY)

@@ -3,6 +3,8 @@
 Every change goes through :mod:`oauth_cc.clients` (shared with the admin) or
 :func:`oauth_cc.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
 to fix, and changes nothing. Secrets are printed once, when they are created, and never again.
+Every subcommand that changes something records one audit event (:mod:`oauth_cc.audit`) with
+the OS user as the actor, in the transaction of the change; ``oauth_cc audit`` prints them.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import clients, json_input, keys, revocation
+from oauth_cc import audit, clients, json_input, keys, revocation
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
-from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
+from oauth_cc.models import (
+    Application,
+    AuditAction,
+    AuditEvent,
+    Scope,
+    SigningKey,
+    TokenEndpointAuthMethod,
+)
 
 #: A JWK Set file of a few public keys is a few KiB.
 MAX_JWKS_FILE_BYTES = 1024 * 1024
@@ -78,6 +90,46 @@ def _thumbprints(application: Application) -> list[dict[str, str]]:
     return [{"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.jwks)]
 
 
+def event_details(event: AuditEvent) -> dict[str, Any]:
+    """An audit event as ``oauth_cc audit --json`` prints it: exactly these five keys."""
+    return {
+        "time": event.time.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "object": {"type": event.object_type, "id": event.object_id, "name": event.object_repr},
+        "changes": event.changes,
+    }
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: an ISO 8601 date or date-time; without an offset, in the site's time zone."""
+    try:
+        moment = parse_datetime(text)
+        if moment is None:
+            day = parse_date(text)
+            moment = datetime(day.year, day.month, day.day) if day is not None else None
+    except (ValueError, OverflowError):
+        moment = None  # well-formed but impossible, e.g. 2024-02-30 or an offset of 99 hours
+    if moment is None:
+        raise CommandError(
+            f"--since {_one_line(text)!s} is not an ISO 8601 date or time; "
+            "use e.g. 2024-05-01 or 2024-05-01T12:00:00+00:00."
+        )
+    if timezone.is_naive(moment):
+        try:
+            moment = timezone.make_aware(moment)
+        except (ValueError, OverflowError):
+            raise CommandError(
+                f"--since {text} is out of range; give a date between years 1 and 9999."
+            ) from None
+    return moment
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped, so one event stays one line of output."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def key_details(key: SigningKey) -> dict[str, Any]:
     """Public facts about a signing key; the private half is never read here."""
     return {
@@ -95,7 +147,7 @@ class Command(BaseCommand):
     help = "Manage oauth_cc scopes, API clients (client-credentials) and token signing keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens}", required=True)
+        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens,audit}", required=True)
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
             dest="action", required=True
@@ -169,10 +221,18 @@ class Command(BaseCommand):
             "(the token endpoint also does this every few minutes).",
         )
 
+        p = groups.add_parser("audit", help="Print the audit trail of operator actions, oldest first.")
+        p.add_argument("--since", help="Only events at or after this ISO 8601 date or time.")
+        p.add_argument("--client", dest="client_id", help="Only events about this client_id.")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+
     def handle(self, *args: Any, **options: Any) -> None:
-        handler = getattr(self, f"{options['group']}_{options['action'].replace('-', '_')}")
+        name = options["group"]
+        if options.get("action"):
+            name += "_" + options["action"].replace("-", "_")
+        handler = getattr(self, name)
         try:
-            handler(**options)
+            handler(**options, actor=audit.command_actor())
         except clients.ClientError as exc:
             raise CommandError(str(exc)) from None
 
@@ -181,8 +241,8 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(data, indent=2))
 
     # -- scope -----------------------------------------------------------------------------
-    def scope_add(self, *, name: str, description: str, default: bool, **_: Any) -> None:
-        scope = clients.create_scope(name, description=description, default=default)
+    def scope_add(self, *, name: str, description: str, default: bool, actor: str, **_: Any) -> None:
+        scope = clients.create_scope(name, description=description, default=default, actor=actor)
         self.stdout.write(
             f'Created scope "{scope.name}"' + (" (granted by default)." if scope.is_default else ".")
         )
@@ -218,6 +278,7 @@ class Command(BaseCommand):
         audiences: list[str],
         introspect: bool,
         as_json: bool,
+        actor: str,
         **_: Any,
     ) -> None:
         jwks = _read_jwks(jwks_file) if jwks_file is not None else None
@@ -238,6 +299,7 @@ class Command(BaseCommand):
             jwks_uri=jwks_uri,
             audiences=audiences,
             can_introspect=introspect,
+            actor=actor,
         )
         secret = issued.secret if issued else None
         if as_json:
@@ -254,9 +316,11 @@ class Command(BaseCommand):
             self.style.WARNING("Copy the secret now: it is shown only this once and cannot be shown again.")
         )
 
-    def client_rotate_secret(self, *, client_id: str, grace: int | None, as_json: bool, **_: Any) -> None:
+    def client_rotate_secret(
+        self, *, client_id: str, grace: int | None, as_json: bool, actor: str, **_: Any
+    ) -> None:
         application = clients.get_client(client_id)
-        issued = clients.rotate_secret(application, grace=grace)
+        issued = clients.rotate_secret(application, grace=grace, actor=actor)
         old = [{"prefix": prefix, "expires": _iso(expires)} for prefix, expires in issued.expiring]
         if as_json:
             return self._json(
@@ -272,28 +336,28 @@ class Command(BaseCommand):
         if not issued.expiring:
             self.stdout.write("  No older secret is still valid.")
 
-    def client_revoke_secret(self, *, client_id: str, secret_id: str, **_: Any) -> None:
-        secret = clients.revoke_secret(clients.get_client(client_id), secret_id)
+    def client_revoke_secret(self, *, client_id: str, secret_id: str, actor: str, **_: Any) -> None:
+        secret = clients.revoke_secret(clients.get_client(client_id), secret_id, actor=actor)
         self.stdout.write(f"Revoked secret {secret.prefix}… (id {secret.pk}) of {client_id}.")
 
-    def client_disable(self, *, client_id: str, **_: Any) -> None:
-        clients.set_active(clients.get_client(client_id), False)
+    def client_disable(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.set_active(clients.get_client(client_id), False, actor=actor)
         self.stdout.write(f"Disabled {client_id}: it gets no new tokens and the tokens it holds are refused.")
 
-    def client_enable(self, *, client_id: str, **_: Any) -> None:
-        clients.set_active(clients.get_client(client_id), True)
+    def client_enable(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.set_active(clients.get_client(client_id), True, actor=actor)
         self.stdout.write(f"Enabled {client_id}.")
 
-    def client_revoke_tokens(self, *, client_id: str, **_: Any) -> None:
-        revocation.invalidate_client_tokens(clients.get_client(client_id).client_id)
+    def client_revoke_tokens(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.revoke_tokens(clients.get_client(client_id), actor=actor)
         self.stdout.write(
             f"Every token issued to {client_id} until now is refused; new token requests still work."
         )
 
-    def client_delete(self, *, client_id: str, **_: Any) -> None:
+    def client_delete(self, *, client_id: str, actor: str, **_: Any) -> None:
         application = clients.get_client(client_id)
         name = str(application)
-        application.delete()
+        clients.delete_client(application, actor=actor)
         self.stdout.write(f"Deleted {name} ({client_id}); the tokens it holds are refused.")
 
     def client_list(self, *, as_json: bool, **_: Any) -> None:
@@ -346,8 +410,8 @@ class Command(BaseCommand):
             )
 
     # -- key -------------------------------------------------------------------------------
-    def key_rotate(self, *, algorithm: str | None, **_: Any) -> None:
-        result = keys.rotate(algorithm)
+    def key_rotate(self, *, algorithm: str | None, actor: str, **_: Any) -> None:
+        result = keys.rotate(algorithm, actor=actor)
         self.stdout.write(
             f"Now signing with key {result.current_kid}; next key {result.next_kid} is published."
         )
@@ -372,12 +436,44 @@ class Command(BaseCommand):
             )
 
     # -- tokens ----------------------------------------------------------------------------
-    def tokens_prune(self, **_: Any) -> None:
-        records = revocation.prune_expired()
-        removed_keys = keys.prune_retired_keys()
+    def tokens_prune(self, *, actor: str, **_: Any) -> None:
+        with transaction.atomic():
+            records = revocation.prune_expired()
+            removed_keys = keys.prune_retired_keys()
+            # Only a prune that removed something changed anything; a cron job's empty runs stay out.
+            if records or removed_keys:
+                audit.record(
+                    actor,
+                    AuditAction.PRUNED,
+                    ("tokens", ""),
+                    {"expired_records": records, "removed_keys": list(removed_keys)},
+                )
         if removed_keys:
             keys.publish_public_keys()
         self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
+
+    # -- audit -----------------------------------------------------------------------------
+    def audit(self, *, since: str | None, client_id: str | None, as_json: bool, **_: Any) -> None:
+        events = AuditEvent.objects.order_by("time", "id")
+        if since is not None:
+            events = events.filter(time__gte=parse_since(since))
+        if client_id is not None:
+            events = events.filter(object_type="client", object_id=client_id)
+        rows = [event_details(event) for event in events.iterator()]
+        if as_json:
+            return self._json(rows)
+        if not rows:
+            return self.stdout.write("No audit events match.")
+        for row in rows:
+            target = row["object"]
+            name = f" ({target['name']})" if target["name"] and target["name"] != target["id"] else ""
+            changes = json.dumps(row["changes"], sort_keys=True, ensure_ascii=False)
+            self.stdout.write(
+                _one_line(
+                    f"{row['time']}  {row['actor']}  {row['action']}  "
+                    f"{target['type']} {target['id']}{name}  {changes}"
+                )
+            )
 
 
 def _read_jwks(path: Path) -> dict:
