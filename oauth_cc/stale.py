@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from .models import Application, ClientSecret
@@ -67,9 +67,11 @@ def report(days: int, now: datetime | None = None) -> dict[str, Any]:
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ValueError("days must be a positive whole number")
     now = now or timezone.now()
-    clients = unused_clients(days, now).order_by("last_used_at", "created", "client_id")
-    secrets = unused_secrets(days, now).select_related("application").order_by("last_used_at", "created")
-    expired = expired_secrets(now).select_related("application").order_by("expires_at")
+    # Never used first, then the longest unused; the same order on every database.
+    never_first = F("last_used_at").asc(nulls_first=True)
+    clients = unused_clients(days, now).order_by(never_first, "created", "client_id")
+    secrets = unused_secrets(days, now).select_related("application").order_by(never_first, "created", "pk")
+    expired = expired_secrets(now).select_related("application").order_by("expires_at", "pk")
     return {
         "days": days,
         "generated_at": now.isoformat(),

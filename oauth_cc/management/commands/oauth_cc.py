@@ -395,9 +395,10 @@ class Command(BaseCommand):
     # -- report ----------------------------------------------------------------------------
     def report_stale(self, *, days: str, as_json: bool, **_: Any) -> None:
         text = str(days).strip()
-        if not text.isdecimal() or int(text) < 1 or len(text) > 6:
+        # ASCII digits only: int() would also take "٣" and "1_0".
+        if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
             raise CommandError(
-                f'--days must be a positive whole number of days, like --days 90 (got "{days}").'
+                f'--days must be a whole number of days from 1 to 999999, like --days 90 (got "{days}").'
             )
         data = stale.report(int(text))
         if as_json:
