@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -41,12 +42,13 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import audit, clients, json_input, keys
+from . import audit, clients, json_input, keys, stale, usage_counts
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
 from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
-from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey
+from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey, UsageBucket
+from .usage_chart import bar_chart
 
 _DOT_MODEL_GETTERS = (
     "get_application_model",
@@ -197,6 +199,63 @@ class ClientSecretInline(admin.TabularInline):
         return format_html('<a href="{}" class="button">{}</a>', url, _("Revoke…"))
 
 
+class NotCachingFilter(admin.SimpleListFilter):
+    """Clients that got more tokens in the last hour than their token lifetime explains."""
+
+    title = _("token caching")
+    parameter_name = "caching"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", _("not caching tokens"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        if self.value() == "no":
+            return queryset.filter(client_id__in=usage_counts.not_caching_client_ids())
+        return queryset
+
+
+class UnusedClientFilter(admin.SimpleListFilter):
+    """Stale clients: not used for N days (or never, and created more than N days ago)."""
+
+    title = _("unused for")
+    parameter_name = "unused"
+    DAYS = {"30": 30, "90": 90, "365": 365}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, _("%s days or more") % key) for key in self.DAYS] + [("never", _("never used"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        value = self.value()
+        if value == "never":
+            return queryset.filter(pk__in=stale.never_used_clients().values("pk"))
+        if value in self.DAYS:
+            return queryset.filter(pk__in=stale.unused_clients(self.DAYS[value]).values("pk"))
+        return queryset
+
+
+class StaleSecretFilter(admin.SimpleListFilter):
+    """Clients holding a secret that is valid but unused for N days, or expired but still stored."""
+
+    title = _("secrets")
+    parameter_name = "secrets"
+    DAYS = {"unused30": 30, "unused90": 90}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("unused30", _("a valid secret unused for 30 days")),
+            ("unused90", _("a valid secret unused for 90 days")),
+            ("expired", _("an expired secret still stored")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        value = self.value()
+        if value == "expired":
+            return queryset.filter(pk__in=stale.expired_secrets().values("application_id"))
+        if value in self.DAYS:
+            return queryset.filter(pk__in=stale.unused_secrets(self.DAYS[value]).values("application_id"))
+        return queryset
+
+
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
     form = ApplicationForm
@@ -208,8 +267,15 @@ class ApplicationAdmin(admin.ModelAdmin):
         "token_endpoint_auth_method",
         "created",
         "last_used_at",
+        "tokens_last_hour",
     )
-    list_filter = ("is_active", "token_endpoint_auth_method")
+    list_filter = (
+        "is_active",
+        "token_endpoint_auth_method",
+        NotCachingFilter,
+        UnusedClientFilter,
+        StaleSecretFilter,
+    )
     search_fields = ("name", "client_id", "description")
     filter_horizontal = ("scopes",)
     raw_id_fields = ("user",)
@@ -226,11 +292,88 @@ class ApplicationAdmin(admin.ModelAdmin):
             {"fields": ("token_endpoint_auth_method", "jwks", "jwks_uri", "key_thumbprints")},
         ),
         (_("History"), {"fields": ("created", "updated", "last_used_at")}),
+        (_("Token usage"), {"fields": ("token_usage",)}),
     )
-    _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at")
+    _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at", "token_usage")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
-        return super().get_queryset(request).prefetch_related("scopes")
+        # The list's usage column: this hour's and the previous hour's bucket, by subquery, so the
+        # page costs no query per row. The time is pinned so every row is judged at one instant.
+        now = time.time()
+        hour = usage_counts.hour_of(now)
+        buckets = UsageBucket.objects.filter(client_id=OuterRef("client_id"))
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("scopes")
+            .annotate(
+                usage_this_hour=Subquery(buckets.filter(hour=hour).values("count")[:1]),
+                usage_previous_hour=Subquery(buckets.filter(hour=hour - 1).values("count")[:1]),
+                usage_at=Value(now, output_field=FloatField()),
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        usage_counts.flush()  # this worker's own counts, so the page is current for them at least
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description=_("tokens last hour"))
+    def tokens_last_hour(self, application: Application) -> str:
+        at = getattr(application, "usage_at", None)
+        if at is None:
+            return "-"
+        counts = {
+            usage_counts.hour_of(at): application.usage_this_hour or 0,
+            usage_counts.hour_of(at) - 1: application.usage_previous_hour or 0,
+        }
+        tokens = usage_counts.window_count(counts, at, 1)
+        lifetime = usage_counts.effective_lifetime(application.access_token_lifetime)
+        if usage_counts.not_caching(tokens, lifetime):
+            return format_html(
+                '{} <strong class="oauth-cc-not-caching" title="{}">{}</strong>',
+                tokens,
+                _("More than %(limit)s tokens per hour for a %(lifetime)s s token lifetime.")
+                % {"limit": f"{usage_counts.not_caching_limit(lifetime):g}", "lifetime": lifetime},
+                _("not caching tokens"),
+            )
+        return str(tokens)
+
+    @admin.display(description=_("tokens issued"))
+    def token_usage(self, application: Application) -> str:
+        usage = usage_counts.client_usage(application)
+        hour_labels = [
+            (index, start.strftime("%a %d"))
+            for index, (start, _n) in enumerate(usage.hours)
+            if start.hour == 0
+        ]
+        flag = (
+            format_html(
+                ' <strong class="oauth-cc-not-caching">{}</strong>',
+                _("Not caching tokens: more than %(limit)s tokens per hour for a %(lifetime)s s lifetime.")
+                % {"limit": f"{usage.not_caching_limit:g}", "lifetime": usage.token_lifetime},
+            )
+            if usage.not_caching_tokens
+            else ""
+        )
+        return format_html(
+            '<p>{}{}</p><p>{}</p>{}<p>{}</p>{}<p class="help">{}</p>',
+            _("Last hour: %(hour)d tokens. Last 24 hours: %(day)d tokens.")
+            % {"hour": usage.tokens_last_hour, "day": usage.tokens_last_day},
+            flag,
+            _("Tokens per hour, last 7 days (UTC):"),
+            bar_chart(
+                [(start.strftime("%Y-%m-%d %H:00 UTC"), n) for start, n in usage.hours],
+                title=str(_("Tokens per hour, last 7 days")),
+                axis_labels=hour_labels,
+            ),
+            _("Tokens per day, last 7 days (UTC):"),
+            bar_chart(
+                [(day.strftime("%Y-%m-%d"), n) for day, n in usage.days],
+                title=str(_("Tokens per day, last 7 days")),
+                axis_labels=[(i, day.strftime("%a %d")) for i, (day, _n) in enumerate(usage.days)],
+            ),
+            _("Counts reach the database once per USAGE_FLUSH_SECONDS from each worker."),
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> Sequence[str]:
         return self._add_only_readonly if obj is not None else ()

@@ -30,6 +30,10 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "JWKS_MAX_AGE": (int, 0),
     "LAST_USED_WRITE_INTERVAL": (float, 0),
     "LEEWAY": (float, 0),
+    "USAGE_FLUSH_SECONDS": (float, 0),
+    # The floor: a month of history for the stale report and the charts.
+    "USAGE_RETENTION_DAYS": (int, 30),
+    "NOT_CACHING_THRESHOLD": (int, 1),
 }
 
 

@@ -44,6 +44,14 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_ROTATION_GRACE": 24 * 3600,
     # At most one "last used" write per client and per secret in this many seconds.
     "LAST_USED_WRITE_INTERVAL": 60,
+    # Usage counts (oauth_cc.usage_counts): each worker writes its per-client, per-hour token
+    # counts at most once per this many seconds (0: on every token request).
+    "USAGE_FLUSH_SECONDS": 60,
+    # Days hourly usage counts are kept; older ones are pruned.
+    "USAGE_RETENTION_DAYS": 35,
+    # A client is "not caching tokens" when it gets more than this many tokens per token
+    # lifetime (measured over the last hour; see usage_counts.not_caching).
+    "NOT_CACHING_THRESHOLD": 10,
     # Max-Age of the JWKS document.
     "JWKS_MAX_AGE": 300,
     # private_key_jwt: how far ahead an assertion's exp may be, in seconds.

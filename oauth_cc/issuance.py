@@ -5,7 +5,9 @@ is handled. Its cost in steady state: parsing a small form body, one SHA-256 (se
 assertion check (private_key_jwt), dict lookups in the worker's client cache, one signature
 (~30 µs for ES256), one log line and one signal. No SQL query: client data comes from the
 per-worker cache, and the token is not stored (see :mod:`oauth_cc.revocation` for why).
-Once every few minutes a request also deletes expired revocation and single-use records.
+Once every few minutes a request also deletes expired revocation and single-use records and
+old usage counts, and once per ``USAGE_FLUSH_SECONDS`` it writes the worker's token counts
+(:mod:`oauth_cc.usage_counts`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import parse_qsl
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, revocation, tokens
+from . import hooks, revocation, tokens, usage_counts
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -183,7 +185,8 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         expires_at=claims["exp"],
         request=request,
     )
-    revocation.prune_now_and_then()  # a clock read; two DELETEs once every few minutes
+    usage_counts.count_issued(client.client_id)  # a clock read and a dict update; a write per interval
+    revocation.prune_now_and_then()  # a clock read; a few DELETEs once every few minutes
     return {
         "access_token": access_token,
         "token_type": "Bearer",

@@ -437,3 +437,28 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError(_APPEND_ONLY)
+
+
+class UsageBucket(models.Model):
+    """How many tokens one client got in one clock hour (UTC). See :mod:`oauth_cc.usage_counts`.
+
+    The client is named by its ``client_id`` as text, not a foreign key: counts keep arriving
+    from workers' memory after a client is deleted (a flush must not fail, or lose the other
+    clients' counts in the same statement, because one client is gone), and the history of a
+    deleted client stays readable until the retention period removes it.
+    """
+
+    client_id = models.CharField(max_length=255)
+    #: Start of the hour, as whole hours since the Unix epoch (UTC): cheap to compute on the
+    #: hot path and to compare, with no time-zone ambiguity.
+    hour = models.IntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "hour"], name="oauth_cc_usage_bucket")]
+        indexes = [models.Index(fields=["hour"], name="oauth_cc_usage_hour")]
+        verbose_name = _("usage bucket")
+        verbose_name_plural = _("usage buckets")
+
+    def __str__(self) -> str:
+        return f"{self.client_id}@{self.hour}: {self.count}"

@@ -212,6 +212,9 @@ def prune_now_and_then() -> None:
     """
     if prune_throttle.ready(PRUNE_KEY, PRUNE_INTERVAL):
         prune_expired()
+        from . import usage_counts
+
+        usage_counts.prune()  # hourly usage counts past USAGE_RETENTION_DAYS
 
 
 def prune_expired() -> int:

@@ -20,7 +20,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import audit, clients, json_input, keys, revocation
+from oauth_cc import audit, clients, json_input, keys, revocation, stale, usage_counts
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
 from oauth_cc.models import (
     Application,
@@ -147,7 +147,9 @@ class Command(BaseCommand):
     help = "Manage oauth_cc scopes, API clients (client-credentials) and token signing keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens,audit}", required=True)
+        groups = parser.add_subparsers(
+            dest="group", metavar="{scope,client,key,tokens,report,audit}", required=True
+        )
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
             dest="action", required=True
@@ -203,6 +205,12 @@ class Command(BaseCommand):
         p = client.add_parser("show", help="Show a client's settings and secrets (never the secret itself).")
         p.add_argument("client_id")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+        p = client.add_parser(
+            "usage",
+            help="Tokens issued to a client (last hour, last day, 7 days) and whether it caches them.",
+        )
+        p.add_argument("client_id")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
 
         key = groups.add_parser("key", help="Token signing keys.").add_subparsers(
             dest="action", required=True
@@ -220,6 +228,16 @@ class Command(BaseCommand):
             help="Delete expired revocation records, used assertion ids and retired keys no token needs "
             "(the token endpoint also does this every few minutes).",
         )
+
+        report = groups.add_parser("report", help="Reports for operators.").add_subparsers(
+            dest="action", required=True
+        )
+        p = report.add_parser(
+            "stale",
+            help="Clients and secrets unused for N days, and expired secrets still stored.",
+        )
+        p.add_argument("--days", default="90", help="Unused for at least this many days (default 90).")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
 
         p = groups.add_parser("audit", help="Print the audit trail of operator actions, oldest first.")
         p.add_argument("--since", help="Only events at or after this ISO 8601 date or time.")
@@ -409,6 +427,69 @@ class Command(BaseCommand):
                 f"expires {s['expires'] or 'never'}  last used {s['last_used'] or 'never'}"
             )
 
+    def client_usage(self, *, client_id: str, as_json: bool, **_: Any) -> None:
+        application = clients.get_client(client_id)
+        usage = usage_counts.client_usage(application)
+        data = {
+            "client_id": usage.client_id,
+            "tokens_last_hour": usage.tokens_last_hour,
+            "tokens_last_day": usage.tokens_last_day,
+            "not_caching_tokens": usage.not_caching_tokens,
+            "not_caching_limit_per_hour": usage.not_caching_limit,
+            "token_lifetime": usage.token_lifetime,
+            "last_used_at": _iso(usage.last_used_at),
+            "tokens_per_day": [{"day": day.date().isoformat(), "tokens": n} for day, n in usage.days],
+        }
+        if as_json:
+            return self._json(data)
+        self.stdout.write(f"{'client_id:':21}{usage.client_id}")
+        self.stdout.write(f"{'tokens last hour:':21}{usage.tokens_last_hour}")
+        self.stdout.write(f"{'tokens last day:':21}{usage.tokens_last_day}")
+        flag = (
+            f"YES: more than {usage.not_caching_limit:g} tokens per hour for a {usage.token_lifetime} s "
+            "token lifetime; the client should reuse its token until it expires"
+            if usage.not_caching_tokens
+            else "no"
+        )
+        self.stdout.write(f"{'not caching tokens:':21}{flag}")
+        self.stdout.write(f"{'last used:':21}{_text(usage.last_used_at) if usage.last_used_at else 'never'}")
+        for day, n in usage.days:
+            self.stdout.write(f"{'tokens ' + day.date().isoformat() + ':':21}{n}")
+
+    # -- report ----------------------------------------------------------------------------
+    def report_stale(self, *, days: str, as_json: bool, **_: Any) -> None:
+        text = str(days).strip()
+        # ASCII digits only: int() would also take "٣" and "1_0".
+        if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+            raise CommandError(
+                f'--days must be a whole number of days from 1 to 999999, like --days 90 (got "{days}").'
+            )
+        data = stale.report(int(text))
+        if as_json:
+            return self._json(data)
+        n = data["days"]
+        self.stdout.write(
+            f"Clients unused for {n} days or more (or never used): {len(data['unused_clients'])}"
+        )
+        for c in data["unused_clients"]:
+            state = "active" if c["active"] else "disabled"
+            self.stdout.write(
+                f"  {c['client_id']}  {c['name']}  [{state}]  last used {c['last_used'] or 'never'}"
+            )
+        self.stdout.write(
+            f"Secrets still valid but unused for {n} days or more: {len(data['unused_secrets'])}"
+        )
+        for s in data["unused_secrets"]:
+            self.stdout.write(
+                f"  {s['client_id']}  secret id {s['id']}: {s['prefix']}…  "
+                f"last used {s['last_used'] or 'never'}"
+            )
+        self.stdout.write(f"Expired secrets still stored: {len(data['expired_secrets'])}")
+        for s in data["expired_secrets"]:
+            self.stdout.write(
+                f"  {s['client_id']}  secret id {s['id']}: {s['prefix']}…  expired {s['expires']}"
+            )
+
     # -- key -------------------------------------------------------------------------------
     def key_rotate(self, *, algorithm: str | None, actor: str, **_: Any) -> None:
         result = keys.rotate(algorithm, actor=actor)
@@ -451,6 +532,8 @@ class Command(BaseCommand):
         if removed_keys:
             keys.publish_public_keys()
         self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
+        buckets = usage_counts.prune()
+        self.stdout.write(f"Deleted {buckets} usage count(s) older than the retention period.")
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, *, since: str | None, client_id: str | None, as_json: bool, **_: Any) -> None:
