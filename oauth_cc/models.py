@@ -179,11 +179,12 @@ class Application(AbstractApplication):
         validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
     )
+    # Empty (not NULL, as for every text column here) means the site default.
     token_limit = models.CharField(
         _("token rate limit"),
         max_length=20,
-        null=True,
         blank=True,
+        default="",
         validators=[validate_rate],
         help_text=_(
             'Token requests allowed, like "100/hour" (per second, minute, hour or day). '
