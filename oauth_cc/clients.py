@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .conf import oauth_cc_settings
 from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod, scope_name_validator
+from .ratelimit import RateError, parse_rate
 from .secrets import generate_secret, hash_secret, secret_prefix
 
 
@@ -93,6 +94,7 @@ def create_client(
     jwks_uri: str = "",
     audiences: Iterable[str] = (),
     can_introspect: bool = False,
+    token_limit: str | None = None,
 ) -> tuple[Application, IssuedSecret | None]:
     """Create a client; for secret-based methods also its first secret (returned once)."""
     if not name.strip():
@@ -115,6 +117,7 @@ def create_client(
         jwks_uri=jwks_uri,
         audiences=list(audiences),
         can_introspect=can_introspect,
+        token_limit=token_limit_value(token_limit),
     )
     try:
         application.full_clean(exclude=["user"])
@@ -125,6 +128,26 @@ def create_client(
         application.scopes.set(scope_objects)
         issued = add_secret(application) if application.uses_secret else None
     return application, issued
+
+
+def token_limit_value(text: str | None) -> str:
+    """What to store for a token limit typed by an operator: a rate, or "" for "none"."""
+    if text is None or text.strip().lower() == "none":
+        return ""
+    try:
+        return str(parse_rate(text.strip()))
+    except RateError as exc:
+        raise ClientError(f'{exc} Or "none" for the site default.') from None
+
+
+def set_token_limit(application: Application, text: str) -> Application:
+    """Set a client's token rate limit ("100/hour"), or clear it ("none": the site default).
+
+    Workers see the new limit within ``STATE_REFRESH_SECONDS``, like any client change.
+    """
+    application.token_limit = token_limit_value(text)
+    application.save(update_fields=["token_limit", "updated"])
+    return application
 
 
 def rotate_secret(application: Application, *, grace: int | None = None) -> IssuedSecret:
