@@ -125,6 +125,7 @@ class ApplicationForm(forms.ModelForm):
             "user",
             "audiences",
             "can_introspect",
+            "token_limit",
             "token_endpoint_auth_method",
             "jwks",
             "jwks_uri",
@@ -140,6 +141,15 @@ class ApplicationForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["name"].required = True
+        if "token_limit" in self.fields:
+            site = oauth_cc_settings.TOKEN_RATE_LIMIT or _("no limit")
+            self.fields["token_limit"].help_text = (
+                _(
+                    'Token requests allowed, like "100/hour" (per second, minute, hour or day). '
+                    "Leave empty for the site default, now: %s."
+                )
+                % site
+            )
         self.fields["audiences"].help_text = _(
             "A JSON list of resource identifiers (RFC 8707) this client may request tokens for, e.g. "
             '["https://api.example.com"]. Leave empty for only this site.'
@@ -149,6 +159,13 @@ class ApplicationForm(forms.ModelForm):
         # An empty box means "no extra audiences", not JSON null.
         value = self.cleaned_data.get("audiences")
         return [] if value in (None, "") else value
+
+    def clean_token_limit(self) -> str:
+        # Stored in its one spelling ("100/min" becomes "100/minute"); "none" or empty: the default.
+        try:
+            return clients.token_limit_value(self.cleaned_data.get("token_limit") or None)
+        except clients.ClientError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_rate") from None
 
     def clean_jwks(self) -> dict | None:
         value = self.cleaned_data.get("jwks")
@@ -285,7 +302,16 @@ class ApplicationAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "client_id", "description", "is_active")}),
         (
             _("What it may do"),
-            {"fields": ("scopes", "access_token_lifetime", "user", "audiences", "can_introspect")},
+            {
+                "fields": (
+                    "scopes",
+                    "access_token_lifetime",
+                    "user",
+                    "audiences",
+                    "can_introspect",
+                    "token_limit",
+                )
+            },
         ),
         (
             _("How it authenticates"),

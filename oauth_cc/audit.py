@@ -40,6 +40,7 @@ CLIENT_FIELDS = (
     "auth_method",
     "jwks",
     "jwks_uri",
+    "token_limit",
 )
 SCOPE_FIELDS = ("name", "description", "is_default")
 
@@ -141,6 +142,7 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "auth_method": application.token_endpoint_auth_method,
         "jwks": jwks,
         "jwks_uri": application.jwks_uri,
+        "token_limit": application.token_limit,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +13,8 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .conf import DEFAULTS, oauth_cc_settings
+from .conf import DEFAULTS, RATE_SETTINGS, oauth_cc_settings
+from .ratelimit import RateError, parse_optional_rate
 
 #: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
 #: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
@@ -34,7 +36,16 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     # The issue's floor: a month of history for the stale report and the charts.
     "USAGE_RETENTION_DAYS": (int, 30),
     "NOT_CACHING_THRESHOLD": (int, 1),
+    "TRUSTED_PROXY_COUNT": (int, 1),
 }
+
+#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
+#: another, so they carry no state between the workers and hosts of a site, and a limit counted
+#: there is per worker.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
 
 
 def _numeric_problem(value: Any, kind: type, minimum: float) -> str:
@@ -177,15 +188,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.W004",
             )
         )
+    errors.extend(_rate_limit_errors(user))
     return errors
 
 
-#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
-#: another, so they cannot carry shared state between the workers and hosts of a site.
-PER_PROCESS_CACHES = (
-    "django.core.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.dummy.DummyCache",
-)
 #: Above these, a deployment is probably mistaken; each is a warning under ``check --deploy``.
 DEPLOY_MAX_REFRESH_SECONDS = 60
 DEPLOY_MAX_LEEWAY_SECONDS = 300
@@ -264,3 +270,57 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rate_limit_errors(user: dict[str, Any]) -> list[Any]:
+    errors: list[Any] = []
+    for name in RATE_SETTINGS:
+        try:
+            parse_optional_rate(user.get(name, DEFAULTS[name]))
+        except RateError as exc:
+            errors.append(
+                Error(
+                    f"OAUTH_CC['{name}'] is not a rate: {exc}",
+                    hint="Use None to turn this limit off; see the README's Rate limits section.",
+                    id="oauth_cc.E010",
+                )
+            )
+    header = user.get("CLIENT_IP_HEADER")
+    if header is not None and (not isinstance(header, str) or not re.fullmatch(r"HTTP_[A-Z0-9_]+", header)):
+        errors.append(
+            Error(
+                "OAUTH_CC['CLIENT_IP_HEADER'] must be None or a request.META header name "
+                'like "HTTP_X_FORWARDED_FOR".',
+                hint="Set it only when every request reaches the site through a proxy that writes it.",
+                id="oauth_cc.E011",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W106: limits counted in a per-process cache hold per worker, not per site."""
+    user = getattr(settings, "OAUTH_CC", {})
+    if not isinstance(user, dict):
+        return []
+    limits_on = any(user.get(name, DEFAULTS[name]) is not None for name in RATE_SETTINGS)
+    throttled = "oauth_cc.contrib.rest_framework.ClientRateThrottle" in str(
+        (getattr(settings, "REST_FRAMEWORK", {}) or {}).get("DEFAULT_THROTTLE_CLASSES", ())
+    )
+    alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
+    if (limits_on or throttled) and backend in PER_PROCESS_CACHES:
+        return [
+            Warning(
+                f"oauth_cc's rate limits are on but the cache {alias!r} is {backend.rsplit('.', 1)[-1]}, "
+                "which each worker process keeps to itself.",
+                hint=(
+                    "Each worker then counts on its own, so the limits multiply by the number of "
+                    "workers (DummyCache counts nothing). Point OAUTH_CC['CACHE_ALIAS'] at Redis "
+                    "or memcached."
+                ),
+                id="oauth_cc.W106",
+            )
+        ]
+    return []

@@ -28,6 +28,7 @@ from .models import (
     TokenEndpointAuthMethod,
     scope_name_validator,
 )
+from .ratelimit import RateError, parse_rate
 from .secrets import generate_secret, hash_secret, secret_prefix
 
 
@@ -110,6 +111,7 @@ def create_client(
     jwks_uri: str = "",
     audiences: Iterable[str] = (),
     can_introspect: bool = False,
+    token_limit: str | None = None,
     actor: str | None = None,
 ) -> tuple[Application, IssuedSecret | None]:
     """Create a client; for secret-based methods also its first secret (returned once)."""
@@ -133,6 +135,7 @@ def create_client(
         jwks_uri=jwks_uri,
         audiences=list(audiences),
         can_introspect=can_introspect,
+        token_limit=token_limit_value(token_limit),
     )
     try:
         application.full_clean(exclude=["user"])
@@ -148,6 +151,35 @@ def create_client(
                 changes["secret"] = audit.secret_ref(issued.record)
             audit.record(actor, AuditAction.CLIENT_CREATED, application, changes)
     return application, issued
+
+
+def token_limit_value(text: str | None) -> str:
+    """What to store for a token limit typed by an operator: a rate, or "" for "none"."""
+    if text is None or text.strip().lower() == "none":
+        return ""
+    try:
+        return str(parse_rate(text.strip()))
+    except RateError as exc:
+        raise ClientError(f'{exc} Or "none" for the site default.') from None
+
+
+def set_token_limit(application: Application, text: str, *, actor: str | None = None) -> Application:
+    """Set a client's token rate limit ("100/hour"), or clear it ("none": the site default).
+
+    Workers see the new limit within ``STATE_REFRESH_SECONDS``, like any client change.
+    """
+    old = application.token_limit
+    application.token_limit = token_limit_value(text)
+    with transaction.atomic():
+        application.save(update_fields=["token_limit", "updated"])
+        if actor is not None and old != application.token_limit:
+            audit.record(
+                actor,
+                AuditAction.CLIENT_CHANGED,
+                application,
+                {"token_limit": {"old": old, "new": application.token_limit}},
+            )
+    return application
 
 
 def rotate_secret(

@@ -113,3 +113,24 @@ class MethodNotAllowed(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class TooManyRequests(OAuthError):
+    """A rate limit refused the request (429, RFC 6585 §4) with ``Retry-After`` in seconds."""
+
+    error = "too_many_requests"
+    status = 429
+
+    def __init__(self, description: str, *, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description, headers={**(headers or {}), "Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot answer now (the rate-limit cache is down and the site fails closed)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str, *, retry_after: int = 5) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, revocation, tokens, usage_counts
+from . import hooks, ratelimit, revocation, tokens, usage_counts
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -29,6 +30,8 @@ from .errors import (
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
+    TemporarilyUnavailable,
+    TooManyRequests,
     UnauthorizedClient,
     UnsupportedGrantType,
     shown,
@@ -136,6 +139,43 @@ def issued_at(client: ClientRecord) -> int:
     return now
 
 
+#: Attribute of the request holding the RateLimit headers of the answer (see views.token).
+RATE_HEADERS_ATTR = "_oauth_cc_rate_headers"
+#: The quota policy's name in the RateLimit fields.
+RATE_POLICY = "token"
+
+
+def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
+    """The per-client token rate limit, run once the client is authenticated.
+
+    It counts authenticated token requests (the work a client makes the site do), before
+    anything is recorded for the request: over the limit, no token, no signal, no "last used"
+    write, and a private_key_jwt assertion stays unused. Failed authentications have their
+    own limits (:func:`oauth_cc.client_auth.authenticate_client`).
+    """
+
+    def check(client: ClientRecord) -> None:
+        rate = client.token_limit or oauth_cc_settings.rate("TOKEN_RATE_LIMIT")
+        if rate is None:
+            return
+        try:
+            decision = ratelimit.hit("token", ratelimit.ident(client.client_id), rate)
+        except ratelimit.CacheUnavailable:
+            raise TemporarilyUnavailable(
+                "The token endpoint is unavailable right now; retry shortly."
+            ) from None
+        headers = decision.headers(RATE_POLICY)
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"This client may request {rate} tokens; retry after {decision.reset} seconds.",
+                retry_after=decision.reset,
+                headers=headers,
+            )
+        setattr(request, RATE_HEADERS_ATTR, headers)
+
+    return check
+
+
 def issue_token(request: HttpRequest) -> dict[str, Any]:
     """Handle a token request; return the RFC 6749 §5.1 response body or raise an OAuthError."""
     params = parse_form(request)
@@ -146,7 +186,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType("Only grant_type=client_credentials is supported.")
 
-    client = authenticate_client(request, params, endpoint="token")
+    client = authenticate_client(request, params, endpoint="token", before_use=_within_limit(request))
     if client.grant_type != Application.GRANT_CLIENT_CREDENTIALS:
         raise UnauthorizedClient("This client may not use the client_credentials grant.")
 

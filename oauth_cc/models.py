@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
+from .ratelimit import RateError, parse_rate
 from .resource_indicators import is_resource_identifier
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -25,6 +26,13 @@ scope_name_validator = RegexValidator(
     ),
     code="invalid_scope_name",
 )
+
+
+def validate_rate(value: str) -> None:
+    try:
+        parse_rate(value)
+    except RateError as exc:
+        raise ValidationError(str(exc), code="invalid_rate") from None
 
 
 class Scope(models.Model):
@@ -170,6 +178,18 @@ class Application(AbstractApplication):
         max_length=500,
         validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
+    )
+    # Empty (not NULL, as for every text column here) means the site default.
+    token_limit = models.CharField(
+        _("token rate limit"),
+        max_length=20,
+        blank=True,
+        default="",
+        validators=[validate_rate],
+        help_text=_(
+            'Token requests allowed, like "100/hour" (per second, minute, hour or day). '
+            "Leave empty for the site default (OAUTH_CC['TOKEN_RATE_LIMIT'])."
+        ),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
 

@@ -138,6 +138,7 @@ def test_command_client_create_records_settings_and_secret_prefix_only(reports_r
         "auth_method": "client_secret_basic",
         "jwks": [],
         "jwks_uri": "",
+        "token_limit": "",
         "secret": {"id": secret.pk, "prefix": secret.prefix},
     }
     stored = all_events_json()
@@ -888,3 +889,36 @@ def test_token_endpoint_and_token_check_never_touch_the_audit_trail(
         assert token().status_code == 200
         assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {access_token}").status_code == 200
     assert not AuditEvent.objects.exists()
+
+
+def test_command_client_update_token_limit_records_old_and_new_value(svc):
+    application, _ = svc
+    before = AuditEvent.objects.count()
+
+    call_command(
+        "oauth_cc", "client", "update", application.client_id, "--token-limit", "100/hour", stdout=StringIO()
+    )
+    call_command(
+        "oauth_cc", "client", "update", application.client_id, "--token-limit", "100/hour", stdout=StringIO()
+    )
+    call_command(
+        "oauth_cc", "client", "update", application.client_id, "--token-limit", "none", stdout=StringIO()
+    )
+
+    events = list(AuditEvent.objects.order_by("id"))[before:]
+    assert [(e.action, e.object_id, e.changes) for e in events] == [
+        (AuditAction.CLIENT_CHANGED, application.client_id, {"token_limit": {"old": "", "new": "100/hour"}}),
+        # setting the same value again changes nothing and records nothing
+        (AuditAction.CLIENT_CHANGED, application.client_id, {"token_limit": {"old": "100/hour", "new": ""}}),
+    ]
+    assert all(e.actor.startswith("cli:") for e in events)
+
+
+def test_command_client_update_with_a_bad_limit_records_nothing(svc):
+    application, _ = svc
+    before = AuditEvent.objects.count()
+    with pytest.raises(CommandError):
+        call_command(
+            "oauth_cc", "client", "update", application.client_id, "--token-limit", "lots", stdout=StringIO()
+        )
+    assert AuditEvent.objects.count() == before

@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from oauth_cc import audit, clients, json_input, keys, revocation, stale, usage_counts
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
+from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import (
     Application,
     AuditAction,
@@ -29,6 +30,10 @@ from oauth_cc.models import (
     Scope,
     SigningKey,
     TokenEndpointAuthMethod,
+)
+
+TOKEN_LIMIT_HELP = (
+    'Token requests allowed, like "100/hour" (second, minute, hour, day); "none": the site default.'
 )
 
 #: A JWK Set file of a few public keys is a few KiB.
@@ -64,6 +69,7 @@ def client_details(application: Application) -> dict[str, Any]:
         access_token_lifetime=application.access_token_lifetime,
         audiences=list(application.audiences or []),
         can_introspect=application.can_introspect,
+        token_limit=application.token_limit or None,
         run_as_user=application.user.get_username() if application.user_id else None,
         jwks_uri=application.jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
@@ -181,7 +187,11 @@ class Command(BaseCommand):
             "--audience", action="append", default=[], dest="audiences", help="Allowed resource; repeat."
         )
         p.add_argument("--introspect", action="store_true", help="Allow calls to the introspection endpoint.")
+        p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+        p = client.add_parser("update", help="Change a client's settings.")
+        p.add_argument("client_id")
+        p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
         p = client.add_parser(
             "rotate-secret", help="Issue a new secret; the old ones expire after a grace period."
         )
@@ -295,6 +305,7 @@ class Command(BaseCommand):
         jwks_uri: str,
         audiences: list[str],
         introspect: bool,
+        token_limit: str | None,
         as_json: bool,
         actor: str,
         **_: Any,
@@ -317,6 +328,7 @@ class Command(BaseCommand):
             jwks_uri=jwks_uri,
             audiences=audiences,
             can_introspect=introspect,
+            token_limit=token_limit,
             actor=actor,
         )
         secret = issued.secret if issued else None
@@ -333,6 +345,14 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING("Copy the secret now: it is shown only this once and cannot be shown again.")
         )
+
+    def client_update(self, *, client_id: str, token_limit: str | None, actor: str, **_: Any) -> None:
+        application = clients.get_client(client_id)
+        if token_limit is None:
+            raise CommandError("Nothing to change: give --token-limit RATE (or --token-limit none).")
+        clients.set_token_limit(application, token_limit, actor=actor)
+        limit = application.token_limit or "the site default"
+        self.stdout.write(f"Token limit of {client_id}: {limit}.")
 
     def client_rotate_secret(
         self, *, client_id: str, grace: int | None, as_json: bool, actor: str, **_: Any
@@ -406,6 +426,7 @@ class Command(BaseCommand):
             "access_token_lifetime": "token lifetime (s)",
             "audiences": "audiences",
             "can_introspect": "may introspect",
+            "token_limit": "token limit",
             "run_as_user": "run-as user",
             "jwks_uri": "JWKS URI",
             "created": "created",
@@ -413,6 +434,9 @@ class Command(BaseCommand):
         }
         for field, label in labels.items():
             value = details[field]
+            if field == "token_limit" and value is None:
+                site = oauth_cc_settings.TOKEN_RATE_LIMIT
+                value = f"site default ({site or 'none'})"
             if isinstance(value, list):
                 value = " ".join(value) or "-"
             self.stdout.write(f"{label + ':':21}{'-' if value in (None, '') else value}")
