@@ -56,6 +56,10 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_URI_ALLOW_INSECURE": False,
     # Name of the logger that records token issuance (one line per token, no secrets).
     "ISSUANCE_LOGGER": "oauth_cc.issuance",
+    # Keys that encrypt the signing keys' private halves in the database: Fernet keys (32
+    # random bytes, urlsafe base64). The first encrypts, all decrypt (rotation). None: a key
+    # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/key_encryption.py.
+    "KEY_ENCRYPTION_KEYS": None,
 }
 
 IMPORT_STRINGS = ("CLAIMS_HOOK",)

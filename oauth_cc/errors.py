@@ -113,3 +113,18 @@ class MethodNotAllowed(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot issue tokens right now (its signing key cannot be read).
+
+    503 rather than 500: it is a state an operator fixes (a missing key-encryption key, often
+    mid-deployment of a new key list) and that clients should retry, which clients and load
+    balancers do for 503. The code is RFC 6749 §4.1.2.1's, the closest registered one.
+    """
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str, *, retry_after: int = 30) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
