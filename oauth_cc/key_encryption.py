@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
@@ -43,6 +44,7 @@ PREFIX = "fernet:v1:"
 # unreadable, so they are part of the stored format (v1), not a tunable.
 _HKDF_SALT = b"oauth_cc.key_encryption"
 _HKDF_INFO = b"oauth_cc signing-key encryption v1"
+_URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 class KeyDecryptionError(Exception):
@@ -67,9 +69,13 @@ def key_problem(value: Any) -> str:
             return "is not ASCII"
     if not isinstance(value, str):
         return f"is a {type(value).__name__}, not a string"
+    # Strict: the decoder alone skips characters outside the alphabet, so "a key" with a
+    # stray space or "+" would pass and encrypt under a key the operator did not write.
+    if not _URLSAFE_B64.fullmatch(value):
+        return "is not urlsafe base64"
     try:
-        raw = base64.urlsafe_b64decode(value.encode("ascii"))
-    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raw = base64.urlsafe_b64decode(value)
+    except (binascii.Error, ValueError):
         return "is not urlsafe base64"
     if len(raw) != 32:
         return f"decodes to {len(raw)} bytes, not 32"
