@@ -221,12 +221,20 @@ def check_stored_keys(app_configs: Any = None, databases: Any = None, **kwargs: 
     if key_encryption.settings_problem(oauth_cc_settings.KEY_ENCRYPTION_KEYS):
         return []  # E010 says what to fix first
     try:
-        rows = list(SigningKey.objects.values_list("kid", "private_jwk"))
+        rows = list(SigningKey.objects.values_list("kid", "state", "private_jwk"))
     except DatabaseError:
         return []  # not migrated yet
     found: dict[key_encryption.Storage, list[str]] = {}
-    for kid, stored in rows:
-        found.setdefault(key_encryption.storage(stored), []).append(kid)
+    retired_unreadable: list[str] = []
+    for kid, key_state, stored in rows:
+        kind = key_encryption.storage(stored)
+        if kind is key_encryption.Storage.UNREADABLE and key_state == "retired":
+            # A retired key only verifies, with its public half: it does no harm and is
+            # deleted when its tokens expire, so it must not block deployments (migrate runs
+            # database checks) as an error would.
+            retired_unreadable.append(kid)
+        else:
+            found.setdefault(kind, []).append(kid)
     messages: list[Any] = []
     unreadable = found.get(key_encryption.Storage.UNREADABLE)
     if unreadable:
@@ -239,6 +247,18 @@ def check_stored_keys(app_configs: Any = None, databases: Any = None, **kwargs: 
                     "current key is unreadable."
                 ),
                 id="oauth_cc.E011",
+            )
+        )
+    if retired_unreadable:
+        messages.append(
+            Warning(
+                f"No configured key decrypts retired signing key(s) {', '.join(sorted(retired_unreadable))}.",
+                hint=(
+                    "Harmless for tokens (retired keys only verify, with their public half), but "
+                    "key reencrypt refuses to run until they are deleted when their tokens expire, "
+                    "or until their key is added back to OAUTH_CC['KEY_ENCRYPTION_KEYS']."
+                ),
+                id="oauth_cc.W007",
             )
         )
     stale = found.get(key_encryption.Storage.PLAINTEXT, []) + found.get(key_encryption.Storage.OLDER_KEY, [])

@@ -558,6 +558,18 @@ def test_e011_names_keys_no_configured_key_decrypts(db):
     assert KEY_A not in found[0].msg + found[0].hint
 
 
+def test_unreadable_retired_keys_are_a_warning_not_an_error(db):
+    with encryption_keys(KEY_A):
+        keys.rotate()
+    with encryption_keys(KEY_B):
+        keys.rotate()
+        keys.rotate()  # current and next now under B; the two A keys are retired
+        retired = sorted(SigningKey.objects.filter(state="retired").values_list("kid", flat=True))
+        found = check_stored_keys(databases=["default"])
+    assert [m.id for m in found] == ["oauth_cc.W007"]
+    assert found[0].msg == f"No configured key decrypts retired signing key(s) {', '.join(retired)}."
+
+
 def test_database_check_leaves_an_invalid_setting_to_e010(db):
     keys.ensure_current_key()
     with encryption_keys("nonsense"):
