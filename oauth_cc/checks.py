@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from . import key_encryption
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .conf import DEFAULTS, RATE_SETTINGS, oauth_cc_settings
 from .ratelimit import RateError, parse_optional_rate
@@ -189,6 +190,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     errors.extend(_rate_limit_errors(user))
+    problem = key_encryption.settings_problem(user.get("KEY_ENCRYPTION_KEYS"))
+    if problem:
+        errors.append(
+            Error(
+                f"OAUTH_CC['KEY_ENCRYPTION_KEYS'] {problem}.",
+                hint="Generate a key with: manage.py oauth_cc key generate-encryption-key",
+                id="oauth_cc.E012",
+            )
+        )
     return errors
 
 
@@ -324,3 +334,91 @@ def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_key_encryption_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W107 (``check --deploy`` only): the signing keys are encrypted under the SECRET_KEY derivation."""
+    user = getattr(settings, "OAUTH_CC", {})
+    if isinstance(user, dict) and user.get("KEY_ENCRYPTION_KEYS") is None:
+        return [
+            Warning(
+                "The signing keys are encrypted with a key derived from SECRET_KEY.",
+                hint=(
+                    "Whoever has SECRET_KEY and a database dump has the signing keys. Set "
+                    "OAUTH_CC['KEY_ENCRYPTION_KEYS'] to a key kept apart from both (manage.py oauth_cc "
+                    "key generate-encryption-key), then run: manage.py oauth_cc key reencrypt"
+                ),
+                id="oauth_cc.W107",
+            )
+        ]
+    return []
+
+
+@register(Tags.database, "oauth_cc")
+def check_stored_keys(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Signing keys no configured key can decrypt, or stored unencrypted or under an old key.
+
+    A database check: it runs with ``check --database default`` and before ``migrate``, not at
+    every start (it queries the signing-key table).
+    """
+    from django.db import DatabaseError
+
+    from .models import SigningKey
+
+    if not databases or SigningKey.objects.db not in databases:
+        return []
+    if key_encryption.settings_problem(oauth_cc_settings.KEY_ENCRYPTION_KEYS):
+        return []  # E010 says what to fix first
+    try:
+        rows = list(SigningKey.objects.values_list("kid", "state", "private_jwk"))
+    except DatabaseError:
+        return []  # not migrated yet
+    found: dict[key_encryption.Storage, list[str]] = {}
+    retired_unreadable: list[str] = []
+    for kid, key_state, stored in rows:
+        kind = key_encryption.storage(stored)
+        if kind is key_encryption.Storage.UNREADABLE and key_state == "retired":
+            # A retired key only verifies, with its public half: it does no harm and is
+            # deleted when its tokens expire, so it must not block deployments (migrate runs
+            # database checks) as an error would.
+            retired_unreadable.append(kid)
+        else:
+            found.setdefault(kind, []).append(kid)
+    messages: list[Any] = []
+    unreadable = found.get(key_encryption.Storage.UNREADABLE)
+    if unreadable:
+        messages.append(
+            Error(
+                f"No configured key decrypts signing key(s) {', '.join(sorted(unreadable))}.",
+                hint=(
+                    "Add the key they were encrypted with to OAUTH_CC['KEY_ENCRYPTION_KEYS'] (or the old "
+                    "SECRET_KEY to SECRET_KEY_FALLBACKS). The token endpoint answers 503 while the "
+                    "current key is unreadable."
+                ),
+                id="oauth_cc.E013",
+            )
+        )
+    if retired_unreadable:
+        messages.append(
+            Warning(
+                f"No configured key decrypts retired signing key(s) {', '.join(sorted(retired_unreadable))}.",
+                hint=(
+                    "Harmless for tokens (retired keys only verify, with their public half), but "
+                    "key reencrypt refuses to run until they are deleted when their tokens expire, "
+                    "or until their key is added back to OAUTH_CC['KEY_ENCRYPTION_KEYS']."
+                ),
+                id="oauth_cc.W007",
+            )
+        )
+    stale = found.get(key_encryption.Storage.PLAINTEXT, []) + found.get(key_encryption.Storage.OLDER_KEY, [])
+    if stale:
+        messages.append(
+            Warning(
+                f"Signing key(s) {', '.join(sorted(stale))} are stored unencrypted or under a key "
+                "that no longer encrypts.",
+                hint="Run: manage.py oauth_cc key reencrypt",
+                id="oauth_cc.W006",
+            )
+        )
+    return messages

@@ -80,6 +80,10 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXY_COUNT": 1,
     # With the cache down: True lets requests through (logged), False answers 503.
     "RATE_LIMIT_FAIL_OPEN": True,
+    # Keys that encrypt the signing keys' private halves in the database: Fernet keys (32
+    # random bytes, urlsafe base64). The first encrypts, all decrypt (rotation). None: a key
+    # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/key_encryption.py.
+    "KEY_ENCRYPTION_KEYS": None,
 }
 
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.

@@ -127,7 +127,13 @@ class TooManyRequests(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The server cannot answer now (the rate-limit cache is down and the site fails closed)."""
+    """The server cannot answer now: the rate-limit cache is down and the site fails closed,
+    or its signing key cannot be read.
+
+    503 rather than 500: a state that passes or that an operator fixes (a missing
+    key-encryption key, often mid-deployment of a new key list), and clients and load
+    balancers retry a 503. The code is RFC 6749 §4.1.2.1's, the closest registered one.
+    """
 
     error = "temporarily_unavailable"
     status = 503

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, ratelimit, revocation, tokens, usage_counts
+from . import hooks, keys, ratelimit, revocation, tokens, usage_counts
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -206,7 +206,14 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     except hooks.DenyIssuance as exc:
         raise AccessDenied(str(exc) or "The token request was refused.") from exc
 
-    access_token = tokens.sign(claims)
+    try:
+        access_token = tokens.sign(claims)
+    except keys.SigningKeyUnavailable:
+        # Logged (kid and what to fix) by the key store; the client learns only to retry.
+        # Retry-After 30: an operator has to act (a key-encryption key is missing).
+        raise TemporarilyUnavailable(
+            "The server cannot issue tokens right now; try again later.", retry_after=30
+        ) from None
 
     logging.getLogger(oauth_cc_settings.ISSUANCE_LOGGER).info(
         "issued token jti=%s client_id=%s scope=%r aud=%s exp=%s",

@@ -7,8 +7,9 @@ JWKS already know a key before the first token it signs exists; workers of this 
 meet an unknown ``kid`` reload the keys from the database at once, so a rotation never makes
 a verification fail.
 
-Private keys stay in the ``SigningKey`` rows: never in the shared cache, the admin, logs or
-the JWKS.
+Private keys stay in the ``SigningKey`` rows, encrypted (:mod:`oauth_cc.key_encryption`):
+never in the shared cache, the admin, logs or the JWKS. A worker decrypts a key once, when
+it first signs with it, not per request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -28,6 +30,7 @@ from jwcrypto import jwk
 from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
+from . import key_encryption
 from .algorithms import generate_key
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -62,7 +65,7 @@ def _new_key_row(state: str, algorithm: str | None = None):  # -> SigningKey
         kid=key["kid"],
         algorithm=algorithm,
         state=state,
-        private_jwk=key.export_private(),
+        private_jwk=key_encryption.encrypt(key.export_private()),
         public_jwk=json.loads(key.export_public()),
         created=now,
         activated_at=now if state == "current" else None,
@@ -201,6 +204,10 @@ def jwks_document() -> dict:
     return {"keys": list(key_store.public_jwks().values())}
 
 
+class SigningKeyUnavailable(Exception):
+    """The current signing key cannot be decrypted; ``str(exc)`` says what to fix, without key material."""
+
+
 class Signer:
     """Signs JWS compact tokens with one private key.
 
@@ -239,22 +246,44 @@ class KeyStore:
         self._public_loaded_at = float("-inf")
         self._signer: Signer | None = None
         self._signing_loaded_at = float("-inf")
+        self._signing_error: SigningKeyUnavailable | None = None
         self._unknown_kid_at: BoundedMap[str, float] = BoundedMap(lambda: MAX_UNKNOWN_KIDS)
         self._forced_reload_at = float("-inf")
 
     # -- signing -------------------------------------------------------------------------
     def signer(self) -> Signer:
-        """The :class:`Signer` of the current key; one query per refresh interval to follow rotations."""
+        """The :class:`Signer` of the current key; one query per refresh interval to follow rotations.
+
+        The private key is decrypted only when the current kid changes. If it cannot be, this
+        raises :class:`SigningKeyUnavailable` (and logs why once) until the next refresh: a
+        worker keeps failing fast rather than querying and logging on every request, and never
+        falls back to an older key, whose publication ends on its own schedule.
+        """
         signer = self._signer
-        if (
-            signer is None
-            or time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS
-        ):
+        # reset() makes the load time -inf, so a fresh store loads at once.
+        if time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
             row = ensure_current_key()
             if signer is None or signer.kid != row.kid:
-                signer = self._signer = Signer(row.kid, row.algorithm, jwk.JWK.from_json(row.private_jwk))
+                signer, error = self._load_signer(row)
+                # Error first: a thread that sees no signer must find the reason.
+                self._signing_error, self._signer = error, signer
             self._signing_loaded_at = time.monotonic()
+        if signer is None:
+            raise self._signing_error or SigningKeyUnavailable("No signing key is loaded.")
         return signer
+
+    @staticmethod
+    def _load_signer(row) -> tuple[Signer | None, SigningKeyUnavailable | None]:  # row: SigningKey
+        try:
+            private = key_encryption.load_private_key(row.private_jwk, row.kid, row.public_jwk)
+        except (key_encryption.KeyDecryptionError, ImproperlyConfigured) as exc:
+            logger.error("Cannot sign access tokens: %s", exc)
+            return None, SigningKeyUnavailable(str(exc))
+        if key_encryption.is_plaintext(row.private_jwk):
+            logger.warning(
+                "Signing key %s is stored unencrypted; run: manage.py oauth_cc key reencrypt", row.kid
+            )
+        return Signer(row.kid, row.algorithm, private), None
 
     # -- verification --------------------------------------------------------------------
     def public_jwks(self) -> dict[str, dict]:

@@ -381,6 +381,7 @@ class AuditAction(models.TextChoices):
     SCOPE_CHANGED = "scope_changed", _("scope changed")
     SCOPE_DELETED = "scope_deleted", _("scope deleted")
     KEY_ROTATED = "key_rotated", _("signing key rotated")
+    KEYS_REENCRYPTED = "keys_reencrypted", _("signing keys re-encrypted")
     PRUNED = "pruned", _("expired records pruned")
 
 

@@ -13,6 +13,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.cache import caches
 
+from oauth_cc import key_encryption
 from oauth_cc.keys import ensure_current_key
 
 ISSUER = "http://testserver"
@@ -29,7 +30,7 @@ def b64url_json(data: dict[str, Any]) -> str:
 def site_private_key() -> tuple[str, str, Any]:
     """``(kid, alg, private key)`` of the site's current signing key, read from its ``SigningKey`` row."""
     row = ensure_current_key()
-    return row.kid, row.algorithm, jwt.PyJWK(json.loads(row.private_jwk)).key
+    return row.kid, row.algorithm, jwt.PyJWK(json.loads(key_encryption.decrypt(row.private_jwk, row.kid))).key
 
 
 def token_claims(client_id: str = "some-client", **overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.urls import reverse
 from jwcrypto import jwk
 
-from oauth_cc import clients, keys
+from oauth_cc import clients, key_encryption, keys
 from oauth_cc.admin import ApplicationAdmin
 from oauth_cc.models import Application, ClientSecret, Scope, SigningKey
 from oauth_cc.secrets import hash_secret
@@ -461,7 +461,8 @@ def test_scope_admin_refuses_invalid_names(admin_client):
 
 def test_signing_key_admin_never_shows_private_key_material(admin_client, db):
     key = keys.ensure_current_key()
-    private = json.loads(SigningKey.objects.get(pk=key.pk).private_jwk)
+    row = SigningKey.objects.get(pk=key.pk)
+    private = json.loads(key_encryption.decrypt(row.private_jwk, row.kid))
     pages = [
         admin_client.get(reverse("admin:oauth_cc_signingkey_changelist")),
         admin_client.get(reverse("admin:oauth_cc_signingkey_change", args=[key.pk])),

@@ -13,6 +13,7 @@ from django.core.management import CommandError, ManagementUtility, call_command
 from django.utils import timezone
 from jwcrypto import jwk
 
+from oauth_cc import key_encryption
 from oauth_cc.models import Application, ClientSecret, Scope, SigningKey
 from oauth_cc.secrets import hash_secret
 
@@ -422,8 +423,11 @@ def test_key_rotate_and_list(db):
         "signing_since",
         "retired",
         "remove_after",
+        "storage",
     }
-    private_parts = [json.loads(k.private_jwk)["d"] for k in SigningKey.objects.all()]
+    private_parts = [
+        json.loads(key_encryption.decrypt(k.private_jwk, k.kid))["d"] for k in SigningKey.objects.all()
+    ]
     listing = json.dumps(rows) + run("key", "list")
     assert not any(part in listing for part in private_parts)
 

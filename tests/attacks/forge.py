@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
+from oauth_cc import key_encryption
 from oauth_cc.keys import ensure_current_key
 
 ISSUER = "http://testserver"
@@ -42,7 +43,7 @@ def as_bytes(part: bytes | dict[str, Any] | str) -> bytes:
 def site_key() -> tuple[str, str, Any]:
     """``(kid, alg, private key)`` of the site's current signing key."""
     row = ensure_current_key()
-    return row.kid, row.algorithm, jwt.PyJWK(json.loads(row.private_jwk)).key
+    return row.kid, row.algorithm, jwt.PyJWK(json.loads(key_encryption.decrypt(row.private_jwk, row.kid))).key
 
 
 def site_public_key() -> Any:

@@ -14,13 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import audit, clients, json_input, keys, revocation, stale, usage_counts
+from oauth_cc import audit, clients, json_input, key_encryption, keys, revocation, stale, usage_counts
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
 from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import (
@@ -137,7 +138,10 @@ def _one_line(text: str) -> str:
 
 
 def key_details(key: SigningKey) -> dict[str, Any]:
-    """Public facts about a signing key; the private half is never read here."""
+    """Public facts about a signing key; the private half is never decrypted here.
+
+    ``storage`` comes from checking the ciphertext's MAC against each configured key.
+    """
     return {
         "kid": key.kid,
         "algorithm": key.algorithm,
@@ -146,6 +150,7 @@ def key_details(key: SigningKey) -> dict[str, Any]:
         "signing_since": _iso(key.activated_at),
         "retired": _iso(key.retired_at),
         "remove_after": _iso(key.remove_after),
+        "storage": key_encryption.storage(key.private_jwk).value,
     }
 
 
@@ -227,8 +232,14 @@ class Command(BaseCommand):
         )
         p = key.add_parser("rotate", help="Start signing with the next key and publish a new next key.")
         p.add_argument("--algorithm", choices=ACCESS_TOKEN_ALGORITHMS, help="Algorithm of the new next key.")
-        p = key.add_parser("list", help="List signing keys.")
+        p = key.add_parser("list", help="List signing keys and how each is stored.")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+        key.add_parser(
+            "reencrypt",
+            help="Encrypt every signing key under the first OAUTH_CC['KEY_ENCRYPTION_KEYS'] key "
+            "(after a key-list or SECRET_KEY rotation, or to encrypt plaintext keys).",
+        )
+        key.add_parser("generate-encryption-key", help="Print a new key for OAUTH_CC['KEY_ENCRYPTION_KEYS'].")
 
         tokens = groups.add_parser("tokens", help="Token bookkeeping.").add_subparsers(
             dest="action", required=True
@@ -261,7 +272,7 @@ class Command(BaseCommand):
         handler = getattr(self, name)
         try:
             handler(**options, actor=audit.command_actor())
-        except clients.ClientError as exc:
+        except (clients.ClientError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
 
     # -- output ----------------------------------------------------------------------------
@@ -526,7 +537,7 @@ class Command(BaseCommand):
             self.stdout.write("Removed expired keys: " + ", ".join(result.removed_kids) + ".")
 
     def key_list(self, *, as_json: bool, **_: Any) -> None:
-        rows = [key_details(k) for k in SigningKey.objects.defer("private_jwk")]
+        rows = [key_details(k) for k in SigningKey.objects.all()]
         if as_json:
             return self._json(rows)
         if not rows:
@@ -537,8 +548,57 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{row['kid']}  {row['algorithm']}  {row['state']}  created {row['created']}  "
                 f"signing since {row['signing_since'] or '-'}  retired {row['retired'] or '-'}  "
-                f"removed after {row['remove_after'] or '-'}"
+                f"removed after {row['remove_after'] or '-'}  private key: {row['storage']}"
             )
+        storages = {row["storage"] for row in rows}
+        if key_encryption.Storage.UNREADABLE.value in storages:
+            self.stdout.write(
+                self.style.ERROR(
+                    "No configured key decrypts the undecryptable keys: add the key they were encrypted "
+                    "with to OAUTH_CC['KEY_ENCRYPTION_KEYS'] (or the old SECRET_KEY to SECRET_KEY_FALLBACKS)."
+                )
+            )
+        if storages & {key_encryption.Storage.PLAINTEXT.value, key_encryption.Storage.OLDER_KEY.value}:
+            self.stdout.write(self.style.WARNING("Run: manage.py oauth_cc key reencrypt"))
+
+    def key_reencrypt(self, *, actor: str, **_: Any) -> None:
+        # All or nothing: rows are locked and every one is decrypted before any is written, so
+        # one unreadable key leaves the table as it was.
+        with transaction.atomic():
+            rows = list(SigningKey.objects.select_for_update().order_by("created", "kid"))
+            updates: list[tuple[SigningKey, str]] = []
+            unreadable: list[str] = []
+            for row in rows:
+                try:
+                    new = key_encryption.reencrypt(row.private_jwk, row.kid)
+                except key_encryption.KeyDecryptionError:
+                    unreadable.append(row.kid)
+                    continue
+                if new is not None:
+                    updates.append((row, new))
+            if unreadable:
+                raise CommandError(
+                    f"No configured key decrypts signing key(s) {', '.join(unreadable)}; nothing was "
+                    "changed. Add the key they were encrypted with to OAUTH_CC['KEY_ENCRYPTION_KEYS'] "
+                    "(or the old SECRET_KEY to SECRET_KEY_FALLBACKS) and run this again."
+                )
+            for row, new in updates:
+                row.private_jwk = new
+                row.save(update_fields=["private_jwk"])
+            if updates:
+                audit.record(
+                    actor,
+                    AuditAction.KEYS_REENCRYPTED,
+                    ("signing_key", ""),
+                    {"reencrypted": [row.kid for row, _ in updates]},
+                )
+        self.stdout.write(
+            f"Re-encrypted {len(updates)} of {len(rows)} signing key(s) under the first key; "
+            f"{len(rows) - len(updates)} already were."
+        )
+
+    def key_generate_encryption_key(self, **_: Any) -> None:
+        self.stdout.write(key_encryption.generate_key())
 
     # -- tokens ----------------------------------------------------------------------------
     def tokens_prune(self, *, actor: str, **_: Any) -> None:
