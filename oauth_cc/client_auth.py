@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from . import ratelimit, usage
 from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
 from .models import TokenEndpointAuthMethod
@@ -135,21 +136,24 @@ def authenticate_client(
     Failed authentications are counted per remote address and per presented client_id
     (``FAILED_AUTH_RATE_PER_*``); past either limit the request is refused with 429 before
     the client is looked up or its secret or assertion checked, so a flood costs one cache
-    round trip per request.
+    round trip per request. The shared counts are read only for an address or client_id this
+    worker has seen fail recently (:data:`_suspects`), unless the site fails closed: a request
+    from one that has not failed here costs no cache round trip, and a flood spread over W workers gets at most W attempts
+    past the limit, one per worker before it has seen a failure.
     """
     checks = _address_checks(request)
     try:
         presented = presented_credentials(request, params)
     except OAuthError:
         _refuse_if_over(checks)
-        ratelimit.note(checks)
+        _note_failure(checks)
         raise
     checks += _client_id_checks(presented.client_id)
     _refuse_if_over(checks)
     try:
         client, verified, secret_pk = _verify(presented, endpoint)
     except InvalidClient:
-        ratelimit.note(checks)
+        _note_failure(checks)
         raise
     if before_use is not None:
         before_use(client)
@@ -169,7 +173,32 @@ def _client_id_checks(client_id: str) -> list[ratelimit.Check]:
     return [] if rate is None else [("auth-fail-id", ratelimit.ident(client_id), rate)]
 
 
+#: Failure-limit checks (scope and key) that failed in this worker recently, with the monotonic
+#: time until which their shared counts are read before doing the work. Bounded: an attacker
+#: rotating through addresses evicts old entries, each of which then gets one more attempt.
+_suspects: BoundedMap[tuple[str, str], float] = BoundedMap(10_000)
+
+
+def reset() -> None:
+    """Forget which addresses and client_ids failed here (settings changed, or a test)."""
+    _suspects.clear()
+
+
+def _note_failure(checks: list[ratelimit.Check]) -> None:
+    ratelimit.note(checks)
+    now = time.monotonic()
+    for scope, key, rate in checks:
+        # Two periods: the sliding window looks back that far.
+        _suspects.put((scope, key), now + 2 * rate.period)
+
+
 def _refuse_if_over(checks: list[ratelimit.Check]) -> None:
+    if oauth_cc_settings.RATE_LIMIT_FAIL_OPEN:
+        # Failing closed reads every count, so that a cache outage refuses as promised.
+        now = time.monotonic()
+        checks = [c for c in checks if (_suspects.get((c[0], c[1])) or 0.0) > now]
+    if not checks:
+        return
     try:
         refusal = ratelimit.over(checks)
     except ratelimit.CacheUnavailable:

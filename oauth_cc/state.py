@@ -204,7 +204,7 @@ client_cache = ClientCache()
 
 def reset_all() -> None:
     """Forget every per-worker cache (settings changed, or a test wants a cold start)."""
-    from . import client_keys
+    from . import client_auth, client_keys
     from .keys import key_store
     from .revocation import revocation_state
     from .verification import verified_tokens
@@ -214,3 +214,4 @@ def reset_all() -> None:
     revocation_state.reset()
     verified_tokens.clear()
     client_keys.reset()
+    client_auth.reset()

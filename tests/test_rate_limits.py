@@ -253,6 +253,58 @@ def test_failures_for_one_client_id_are_refused_from_every_address(client, svc, 
         assert counted["hash"] == 4
 
 
+@pytest.fixture
+def cache_reads(monkeypatch) -> list[list[str]]:
+    """The keys of every read of the shared failure counts (``ratelimit.over``)."""
+    reads: list[list[str]] = []
+    over = ratelimit.over
+
+    def counting_over(checks: Any, **kwargs: Any) -> Any:
+        reads.append([scope for scope, _, _ in checks])
+        return over(checks, **kwargs)
+
+    monkeypatch.setattr(ratelimit, "over", counting_over)
+    return reads
+
+
+def test_a_caller_that_has_not_failed_here_costs_no_cache_read(client, svc, cache_reads):
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="5/minute", FAILED_AUTH_RATE_PER_ADDRESS="5/minute"):
+        for _ in range(3):
+            assert token_request(client, application.client_id, secret).status_code == 200
+        assert cache_reads == []
+        assert token_request(client, application.client_id, "wrong").status_code == 401
+        assert cache_reads == []  # the first failure is checked, and counted, after the work
+        assert token_request(client, application.client_id, secret).status_code == 200
+    # From now on this worker reads the shared counts of that address and client_id first.
+    assert cache_reads == [["auth-fail-addr", "auth-fail-id"]]
+
+
+def test_failures_counted_by_other_workers_stop_this_one_after_its_first_failure(client, svc, counted):
+    application, secret = svc
+    rate = ratelimit.parse_rate("3/minute")
+    with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="3/minute", FAILED_AUTH_RATE_PER_ADDRESS="100/minute"):
+        # Another worker (or host) saw three failures for this client_id: the shared count is full.
+        for _ in range(3):
+            ratelimit.note([("auth-fail-id", ratelimit.ident(application.client_id), rate)])
+        # This worker has seen none, so the right secret is checked and accepted,
+        assert token_request(client, application.client_id, secret).status_code == 200
+        # and one wrong one is checked, refused and remembered;
+        assert token_request(client, application.client_id, "wrong").status_code == 401
+        assert counted["hash"] == 2
+        # after which every attempt is refused unchecked.
+        response = token_request(client, application.client_id, secret)
+        assert_too_many(response, FAILED.format(response["Retry-After"]))
+        assert counted["hash"] == 2
+
+
+def test_failing_closed_reads_the_counts_of_every_caller(client, svc, cache_reads):
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="5/minute", RATE_LIMIT_FAIL_OPEN=False):
+        assert token_request(client, application.client_id, secret).status_code == 200
+    assert cache_reads == [["auth-fail-id"]]
+
+
 def test_an_unknown_client_id_is_counted_like_a_known_one(client, svc):
     with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="2/minute", FAILED_AUTH_RATE_PER_ADDRESS="100/minute"):
         codes = [token_request(client, "no-such-client", "x").status_code for _ in range(3)]
