@@ -138,8 +138,8 @@ def authenticate_client(
     the client is looked up or its secret or assertion checked, so a flood costs one cache
     round trip per request. The shared counts are read only for an address or client_id this
     worker has seen fail recently (:data:`_suspects`), unless the site fails closed: a request
-    from one that has not failed here costs no cache round trip, and a flood spread over W workers gets at most W attempts
-    past the limit, one per worker before it has seen a failure.
+    from one that has not failed here costs no cache round trip, and a flood spread over W
+    workers gets at most W attempts past the limit, one per worker before it saw a failure.
     """
     checks = _address_checks(request)
     try:
