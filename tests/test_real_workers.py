@@ -620,3 +620,27 @@ def test_client_assertion_used_on_one_host_is_refused_on_the_other(site: Site, t
     assert replayed.status_code == 401, explain
     assert replayed.json()["error"] == "invalid_client", explain
     assert "already been used" in replayed.json()["error_description"], explain
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_token_limit_is_counted_once_for_both_hosts(site: Site):
+    name = f"limited-{uuid.uuid4().hex[:6]}"
+    data = json.loads(
+        site.manage(
+            "oauth_cc", "client", "create", name, "--scope", SCOPE, "--token-limit", "4/hour", "--json"
+        )
+    )
+    client = Client(client_id=data["client_id"], secret=data["client_secret"])
+
+    answers = [request_token(server, client) for server in (site.a, site.b) * 4]
+
+    statuses = [response.status_code for response in answers]
+    assert statuses == [200, 200, 200, 200, 429, 429, 429, 429], (
+        f"{[describe(response) for response in answers]}\n{site.logs()}"
+    )
+    refused = answers[4].json()
+    assert refused["error"] == "too_many_requests", describe(answers[4])
+    assert int(answers[4].headers["Retry-After"]) >= 1
+    # Both hosts refused from the one count in Redis: each says none of the 4 is left.
+    for response in answers[4:]:
+        assert response.headers["RateLimit"].startswith('"token";r=0;'), describe(response)
