@@ -19,6 +19,7 @@ from .conf import DEFAULTS, oauth_cc_settings
 NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "ACCESS_TOKEN_LIFETIME": (int, 1),
     "STATE_REFRESH_SECONDS": (float, 0.001),
+    "STALE_STATE_MAX_SECONDS": (float, 0),
     "VERIFIED_TOKEN_CACHE_SIZE": (int, 1),
     "VERIFIED_TOKEN_CACHE_BYTES": (int, 1),
     "CLIENT_CACHE_SIZE": (int, 1),

@@ -113,3 +113,19 @@ class MethodNotAllowed(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot answer now (its database is down) and the client should retry.
+
+    RFC 6749 defines ``temporarily_unavailable`` for the authorization endpoint (§4.1.2.1);
+    the token endpoint has no code of its own for it, and a 503 with this code and
+    ``Retry-After`` tells a client to retry rather than to give up or re-register.
+    """
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, description: str, *, retry_after: int) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
