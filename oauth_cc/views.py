@@ -113,7 +113,9 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "grant_types_supported": [issuance.GRANT_TYPE],
         # No authorization endpoint: no response types (RFC 8414 §2 still requires the member).
         "response_types_supported": [],
-        "scopes_supported": list(Scope.objects.values_list("name", flat=True)),
+        "scopes_supported": outage.database.run(
+            "the scope list", lambda: list(Scope.objects.values_list("name", flat=True))
+        ),
         "token_endpoint_auth_methods_supported": all_methods,
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "introspection_endpoint_auth_methods_supported": all_methods,
