@@ -258,20 +258,21 @@ class KeyStore:
         """``(alg, public JWK)`` for ``kid``, or None if no published key has it.
 
         Raises :class:`~oauth_cc.errors.TemporarilyUnavailable` for a kid this worker does not
-        hold while the database is down: the token cannot be checked, so it is neither accepted
-        nor called invalid (a legitimate client retries the same token instead of discarding it).
+        hold while the database is down (from a failed attempt to the next one that works): the
+        token cannot be checked, so it is neither accepted nor called invalid, and a legitimate
+        client retries the same token instead of discarding it.
         """
         self._refresh_public()
         found = self._verifiers.get(kid)
         if found is not None:
             return found
-        if outage.database.down:
-            raise outage.unavailable()
         now = time.monotonic()
         last = self._unknown_kid_at.get(kid)
-        if last is not None and now - last < UNKNOWN_KID_RETRY_SECONDS:
-            return None
-        if now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL:
+        if (last is not None and now - last < UNKNOWN_KID_RETRY_SECONDS) or (
+            now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL
+        ):
+            if outage.database.down:
+                raise outage.unavailable()  # the database cannot be asked: no verdict
             return None
         self._forced_reload_at = now
         self._unknown_kid_at.put(kid, now)
