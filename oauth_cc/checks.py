@@ -174,4 +174,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.W004",
             )
         )
+    errors.extend(connect_timeout_warnings(getattr(settings, "DATABASES", {})))
     return errors
+
+
+#: Database engines whose driver waits for the operating system's TCP timeout (minutes) to
+#: connect to a server that does not answer, unless OPTIONS["connect_timeout"] says otherwise.
+CONNECT_TIMEOUT_ENGINES = ("django.db.backends.postgresql", "django.db.backends.mysql")
+
+
+def connect_timeout_warnings(databases: dict[str, Any]) -> list[Any]:
+    """W005: during an outage every probe of an unanswering database would hold a worker for minutes."""
+    warnings: list[Any] = []
+    for alias, config in databases.items():
+        engine = config.get("ENGINE", "")
+        if engine in CONNECT_TIMEOUT_ENGINES and "connect_timeout" not in (config.get("OPTIONS") or {}):
+            warnings.append(
+                Warning(
+                    f"DATABASES[{alias!r}] has no connect_timeout.",
+                    hint=(
+                        'Set DATABASES["' + alias + '"]["OPTIONS"]["connect_timeout"] to a few seconds '
+                        "(or ?connect_timeout=3 in DATABASE_URL), so that during a database outage a "
+                        "request fails fast with a 503 instead of waiting minutes to connect."
+                    ),
+                    id="oauth_cc.W005",
+                )
+            )
+    return warnings
