@@ -49,7 +49,7 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
     from django.test import RequestFactory
 
-    from oauth_cc import client_auth, clients, issuance, tokens, verification
+    from oauth_cc import client_auth, clients, issuance, tokens, usage_counts, verification
     from oauth_cc.models import Scope
     from oauth_cc.state import client_cache
 
@@ -141,6 +141,7 @@ def main() -> None:
         ),
         "  sign (ES256)": lambda: tokens.sign(claims),
         "  issuance log line": lambda: issuance_log.info("issued token jti=%s client_id=%s", "j", "c"),
+        "  usage count": lambda: usage_counts.count_issued(app.client_id),
     }
     print("\nthe token grant, part by part:")
     number = max(1, args.calls // 2)

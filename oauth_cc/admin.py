@@ -7,12 +7,17 @@ Secrets: a new secret is shown once, in the response to the POST that created it
 through a redirect, the session, messages or a cookie), with ``Cache-Control: no-store``.
 Only its hash is stored, so it cannot be shown again. Signing keys are view-only and their
 private half is never loaded here.
+
+Audit: every change made here records one :class:`~oauth_cc.models.AuditEvent` per object,
+with ``admin:USERNAME`` as the actor, in the transaction of the change (the add/change and
+delete pages run in one; the actions wrap each change in one). The audit trail is read-only.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +25,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -37,12 +42,13 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import clients, json_input, keys, revocation
+from . import audit, clients, json_input, keys, stale, usage_counts
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
 from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
-from .models import Application, ClientSecret, Scope, SigningKey
+from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey, UsageBucket
+from .usage_chart import bar_chart
 
 _DOT_MODEL_GETTERS = (
     "get_application_model",
@@ -61,6 +67,8 @@ for _getter in _DOT_MODEL_GETTERS:
 _PRIVATE_MEMBER_NAME = re.compile('"(?:' + "|".join(sorted(PRIVATE_JWK_MEMBERS)) + r')"\s*:')
 #: Attribute on the request that carries a secret from save_model() to response_add().
 _NEW_SECRET_ATTR = "_oauth_cc_new_secret"
+#: Attribute on the request that carries an object's audited values from before the save.
+_BEFORE_ATTR = "_oauth_cc_audit_before"
 
 
 #: Bound on what an operator pastes into a JSON box (a JWKS of a few keys is ~2 KiB).
@@ -117,6 +125,7 @@ class ApplicationForm(forms.ModelForm):
             "user",
             "audiences",
             "can_introspect",
+            "token_limit",
             "token_endpoint_auth_method",
             "jwks",
             "jwks_uri",
@@ -132,6 +141,15 @@ class ApplicationForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["name"].required = True
+        if "token_limit" in self.fields:
+            site = oauth_cc_settings.TOKEN_RATE_LIMIT or _("no limit")
+            self.fields["token_limit"].help_text = (
+                _(
+                    'Token requests allowed, like "100/hour" (per second, minute, hour or day). '
+                    "Leave empty for the site default, now: %s."
+                )
+                % site
+            )
         self.fields["audiences"].help_text = _(
             "A JSON list of resource identifiers (RFC 8707) this client may request tokens for, e.g. "
             '["https://api.example.com"]. Leave empty for only this site.'
@@ -141,6 +159,13 @@ class ApplicationForm(forms.ModelForm):
         # An empty box means "no extra audiences", not JSON null.
         value = self.cleaned_data.get("audiences")
         return [] if value in (None, "") else value
+
+    def clean_token_limit(self) -> str:
+        # Stored in its one spelling ("100/min" becomes "100/minute"); "none" or empty: the default.
+        try:
+            return clients.token_limit_value(self.cleaned_data.get("token_limit") or None)
+        except clients.ClientError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_rate") from None
 
     def clean_jwks(self) -> dict | None:
         value = self.cleaned_data.get("jwks")
@@ -191,6 +216,63 @@ class ClientSecretInline(admin.TabularInline):
         return format_html('<a href="{}" class="button">{}</a>', url, _("Revoke…"))
 
 
+class NotCachingFilter(admin.SimpleListFilter):
+    """Clients that got more tokens in the last hour than their token lifetime explains."""
+
+    title = _("token caching")
+    parameter_name = "caching"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", _("not caching tokens"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        if self.value() == "no":
+            return queryset.filter(client_id__in=usage_counts.not_caching_client_ids())
+        return queryset
+
+
+class UnusedClientFilter(admin.SimpleListFilter):
+    """Stale clients: not used for N days (or never, and created more than N days ago)."""
+
+    title = _("unused for")
+    parameter_name = "unused"
+    DAYS = {"30": 30, "90": 90, "365": 365}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, _("%s days or more") % key) for key in self.DAYS] + [("never", _("never used"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        value = self.value()
+        if value == "never":
+            return queryset.filter(pk__in=stale.never_used_clients().values("pk"))
+        if value in self.DAYS:
+            return queryset.filter(pk__in=stale.unused_clients(self.DAYS[value]).values("pk"))
+        return queryset
+
+
+class StaleSecretFilter(admin.SimpleListFilter):
+    """Clients holding a secret that is valid but unused for N days, or expired but still stored."""
+
+    title = _("secrets")
+    parameter_name = "secrets"
+    DAYS = {"unused30": 30, "unused90": 90}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("unused30", _("a valid secret unused for 30 days")),
+            ("unused90", _("a valid secret unused for 90 days")),
+            ("expired", _("an expired secret still stored")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
+        value = self.value()
+        if value == "expired":
+            return queryset.filter(pk__in=stale.expired_secrets().values("application_id"))
+        if value in self.DAYS:
+            return queryset.filter(pk__in=stale.unused_secrets(self.DAYS[value]).values("application_id"))
+        return queryset
+
+
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
     form = ApplicationForm
@@ -202,8 +284,15 @@ class ApplicationAdmin(admin.ModelAdmin):
         "token_endpoint_auth_method",
         "created",
         "last_used_at",
+        "tokens_last_hour",
     )
-    list_filter = ("is_active", "token_endpoint_auth_method")
+    list_filter = (
+        "is_active",
+        "token_endpoint_auth_method",
+        NotCachingFilter,
+        UnusedClientFilter,
+        StaleSecretFilter,
+    )
     search_fields = ("name", "client_id", "description")
     filter_horizontal = ("scopes",)
     raw_id_fields = ("user",)
@@ -213,18 +302,104 @@ class ApplicationAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "client_id", "description", "is_active")}),
         (
             _("What it may do"),
-            {"fields": ("scopes", "access_token_lifetime", "user", "audiences", "can_introspect")},
+            {
+                "fields": (
+                    "scopes",
+                    "access_token_lifetime",
+                    "user",
+                    "audiences",
+                    "can_introspect",
+                    "token_limit",
+                )
+            },
         ),
         (
             _("How it authenticates"),
             {"fields": ("token_endpoint_auth_method", "jwks", "jwks_uri", "key_thumbprints")},
         ),
         (_("History"), {"fields": ("created", "updated", "last_used_at")}),
+        (_("Token usage"), {"fields": ("token_usage",)}),
     )
-    _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at")
+    _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at", "token_usage")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
-        return super().get_queryset(request).prefetch_related("scopes")
+        # The list's usage column: this hour's and the previous hour's bucket, by subquery, so the
+        # page costs no query per row. The time is pinned so every row is judged at one instant.
+        now = time.time()
+        hour = usage_counts.hour_of(now)
+        buckets = UsageBucket.objects.filter(client_id=OuterRef("client_id"))
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("scopes")
+            .annotate(
+                usage_this_hour=Subquery(buckets.filter(hour=hour).values("count")[:1]),
+                usage_previous_hour=Subquery(buckets.filter(hour=hour - 1).values("count")[:1]),
+                usage_at=Value(now, output_field=FloatField()),
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        usage_counts.flush()  # this worker's own counts, so the page is current for them at least
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description=_("tokens last hour"))
+    def tokens_last_hour(self, application: Application) -> str:
+        at = getattr(application, "usage_at", None)
+        if at is None:
+            return "-"
+        counts = {
+            usage_counts.hour_of(at): application.usage_this_hour or 0,
+            usage_counts.hour_of(at) - 1: application.usage_previous_hour or 0,
+        }
+        tokens = usage_counts.window_count(counts, at, 1)
+        lifetime = usage_counts.effective_lifetime(application.access_token_lifetime)
+        if usage_counts.not_caching(tokens, lifetime):
+            return format_html(
+                '{} <strong class="oauth-cc-not-caching" title="{}">{}</strong>',
+                tokens,
+                _("More than %(limit)s tokens per hour for a %(lifetime)s s token lifetime.")
+                % {"limit": f"{usage_counts.not_caching_limit(lifetime):g}", "lifetime": lifetime},
+                _("not caching tokens"),
+            )
+        return str(tokens)
+
+    @admin.display(description=_("tokens issued"))
+    def token_usage(self, application: Application) -> str:
+        usage = usage_counts.client_usage(application)
+        hour_labels = [
+            (index, start.strftime("%a %d"))
+            for index, (start, _n) in enumerate(usage.hours)
+            if start.hour == 0
+        ]
+        flag = (
+            format_html(
+                ' <strong class="oauth-cc-not-caching">{}</strong>',
+                _("Not caching tokens: more than %(limit)s tokens per hour for a %(lifetime)s s lifetime.")
+                % {"limit": f"{usage.not_caching_limit:g}", "lifetime": usage.token_lifetime},
+            )
+            if usage.not_caching_tokens
+            else ""
+        )
+        return format_html(
+            '<p>{}{}</p><p>{}</p>{}<p>{}</p>{}<p class="help">{}</p>',
+            _("Last hour: %(hour)d tokens. Last 24 hours: %(day)d tokens.")
+            % {"hour": usage.tokens_last_hour, "day": usage.tokens_last_day},
+            flag,
+            _("Tokens per hour, last 7 days (UTC):"),
+            bar_chart(
+                [(start.strftime("%Y-%m-%d %H:00 UTC"), n) for start, n in usage.hours],
+                title=str(_("Tokens per hour, last 7 days")),
+                axis_labels=hour_labels,
+            ),
+            _("Tokens per day, last 7 days (UTC):"),
+            bar_chart(
+                [(day.strftime("%Y-%m-%d"), n) for day, n in usage.days],
+                title=str(_("Tokens per day, last 7 days")),
+                axis_labels=[(i, day.strftime("%a %d")) for i, (day, _n) in enumerate(usage.days)],
+            ),
+            _("Counts reach the database once per USAGE_FLUSH_SECONDS from each worker."),
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> Sequence[str]:
         return self._add_only_readonly if obj is not None else ()
@@ -262,9 +437,40 @@ class ApplicationAdmin(admin.ModelAdmin):
 
     # -- create: the first secret, shown once ---------------------------------------------
     def save_model(self, request: HttpRequest, obj: Application, form: forms.Form, change: bool) -> None:
+        if change:
+            # The form has already written the new values into obj: read the old ones from the
+            # database (the scopes too, which save_related() changes).
+            before = Application.objects.select_related("user").get(pk=obj.pk)
+            setattr(request, _BEFORE_ATTR, audit.client_snapshot(before))
         super().save_model(request, obj, form, change)
         if not change and obj.uses_secret:
             setattr(request, _NEW_SECRET_ATTR, clients.add_secret(obj))
+
+    def save_related(self, request: HttpRequest, form: forms.Form, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Still inside the change view's transaction: the event commits with the change.
+        application = form.instance
+        after = audit.client_snapshot(application)
+        actor = audit.admin_actor(request)
+        if not change:
+            issued = getattr(request, _NEW_SECRET_ATTR, None)
+            if issued is not None:
+                after["secret"] = audit.secret_ref(issued.record)
+            audit.record(actor, AuditAction.CLIENT_CREATED, application, after)
+            return
+        changes = audit.diff(getattr(request, _BEFORE_ATTR), after)
+        if changes:  # Saving an unchanged form changes nothing: no event.
+            audit.record(actor, AuditAction.CLIENT_CHANGED, application, changes)
+
+    def delete_model(self, request: HttpRequest, obj: Application) -> None:
+        clients.delete_client(obj, actor=audit.admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        # The bulk "delete selected" action: one event per client, all or nothing.
+        actor = audit.admin_actor(request)
+        with transaction.atomic(using=router.db_for_write(Application)):
+            for application in queryset:
+                clients.delete_client(application, actor=actor)
 
     def response_add(
         self, request: HttpRequest, obj: Application, post_url_continue: str | None = None
@@ -322,7 +528,8 @@ class ApplicationAdmin(admin.ModelAdmin):
         with transaction.atomic(using=router.db_for_write(Application)):
             for application in queryset:
                 try:
-                    issued.append((application, clients.rotate_secret(application)))
+                    rotated = clients.rotate_secret(application, actor=audit.admin_actor(request))
+                    issued.append((application, rotated))
                 except clients.ClientError as exc:
                     self.message_user(request, f"{application}: {exc} Nothing was changed.", messages.WARNING)
                     continue
@@ -343,7 +550,7 @@ class ApplicationAdmin(admin.ModelAdmin):
     def revoke_tokens_action(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         count = 0
         for application in queryset:
-            revocation.invalidate_client_tokens(application.client_id)
+            clients.revoke_tokens(application, actor=audit.admin_actor(request))
             self.log_change(request, application, "Revoked every token issued until now.")
             count += 1
         text = ngettext(
@@ -356,7 +563,7 @@ class ApplicationAdmin(admin.ModelAdmin):
     def _set_active(self, request: HttpRequest, queryset: QuerySet[Application], active: bool) -> None:
         count = 0
         for application in queryset:
-            clients.set_active(application, active)
+            clients.set_active(application, active, actor=audit.admin_actor(request))
             self.log_change(request, application, "Enabled." if active else "Disabled.")
             count += 1
         if active:
@@ -414,7 +621,7 @@ class ApplicationAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(self._change_url(application))
         if request.method == "POST":
-            issued = clients.rotate_secret(application)
+            issued = clients.rotate_secret(application, actor=audit.admin_actor(request))
             self.log_change(request, application, "Rotated the client secret.")
             return self._render_secrets(request, [(application, issued)], title=_("New client secret"))
         grace = int(oauth_cc_settings.SECRET_ROTATION_GRACE)
@@ -436,7 +643,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         if secret is None:
             raise Http404(_("This API client has no secret with this id."))
         if request.method == "POST":
-            clients.revoke_secret(application, str(secret.pk))
+            clients.revoke_secret(application, str(secret.pk), actor=audit.admin_actor(request))
             self.log_change(request, application, f"Revoked secret {secret.prefix}….")
             self.message_user(
                 request,
@@ -484,6 +691,36 @@ class ScopeAdmin(admin.ModelAdmin):
     @admin.display(description=_("clients"), ordering="client_count")
     def client_count(self, scope: Scope) -> int:
         return scope.client_count
+
+    def save_model(self, request: HttpRequest, obj: Scope, form: forms.Form, change: bool) -> None:
+        # Inside the add/change view's transaction, like the save.
+        before = audit.scope_snapshot(Scope.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        after = audit.scope_snapshot(obj)
+        if before is None:
+            audit.record(audit.admin_actor(request), AuditAction.SCOPE_CREATED, obj, after)
+        elif changes := audit.diff(before, after):
+            audit.record(audit.admin_actor(request), AuditAction.SCOPE_CHANGED, obj, changes)
+
+    def delete_model(self, request: HttpRequest, obj: Scope) -> None:
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Scope]) -> None:
+        self._delete(request, list(queryset))
+
+    def _delete(self, request: HttpRequest, scopes: list[Scope]) -> None:
+        actor = audit.admin_actor(request)
+        with transaction.atomic(using=router.db_for_write(Scope)):
+            for scope in scopes:
+                # Deleting a scope takes it from every client that had it: name them.
+                holders = sorted(scope.applications.values_list("client_id", flat=True))
+                audit.record(
+                    actor,
+                    AuditAction.SCOPE_DELETED,
+                    scope,
+                    {**audit.scope_snapshot(scope), "clients": holders},
+                )
+                scope.delete()
 
 
 @admin.register(SigningKey)
@@ -552,7 +789,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
                 return HttpResponseRedirect(changelist_url)
-            result = keys.rotate(algorithm)
+            result = keys.rotate(algorithm, actor=audit.admin_actor(request))
             text = _("Now signing with key %(current)s. The next key, %(next)s, is published.") % {
                 "current": result.current_kid,
                 "next": result.next_kid,
@@ -577,3 +814,30 @@ class SigningKeyAdmin(admin.ModelAdmin):
             "cancel_url": changelist_url,
         }
         return TemplateResponse(request, "admin/oauth_cc/confirm.html", context)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody adds, changes or deletes events here, superusers included."""
+
+    list_display = ("time", "actor", "action", "object_type", "object_id", "object_repr")
+    list_filter = ("action", "object_type", "time", "actor")
+    search_fields = ("object_id", "object_repr", "actor")
+    date_hierarchy = "time"
+    fields = ("time", "actor", "action", "object_type", "object_id", "object_repr", "changes_display")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("changes"))
+    def changes_display(self, event: AuditEvent) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(event.changes, indent=2, sort_keys=True, ensure_ascii=False)
+        )

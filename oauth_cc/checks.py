@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +13,8 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .conf import DEFAULTS, oauth_cc_settings
+from .conf import DEFAULTS, RATE_SETTINGS, oauth_cc_settings
+from .ratelimit import RateError, parse_optional_rate
 
 #: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
 #: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
@@ -31,7 +33,20 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "JWKS_MAX_AGE": (int, 0),
     "LAST_USED_WRITE_INTERVAL": (float, 0),
     "LEEWAY": (float, 0),
+    "USAGE_FLUSH_SECONDS": (float, 0),
+    # The issue's floor: a month of history for the stale report and the charts.
+    "USAGE_RETENTION_DAYS": (int, 30),
+    "NOT_CACHING_THRESHOLD": (int, 1),
+    "TRUSTED_PROXY_COUNT": (int, 1),
 }
+
+#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
+#: another, so they carry no state between the workers and hosts of a site, and a limit counted
+#: there is per worker.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
 
 
 def _numeric_problem(value: Any, kind: type, minimum: float) -> str:
@@ -174,8 +189,142 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.W004",
             )
         )
-    errors.extend(connect_timeout_warnings(getattr(settings, "DATABASES", {})))
+    errors.extend(_rate_limit_errors(user))
     return errors
+
+
+#: Above these, a deployment is probably mistaken; each is a warning under ``check --deploy``.
+DEPLOY_MAX_REFRESH_SECONDS = 60
+DEPLOY_MAX_LEEWAY_SECONDS = 300
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """What ``manage.py check --deploy`` adds: settings that are fine locally, wrong in production.
+
+    Ids W1xx are reserved for these; they never run without ``--deploy``.
+    """
+    user = getattr(settings, "OAUTH_CC", {})
+    if not isinstance(user, dict):
+        return []  # E003 already says so
+    warnings: list[Any] = []
+    issuer = user.get("ISSUER")
+    if isinstance(issuer, str) and urlsplit(issuer).scheme == "http":
+        warnings.append(
+            Warning(
+                "OAUTH_CC['ISSUER'] is not an https:// URL.",
+                hint=(
+                    "Client secrets and tokens cross the token endpoint; serve it over https and set "
+                    'ISSUER to the https URL, like "https://auth.example.com".'
+                ),
+                id="oauth_cc.W101",
+            )
+        )
+    if user.get("JWKS_URI_ALLOW_INSECURE"):
+        warnings.append(
+            Warning(
+                "OAUTH_CC['JWKS_URI_ALLOW_INSECURE'] is on.",
+                hint=(
+                    "It lets clients register http:// and private-address jwks_uri values, which the "
+                    "server then fetches; remove it in production."
+                ),
+                id="oauth_cc.W102",
+            )
+        )
+    alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    backend = (getattr(settings, "CACHES", {}).get(alias) or {}).get("BACKEND", "")
+    if backend in PER_PROCESS_CACHES:
+        warnings.append(
+            Warning(
+                f"The cache {alias!r} (OAUTH_CC['CACHE_ALIAS']) is {backend.rsplit('.', 1)[-1]}, "
+                "which each process keeps to itself.",
+                hint=(
+                    "With several workers or hosts, each then learns of revocations only from its own "
+                    "database refresh and counts its own limits. Use a shared cache (Redis, Memcached)."
+                ),
+                id="oauth_cc.W103",
+            )
+        )
+    refresh = user.get("STATE_REFRESH_SECONDS", DEFAULTS["STATE_REFRESH_SECONDS"])
+    if _is_number(refresh) and refresh > DEPLOY_MAX_REFRESH_SECONDS:
+        warnings.append(
+            Warning(
+                f"OAUTH_CC['STATE_REFRESH_SECONDS'] is {refresh:g}: a disabled client or a revoked "
+                f"token stays usable on other workers for up to that long.",
+                hint=f"Keep it at {DEPLOY_MAX_REFRESH_SECONDS} seconds or less (the default is "
+                f"{DEFAULTS['STATE_REFRESH_SECONDS']:g}).",
+                id="oauth_cc.W104",
+            )
+        )
+    leeway = user.get("LEEWAY", DEFAULTS["LEEWAY"])
+    if _is_number(leeway) and leeway > DEPLOY_MAX_LEEWAY_SECONDS:
+        warnings.append(
+            Warning(
+                f"OAUTH_CC['LEEWAY'] is {leeway:g} seconds: expired tokens and assertions are accepted "
+                "for that long.",
+                hint=f"Clock skew between hosts is seconds; keep it at {DEPLOY_MAX_LEEWAY_SECONDS} or less.",
+                id="oauth_cc.W105",
+            )
+        )
+    return warnings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rate_limit_errors(user: dict[str, Any]) -> list[Any]:
+    errors: list[Any] = []
+    for name in RATE_SETTINGS:
+        try:
+            parse_optional_rate(user.get(name, DEFAULTS[name]))
+        except RateError as exc:
+            errors.append(
+                Error(
+                    f"OAUTH_CC['{name}'] is not a rate: {exc}",
+                    hint="Use None to turn this limit off; see the README's Rate limits section.",
+                    id="oauth_cc.E010",
+                )
+            )
+    header = user.get("CLIENT_IP_HEADER")
+    if header is not None and (not isinstance(header, str) or not re.fullmatch(r"HTTP_[A-Z0-9_]+", header)):
+        errors.append(
+            Error(
+                "OAUTH_CC['CLIENT_IP_HEADER'] must be None or a request.META header name "
+                'like "HTTP_X_FORWARDED_FOR".',
+                hint="Set it only when every request reaches the site through a proxy that writes it.",
+                id="oauth_cc.E011",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W106: limits counted in a per-process cache hold per worker, not per site."""
+    user = getattr(settings, "OAUTH_CC", {})
+    if not isinstance(user, dict):
+        return []
+    limits_on = any(user.get(name, DEFAULTS[name]) is not None for name in RATE_SETTINGS)
+    throttled = "oauth_cc.contrib.rest_framework.ClientRateThrottle" in str(
+        (getattr(settings, "REST_FRAMEWORK", {}) or {}).get("DEFAULT_THROTTLE_CLASSES", ())
+    )
+    alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
+    backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
+    if (limits_on or throttled) and backend in PER_PROCESS_CACHES:
+        return [
+            Warning(
+                f"oauth_cc's rate limits are on but the cache {alias!r} is {backend.rsplit('.', 1)[-1]}, "
+                "which each worker process keeps to itself.",
+                hint=(
+                    "Each worker then counts on its own, so the limits multiply by the number of "
+                    "workers (DummyCache counts nothing). Point OAUTH_CC['CACHE_ALIAS'] at Redis "
+                    "or memcached."
+                ),
+                id="oauth_cc.W106",
+            )
+        ]
+    return []
 
 
 #: Database engines whose driver waits for the operating system's TCP timeout (minutes) to
@@ -183,8 +332,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 CONNECT_TIMEOUT_ENGINES = ("django.db.backends.postgresql", "django.db.backends.mysql")
 
 
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_connect_timeout(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W107: see :func:`connect_timeout_warnings`."""
+    return connect_timeout_warnings(getattr(settings, "DATABASES", {}))
+
+
 def connect_timeout_warnings(databases: dict[str, Any]) -> list[Any]:
-    """W005: during an outage every probe of an unanswering database would hold a worker for minutes."""
+    """W107: during an outage every probe of an unanswering database would hold a worker for minutes."""
     warnings: list[Any] = []
     for alias, config in databases.items():
         engine = config.get("ENGINE", "")
@@ -197,7 +352,7 @@ def connect_timeout_warnings(databases: dict[str, Any]) -> list[Any]:
                         "(or ?connect_timeout=3 in DATABASE_URL), so that during a database outage a "
                         "request fails fast with a 503 instead of waiting minutes to connect."
                     ),
-                    id="oauth_cc.W005",
+                    id="oauth_cc.W107",
                 )
             )
     return warnings

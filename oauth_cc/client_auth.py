@@ -15,17 +15,18 @@ import binascii
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import usage
+from . import ratelimit, usage
 from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
 from .conf import oauth_cc_settings
-from .errors import InvalidClient, InvalidRequest
+from .errors import InvalidClient, InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
 from .models import TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
@@ -117,13 +118,73 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
     return presented
 
 
-def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endpoint: str) -> ClientRecord:
+def authenticate_client(
+    request: HttpRequest,
+    params: Mapping[str, str],
+    *,
+    endpoint: str,
+    before_use: Callable[[ClientRecord], None] | None = None,
+) -> ClientRecord:
     """Authenticate the calling client or raise :class:`~oauth_cc.errors.InvalidClient`.
 
     ``endpoint`` is the URL name (in the ``oauth_cc`` namespace) of the endpoint being called:
-    an assertion's ``aud`` may name its URL.
+    an assertion's ``aud`` may name its URL. ``before_use(client)`` runs once the client is
+    authenticated and may still refuse the request (the token endpoint's rate limit) before
+    anything is recorded: the assertion's single use and the "last used" time.
+
+    Failed authentications are counted per remote address and per presented client_id
+    (``FAILED_AUTH_RATE_PER_*``); past either limit the request is refused with 429 before
+    the client is looked up or its secret or assertion checked, so a flood costs one cache
+    round trip per request.
     """
-    presented = presented_credentials(request, params)
+    checks = _address_checks(request)
+    try:
+        presented = presented_credentials(request, params)
+    except OAuthError:
+        _refuse_if_over(checks)
+        ratelimit.note(checks)
+        raise
+    checks += _client_id_checks(presented.client_id)
+    _refuse_if_over(checks)
+    try:
+        client, verified, secret_pk = _verify(presented, endpoint)
+    except InvalidClient:
+        ratelimit.note(checks)
+        raise
+    if before_use is not None:
+        before_use(client)
+    if verified is not None:
+        record_use(verified)  # last: a refused request does not use up its assertion
+    usage.note_used(client.pk, secret_pk)
+    return client
+
+
+def _address_checks(request: HttpRequest) -> list[ratelimit.Check]:
+    rate = oauth_cc_settings.rate("FAILED_AUTH_RATE_PER_ADDRESS")
+    return [] if rate is None else [("auth-fail-addr", ratelimit.client_address(request), rate)]
+
+
+def _client_id_checks(client_id: str) -> list[ratelimit.Check]:
+    rate = oauth_cc_settings.rate("FAILED_AUTH_RATE_PER_CLIENT_ID")
+    return [] if rate is None else [("auth-fail-id", ratelimit.ident(client_id), rate)]
+
+
+def _refuse_if_over(checks: list[ratelimit.Check]) -> None:
+    try:
+        refusal = ratelimit.over(checks)
+    except ratelimit.CacheUnavailable:
+        raise TemporarilyUnavailable(
+            "Client authentication is unavailable right now; retry shortly."
+        ) from None
+    if refusal is not None:
+        raise TooManyRequests(
+            f"Too many failed client authentications; retry after {refusal.reset} seconds.",
+            retry_after=refusal.reset,
+        )
+
+
+def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecord, Any, int | None]:
+    """The client the credentials authenticate, its verified assertion, and the secret's pk."""
     client = client_cache.client(presented.client_id)
     if client is None:
         raise InvalidClient(basic=presented.basic)
@@ -145,10 +206,7 @@ def authenticate_client(request: HttpRequest, params: Mapping[str, str], *, endp
         secret_pk = _verify_secret(client, presented)
     if not client.is_active:
         raise InvalidClient("This client is disabled.", basic=presented.basic)
-    if verified is not None:
-        record_use(verified)  # last: a refused request does not use up its assertion
-    usage.note_used(client.pk, secret_pk)
-    return client
+    return client, verified, secret_pk
 
 
 def endpoint_url(name: str) -> str:

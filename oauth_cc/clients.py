@@ -2,6 +2,10 @@
 
 Each function validates its input, changes the database in one transaction, and raises
 :class:`ClientError` with a sentence a person can act on when the input is wrong.
+
+Each operation that changes something takes ``actor`` (:func:`oauth_cc.audit.admin_actor` or
+:func:`oauth_cc.audit.command_actor`) and then records one audit event in the same transaction
+as the change; ``actor=None`` (tests, demo data, code) records nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import audit, revocation
 from .conf import oauth_cc_settings
-from .models import Application, ClientSecret, Scope, TokenEndpointAuthMethod, scope_name_validator
+from .models import (
+    Application,
+    AuditAction,
+    ClientSecret,
+    Scope,
+    TokenEndpointAuthMethod,
+    scope_name_validator,
+)
+from .ratelimit import RateError, parse_rate
 from .secrets import generate_secret, hash_secret, secret_prefix
 
 
@@ -54,7 +67,9 @@ def get_scopes(names: Iterable[str]) -> list[Scope]:
     return [found[name] for name in names]
 
 
-def create_scope(name: str, *, description: str = "", default: bool = False) -> Scope:
+def create_scope(
+    name: str, *, description: str = "", default: bool = False, actor: str | None = None
+) -> Scope:
     """Create a scope; its name must be an RFC 6749 §3.3 scope-token and not taken."""
     try:
         scope_name_validator(name)
@@ -65,7 +80,10 @@ def create_scope(name: str, *, description: str = "", default: bool = False) -> 
         raise taken
     try:
         with transaction.atomic():
-            return Scope.objects.create(name=name, description=description, is_default=default)
+            scope = Scope.objects.create(name=name, description=description, is_default=default)
+            if actor is not None:
+                audit.record(actor, AuditAction.SCOPE_CREATED, scope, audit.scope_snapshot(scope))
+            return scope
     except IntegrityError:
         raise taken from None  # created by a concurrent call since the check above
 
@@ -93,6 +111,8 @@ def create_client(
     jwks_uri: str = "",
     audiences: Iterable[str] = (),
     can_introspect: bool = False,
+    token_limit: str | None = None,
+    actor: str | None = None,
 ) -> tuple[Application, IssuedSecret | None]:
     """Create a client; for secret-based methods also its first secret (returned once)."""
     if not name.strip():
@@ -115,6 +135,7 @@ def create_client(
         jwks_uri=jwks_uri,
         audiences=list(audiences),
         can_introspect=can_introspect,
+        token_limit=token_limit_value(token_limit),
     )
     try:
         application.full_clean(exclude=["user"])
@@ -124,10 +145,46 @@ def create_client(
         application.save()
         application.scopes.set(scope_objects)
         issued = add_secret(application) if application.uses_secret else None
+        if actor is not None:
+            changes = audit.client_snapshot(application)
+            if issued is not None:
+                changes["secret"] = audit.secret_ref(issued.record)
+            audit.record(actor, AuditAction.CLIENT_CREATED, application, changes)
     return application, issued
 
 
-def rotate_secret(application: Application, *, grace: int | None = None) -> IssuedSecret:
+def token_limit_value(text: str | None) -> str:
+    """What to store for a token limit typed by an operator: a rate, or "" for "none"."""
+    if text is None or text.strip().lower() == "none":
+        return ""
+    try:
+        return str(parse_rate(text.strip()))
+    except RateError as exc:
+        raise ClientError(f'{exc} Or "none" for the site default.') from None
+
+
+def set_token_limit(application: Application, text: str, *, actor: str | None = None) -> Application:
+    """Set a client's token rate limit ("100/hour"), or clear it ("none": the site default).
+
+    Workers see the new limit within ``STATE_REFRESH_SECONDS``, like any client change.
+    """
+    old = application.token_limit
+    application.token_limit = token_limit_value(text)
+    with transaction.atomic():
+        application.save(update_fields=["token_limit", "updated"])
+        if actor is not None and old != application.token_limit:
+            audit.record(
+                actor,
+                AuditAction.CLIENT_CHANGED,
+                application,
+                {"token_limit": {"old": old, "new": application.token_limit}},
+            )
+    return application
+
+
+def rotate_secret(
+    application: Application, *, grace: int | None = None, actor: str | None = None
+) -> IssuedSecret:
     """Issue a new secret; the client's other usable secrets expire after ``grace`` seconds.
 
     ``grace`` defaults to ``SECRET_ROTATION_GRACE`` (24 hours); 0 ends them now. An old
@@ -155,12 +212,23 @@ def rotate_secret(application: Application, *, grace: int | None = None) -> Issu
             old.save(update_fields=["expires_at"])
             expiring.append((old.prefix, deadline))
         issued = add_secret(application)
+        if actor is not None:
+            audit.record(
+                actor,
+                AuditAction.SECRET_ROTATED,
+                application,
+                {
+                    "new_secret": audit.secret_ref(issued.record),
+                    "grace_seconds": grace,
+                    "expiring": [{"prefix": prefix, "expires": when} for prefix, when in expiring],
+                },
+            )
     return IssuedSecret(
         client_id=issued.client_id, secret=issued.secret, record=issued.record, expiring=tuple(expiring)
     )
 
 
-def revoke_secret(application: Application, secret_ref: str) -> ClientSecret:
+def revoke_secret(application: Application, secret_ref: str, *, actor: str | None = None) -> ClientSecret:
     """Revoke one secret, named by its id or its prefix."""
     secrets = application.secrets.all()
     matches = [s for s in secrets if secret_ref in (str(s.pk), s.prefix)]
@@ -172,13 +240,20 @@ def revoke_secret(application: Application, secret_ref: str) -> ClientSecret:
     if len(matches) > 1:
         raise ClientError(f'More than one secret matches "{secret_ref}"; use the numeric id instead.')
     secret = matches[0]
-    if secret.revoked_at is None:
-        secret.revoked_at = timezone.now()
-        secret.save(update_fields=["revoked_at"])
+    with transaction.atomic():
+        already = secret.revoked_at is not None
+        if not already:
+            secret.revoked_at = timezone.now()
+            secret.save(update_fields=["revoked_at"])
+        if actor is not None:
+            changes = {"secret": audit.secret_ref(secret), "revoked_at": secret.revoked_at}
+            if already:
+                changes["already_revoked"] = True
+            audit.record(actor, AuditAction.SECRET_REVOKED, application, changes)
     return secret
 
 
-def set_active(application: Application, active: bool) -> Application:
+def set_active(application: Application, active: bool, *, actor: str | None = None) -> Application:
     """Enable or disable a client.
 
     Disabling refuses the tokens it holds at once, and for good: it also sets
@@ -186,13 +261,48 @@ def set_active(application: Application, active: bool) -> Application:
     The save's ``post_save`` receiver (:mod:`oauth_cc.receivers`) publishes the new
     revocation snapshot, so it is not published again here.
     """
+    was_active = application.is_active
     application.is_active = active
     fields = ["is_active", "updated"]
     if not active:
         application.tokens_valid_after = timezone.now()
         fields.append("tokens_valid_after")
-    application.save(update_fields=fields)
+    with transaction.atomic():
+        application.save(update_fields=fields)
+        if actor is not None:
+            changes: dict = {"is_active": {"old": was_active, "new": active}}
+            if not active:
+                changes["tokens_valid_after"] = application.tokens_valid_after
+            action = AuditAction.CLIENT_ENABLED if active else AuditAction.CLIENT_DISABLED
+            audit.record(actor, action, application, changes)
     return application
+
+
+def revoke_tokens(application: Application, *, actor: str | None = None) -> None:
+    """Refuse every token issued to ``application`` until now; it can get new ones."""
+    with transaction.atomic():
+        revocation.invalidate_client_tokens(application.client_id)
+        if actor is not None:
+            application.refresh_from_db(fields=["tokens_valid_after"])
+            audit.record(
+                actor,
+                AuditAction.TOKENS_REVOKED,
+                application,
+                {"tokens_valid_after": application.tokens_valid_after},
+            )
+
+
+def delete_client(application: Application, *, actor: str | None = None) -> None:
+    """Delete a client and its secrets; the ``post_delete`` receiver refuses its tokens.
+
+    The event keeps the client's settings as they were, since the client itself is gone.
+    """
+    with transaction.atomic():
+        if actor is not None:
+            changes = audit.client_snapshot(application)
+            changes["secrets"] = [audit.secret_ref(s) for s in application.secrets.order_by("pk")]
+            audit.record(actor, AuditAction.CLIENT_DELETED, application, changes)
+        application.delete()
 
 
 def _messages(exc: ValidationError) -> list[str]:

@@ -48,6 +48,14 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_ROTATION_GRACE": 24 * 3600,
     # At most one "last used" write per client and per secret in this many seconds.
     "LAST_USED_WRITE_INTERVAL": 60,
+    # Usage counts (oauth_cc.usage_counts): each worker writes its per-client, per-hour token
+    # counts at most once per this many seconds (0: on every token request).
+    "USAGE_FLUSH_SECONDS": 60,
+    # Days hourly usage counts are kept; older ones are pruned.
+    "USAGE_RETENTION_DAYS": 35,
+    # A client is "not caching tokens" when it gets more than this many tokens per token
+    # lifetime (measured over the last hour; see usage_counts.not_caching).
+    "NOT_CACHING_THRESHOLD": 10,
     # Max-Age of the JWKS document.
     "JWKS_MAX_AGE": 300,
     # private_key_jwt: how far ahead an assertion's exp may be, in seconds.
@@ -60,7 +68,26 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_URI_ALLOW_INSECURE": False,
     # Name of the logger that records token issuance (one line per token, no secrets).
     "ISSUANCE_LOGGER": "oauth_cc.issuance",
+    # Rate limits, counted in the CACHE_ALIAS cache (see oauth_cc/ratelimit.py). A rate is
+    # "N/second|minute|hour|day"; None turns that limit off.
+    # Token requests per client, unless the client has its own limit.
+    "TOKEN_RATE_LIMIT": None,
+    # Failed client authentications per presented client_id, and per remote address; past
+    # them every authentication attempt is refused with 429 before any secret or assertion
+    # is checked. The per-client_id one is higher: an attacker who knows a client_id can
+    # spend it to lock that client out.
+    "FAILED_AUTH_RATE_PER_CLIENT_ID": "120/minute",
+    "FAILED_AUTH_RATE_PER_ADDRESS": "60/minute",
+    # The request.META name of a trusted proxy's forwarding header (e.g.
+    # "HTTP_X_FORWARDED_FOR"), and how many trusted proxies append to it. None: REMOTE_ADDR.
+    "CLIENT_IP_HEADER": None,
+    "TRUSTED_PROXY_COUNT": 1,
+    # With the cache down: True lets requests through (logged), False answers 503.
+    "RATE_LIMIT_FAIL_OPEN": True,
 }
+
+#: Settings holding a rate string (or None), checked by oauth_cc.E010.
+RATE_SETTINGS = ("TOKEN_RATE_LIMIT", "FAILED_AUTH_RATE_PER_CLIENT_ID", "FAILED_AUTH_RATE_PER_ADDRESS")
 
 IMPORT_STRINGS = ("CLAIMS_HOOK",)
 
@@ -99,6 +126,15 @@ class OAuthCCSettings:
         if "_resource" not in self._cached:
             self._cached["_resource"] = str(self.RESOURCE_IDENTIFIER or self.issuer)
         return self._cached["_resource"]
+
+    def rate(self, name: str) -> Any:
+        """A rate setting parsed once (a :class:`~oauth_cc.ratelimit.Rate`), or None."""
+        key = "_rate_" + name
+        if key not in self._cached:
+            from .ratelimit import parse_optional_rate
+
+            self._cached[key] = parse_optional_rate(getattr(self, name))
+        return self._cached[key]
 
     @property
     def shared_state_timeout(self) -> int:

@@ -115,17 +115,29 @@ class ServerError(OAuthError):
     status = 500
 
 
-class TemporarilyUnavailable(OAuthError):
-    """The server cannot answer now (its database is down) and the client should retry.
+class TooManyRequests(OAuthError):
+    """A rate limit refused the request (429, RFC 6585 §4) with ``Retry-After`` in seconds."""
 
-    RFC 6749 defines ``temporarily_unavailable`` for the authorization endpoint (§4.1.2.1);
-    the token endpoint has no code of its own for it, and a 503 with this code and
-    ``Retry-After`` tells a client to retry rather than to give up or re-register.
+    error = "too_many_requests"
+    status = 429
+
+    def __init__(self, description: str, *, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description, headers={**(headers or {}), "Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot answer now and the client should retry after ``Retry-After`` seconds.
+
+    Raised when the database cannot be reached (:mod:`oauth_cc.outage`) and when the rate-limit
+    cache is down and the site fails closed. RFC 6749 defines ``temporarily_unavailable`` for the
+    authorization endpoint (§4.1.2.1); the token endpoint has no code of its own for it, and a
+    503 with this code tells a client to retry rather than to give up.
     """
 
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, description: str, *, retry_after: int) -> None:
+    def __init__(self, description: str, *, retry_after: int = 5) -> None:
         super().__init__(description, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after

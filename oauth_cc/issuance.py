@@ -5,7 +5,9 @@ is handled. Its cost in steady state: parsing a small form body, one SHA-256 (se
 assertion check (private_key_jwt), dict lookups in the worker's client cache, one signature
 (~30 µs for ES256), one log line and one signal. No SQL query: client data comes from the
 per-worker cache, and the token is not stored (see :mod:`oauth_cc.revocation` for why).
-Once every few minutes a request also deletes expired revocation and single-use records.
+Once every few minutes a request also deletes expired revocation and single-use records and
+old usage counts, and once per ``USAGE_FLUSH_SECONDS`` it writes the worker's token counts
+(:mod:`oauth_cc.usage_counts`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, revocation, tokens
+from . import hooks, ratelimit, revocation, tokens, usage_counts
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -27,6 +30,8 @@ from .errors import (
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
+    TemporarilyUnavailable,
+    TooManyRequests,
     UnauthorizedClient,
     UnsupportedGrantType,
     shown,
@@ -134,6 +139,43 @@ def issued_at(client: ClientRecord) -> int:
     return now
 
 
+#: Attribute of the request holding the RateLimit headers of the answer (see views.token).
+RATE_HEADERS_ATTR = "_oauth_cc_rate_headers"
+#: The quota policy's name in the RateLimit fields.
+RATE_POLICY = "token"
+
+
+def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
+    """The per-client token rate limit, run once the client is authenticated.
+
+    It counts authenticated token requests (the work a client makes the site do), before
+    anything is recorded for the request: over the limit, no token, no signal, no "last used"
+    write, and a private_key_jwt assertion stays unused. Failed authentications have their
+    own limits (:func:`oauth_cc.client_auth.authenticate_client`).
+    """
+
+    def check(client: ClientRecord) -> None:
+        rate = client.token_limit or oauth_cc_settings.rate("TOKEN_RATE_LIMIT")
+        if rate is None:
+            return
+        try:
+            decision = ratelimit.hit("token", ratelimit.ident(client.client_id), rate)
+        except ratelimit.CacheUnavailable:
+            raise TemporarilyUnavailable(
+                "The token endpoint is unavailable right now; retry shortly."
+            ) from None
+        headers = decision.headers(RATE_POLICY)
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"This client may request {rate} tokens; retry after {decision.reset} seconds.",
+                retry_after=decision.reset,
+                headers=headers,
+            )
+        setattr(request, RATE_HEADERS_ATTR, headers)
+
+    return check
+
+
 def issue_token(request: HttpRequest) -> dict[str, Any]:
     """Handle a token request; return the RFC 6749 §5.1 response body or raise an OAuthError."""
     params = parse_form(request)
@@ -144,7 +186,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType("Only grant_type=client_credentials is supported.")
 
-    client = authenticate_client(request, params, endpoint="token")
+    client = authenticate_client(request, params, endpoint="token", before_use=_within_limit(request))
     if client.grant_type != Application.GRANT_CLIENT_CREDENTIALS:
         raise UnauthorizedClient("This client may not use the client_credentials grant.")
 
@@ -183,7 +225,8 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         expires_at=claims["exp"],
         request=request,
     )
-    revocation.prune_now_and_then()  # a clock read; two DELETEs once every few minutes
+    usage_counts.count_issued(client.client_id)  # a clock read and a dict update; a write per interval
+    revocation.prune_now_and_then()  # a clock read; a few DELETEs once every few minutes
     return {
         "access_token": access_token,
         "token_type": "Bearer",

@@ -108,11 +108,12 @@ class RotationResult:
     removed_kids: tuple[str, ...]
 
 
-def rotate(algorithm: str | None = None) -> RotationResult:
+def rotate(algorithm: str | None = None, *, actor: str | None = None) -> RotationResult:
     """Promote the next key to current, retire the current one, and publish a new next key.
 
     ``algorithm`` applies to the newly generated next key (default: ``SIGNING_ALGORITHM``).
-    Retired keys whose tokens have all expired are deleted.
+    Retired keys whose tokens have all expired are deleted. With ``actor`` (an operator's
+    rotation) one audit event is recorded in the rotation's transaction: kids only.
     """
     from .models import SigningKey
 
@@ -136,6 +137,21 @@ def rotate(algorithm: str | None = None) -> RotationResult:
         new_next = _new_key_row("next", algorithm)
         new_next.save()
         removed = prune_retired_keys()
+        if actor is not None:
+            from . import audit
+            from .models import AuditAction
+
+            audit.record(
+                actor,
+                AuditAction.KEY_ROTATED,
+                upcoming,
+                {
+                    "current": upcoming.kid,
+                    "next": {"kid": new_next.kid, "algorithm": new_next.algorithm},
+                    "retired": current.kid if current else None,
+                    "removed": list(removed),
+                },
+            )
     publish_public_keys()
     logger.info(
         "Rotated signing keys: current %s, next %s, retired %s",

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
+from .ratelimit import RateError, parse_rate
 from .resource_indicators import is_resource_identifier
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -25,6 +26,13 @@ scope_name_validator = RegexValidator(
     ),
     code="invalid_scope_name",
 )
+
+
+def validate_rate(value: str) -> None:
+    try:
+        parse_rate(value)
+    except RateError as exc:
+        raise ValidationError(str(exc), code="invalid_rate") from None
 
 
 class Scope(models.Model):
@@ -170,6 +178,18 @@ class Application(AbstractApplication):
         max_length=500,
         validators=[URLValidator(schemes=["https", "http"])],
         help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
+    )
+    # Empty (not NULL, as for every text column here) means the site default.
+    token_limit = models.CharField(
+        _("token rate limit"),
+        max_length=20,
+        blank=True,
+        default="",
+        validators=[validate_rate],
+        help_text=_(
+            'Token requests allowed, like "100/hour" (per second, minute, hour or day). '
+            "Leave empty for the site default (OAUTH_CC['TOKEN_RATE_LIMIT'])."
+        ),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
 
@@ -346,3 +366,119 @@ class UsedAssertion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}:{self.jti}"
+
+
+class AuditAction(models.TextChoices):
+    CLIENT_CREATED = "client_created", _("client created")
+    CLIENT_CHANGED = "client_changed", _("client changed")
+    CLIENT_DISABLED = "client_disabled", _("client disabled")
+    CLIENT_ENABLED = "client_enabled", _("client enabled")
+    CLIENT_DELETED = "client_deleted", _("client deleted")
+    SECRET_ROTATED = "secret_rotated", _("secret rotated")
+    SECRET_REVOKED = "secret_revoked", _("secret revoked")
+    TOKENS_REVOKED = "tokens_revoked", _("tokens revoked")
+    SCOPE_CREATED = "scope_created", _("scope created")
+    SCOPE_CHANGED = "scope_changed", _("scope changed")
+    SCOPE_DELETED = "scope_deleted", _("scope deleted")
+    KEY_ROTATED = "key_rotated", _("signing key rotated")
+    PRUNED = "pruned", _("expired records pruned")
+
+
+class AppendOnlyError(Exception):
+    """An audit event was about to be changed or deleted through the ORM."""
+
+
+_APPEND_ONLY = "Audit events are append-only: they cannot be changed or deleted."
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Refuses the bulk ways of changing or deleting rows; ``create`` and reads stay."""
+
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def bulk_update(self, *args: object, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def update_or_create(self, *args: object, **kwargs: object) -> object:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    def _raw_delete(self, *args: object, **kwargs: object) -> int:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+    _raw_delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class AuditEvent(models.Model):
+    """One operator action (admin or ``oauth_cc`` command), recorded append-only.
+
+    Written by :func:`oauth_cc.audit.record` in the transaction of the change it describes.
+    The object is kept as text (type and id), not a foreign key, so the event outlives a
+    deleted client. The ORM refuses to change or delete a row (``save`` of an existing row,
+    ``delete``, queryset ``update``/``delete``); on PostgreSQL a trigger refuses ``UPDATE``
+    and ``DELETE`` from any client too (migration ``0003_audit``). ``changes`` never holds a
+    secret, a secret's hash or a private key: secrets appear by id and prefix only.
+    """
+
+    time = models.DateTimeField(_("time"), default=timezone.now, db_index=True, editable=False)
+    actor = models.CharField(
+        _("actor"),
+        max_length=200,
+        editable=False,
+        help_text=_('"admin:USERNAME" for the admin, "cli:OS_USER" for the management command.'),
+    )
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices, editable=False)
+    object_type = models.CharField(_("object type"), max_length=32, editable=False)
+    # A client's client_id, a scope's name or a key's kid: text, so it survives deletion.
+    object_id = models.CharField(_("object id"), max_length=255, db_index=True, editable=False)
+    object_repr = models.CharField(_("object"), max_length=200, blank=True, editable=False)
+    changes = models.JSONField(_("changes"), default=dict, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        # No add/change/delete permissions exist to grant: events are written by code only.
+        default_permissions = ("view",)
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise AppendOnlyError(_APPEND_ONLY)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(_APPEND_ONLY)
+
+
+class UsageBucket(models.Model):
+    """How many tokens one client got in one clock hour (UTC). See :mod:`oauth_cc.usage_counts`.
+
+    The client is named by its ``client_id`` as text, not a foreign key: counts keep arriving
+    from workers' memory after a client is deleted (a flush must not fail, or lose the other
+    clients' counts in the same statement, because one client is gone), and the history of a
+    deleted client stays readable until the retention period removes it.
+    """
+
+    client_id = models.CharField(max_length=255)
+    #: Start of the hour, as whole hours since the Unix epoch (UTC): cheap to compute on the
+    #: hot path and to compare, with no time-zone ambiguity.
+    hour = models.IntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "hour"], name="oauth_cc_usage_bucket")]
+        indexes = [models.Index(fields=["hour"], name="oauth_cc_usage_hour")]
+        verbose_name = _("usage bucket")
+        verbose_name_plural = _("usage buckets")
+
+    def __str__(self) -> str:
+        return f"{self.client_id}@{self.hour}: {self.count}"

@@ -231,9 +231,16 @@ def prune_now_and_then() -> None:
     """
     if prune_throttle.ready(PRUNE_KEY, PRUNE_INTERVAL):
         try:
-            outage.database.run("expired records (pruning)", prune_expired)
+            outage.database.run("expired records (pruning)", _prune_all)
         except TemporarilyUnavailable:
             pass  # housekeeping: the token is issued anyway; the next interval prunes
+
+
+def _prune_all() -> None:
+    prune_expired()
+    from . import usage_counts
+
+    usage_counts.prune()  # hourly usage counts past USAGE_RETENTION_DAYS
 
 
 def prune_expired() -> int:

@@ -17,6 +17,7 @@ it last loaded for a bounded time (:mod:`oauth_cc.outage`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from . import outage
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
+from .ratelimit import Rate, RateError, parse_rate
+
+logger = logging.getLogger("oauth_cc.state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,9 @@ class ClientRecord:
     jwks_uri: str
     #: ``tokens_valid_after`` as epoch seconds, or None.
     tokens_valid_after: float | None = None
+    #: The client's own token rate limit (``Application.token_limit`` parsed), or None for
+    #: the site's ``TOKEN_RATE_LIMIT``.
+    token_limit: Rate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,7 @@ def load_client(client_id: str) -> ClientRecord | None:
             "jwks",
             "jwks_uri",
             "tokens_valid_after",
+            "token_limit",
         )
         .first()
     )
@@ -179,7 +187,20 @@ def load_client(client_id: str) -> ClientRecord | None:
         jwks=row["jwks"],
         jwks_uri=row["jwks_uri"],
         tokens_valid_after=_ts(row["tokens_valid_after"]),
+        token_limit=_stored_rate(row["client_id"], row["token_limit"]),
     )
+
+
+def _stored_rate(client_id: str, text: str | None) -> Rate | None:
+    """A client's stored rate; one the model validation would refuse (written past it, with
+    SQL or an old release) is logged and the site default applies."""
+    if not text:
+        return None
+    try:
+        return parse_rate(text)
+    except RateError:
+        logger.error("client %s has an invalid token_limit %r; using the site default", client_id, text)
+        return None
 
 
 def load_secret(secret_hash: str) -> SecretRecord | None:

@@ -44,4 +44,8 @@ def note_used(client_pk: int, secret_pk: int | None) -> None:
 
 
 def reset() -> None:
+    """Forget this worker's bookkeeping: last-used throttle clocks and unflushed usage counts."""
+    from . import usage_counts
+
     _throttle.reset()
+    usage_counts.reset()

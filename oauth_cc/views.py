@@ -66,7 +66,7 @@ def oauth_endpoint(
 def token(request: HttpRequest) -> HttpResponse:
     """RFC 6749 §4.4 token endpoint."""
     body = issuance.issue_token(request)
-    return _json(body, NO_STORE)
+    return _json(body, {**NO_STORE, **getattr(request, issuance.RATE_HEADERS_ATTR, {})})
 
 
 @oauth_endpoint("POST")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.checks import ERROR, WARNING, Warning
+from django.core.checks import ERROR, WARNING
 from django.test import modify_settings, override_settings
 
-from oauth_cc.checks import NUMERIC_SETTINGS, check_settings, connect_timeout_warnings
+from oauth_cc.checks import NUMERIC_SETTINGS, check_settings
 from oauth_cc.conf import DEFAULTS
 
 GOOD = {"ISSUER": "https://auth.example.com"}
@@ -209,32 +209,3 @@ def test_checks_run_with_the_django_check_framework():
     with override_settings(OAUTH_CC={**GOOD, "SIGNING_ALGORITHM": "HS256"}):
         messages = checks.run_checks(tags=["oauth_cc"])
     assert "oauth_cc.E006" in ids(messages)
-
-
-@pytest.mark.parametrize("engine", ["django.db.backends.postgresql", "django.db.backends.mysql"])
-def test_w005_database_without_connect_timeout(engine):
-    messages = connect_timeout_warnings({"default": {"ENGINE": engine, "NAME": "x", "OPTIONS": {}}})
-    message = only(messages, "oauth_cc.W005")
-    assert message.level == WARNING
-    assert message.msg == "DATABASES['default'] has no connect_timeout."
-    assert 'DATABASES["default"]["OPTIONS"]["connect_timeout"]' in message.hint
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        {"ENGINE": "django.db.backends.postgresql", "NAME": "x", "OPTIONS": {"connect_timeout": 3}},
-        {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
-    ],
-)
-def test_w005_not_raised_with_a_connect_timeout_or_for_sqlite(config):
-    assert connect_timeout_warnings({"default": config}) == []
-
-
-def test_w005_is_part_of_the_checks(monkeypatch):
-    from oauth_cc import checks
-
-    monkeypatch.setattr(
-        checks, "connect_timeout_warnings", lambda databases: [Warning("x", id="oauth_cc.W005")]
-    )
-    assert "oauth_cc.W005" in ids(check_with())

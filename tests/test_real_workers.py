@@ -557,3 +557,66 @@ def test_token_signed_with_a_rotated_in_key_is_accepted_by_the_other_server_with
     # A token signed before the rotation, with the now retired key, is still good everywhere.
     for server in site.servers:
         assert_accepted(site, server, old_token, client)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_secret_rotated_on_one_host_is_honoured_by_the_other_within_the_refresh_delay(site: Site, new_client):
+    client = new_client()
+    for server in site.servers:
+        issue(site, server, client)  # the old secret is in both servers' secret caches
+
+    rotated = json.loads(
+        site.manage("oauth_cc", "client", "rotate-secret", client.client_id, "--grace", "0", "--json")
+    )
+    since = time.monotonic()
+    new = Client(client_id=client.client_id, secret=rotated["client_secret"])
+    assert new.secret != client.secret
+
+    old_refused = poll_each(site.servers, lambda server: request_token(server, client), refused, since=since)
+
+    assert_client_refused(site, old_refused)
+    for server in site.servers:
+        assert_accepted(site, server, issue(site, server, new), new)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_client_assertion_used_on_one_host_is_refused_on_the_other(site: Site, tmp_path: Path):
+    from tests.assertion_helpers import assertion_claims, generate_key, jwks_of
+
+    key = generate_key("ES256")
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks_of(key)))
+    name = f"assertion-replay-{uuid.uuid4().hex[:6]}"
+    data = json.loads(
+        site.manage(
+            "oauth_cc", "client", "create", name, "--scope", SCOPE, "--jwks-file", str(jwks_file), "--json"
+        )
+    )
+    client_id = data["client_id"]
+
+    def post(server: Server, assertion: str) -> requests.Response:
+        return requests.post(
+            f"{server.url}/oauth/token/",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+            timeout=HTTP_TIMEOUT,
+        )
+
+    # Both hosts have the client and its keys loaded, so B has nothing left to fetch.
+    for server in site.servers:
+        warm = post(server, key.sign(assertion_claims(client_id, ISSUER)))
+        assert warm.status_code == 200, f"{server.name}: {describe(warm)}\n{site.logs()}"
+
+    assertion = key.sign(assertion_claims(client_id, ISSUER))
+    first = post(site.a, assertion)
+    assert first.status_code == 200, f"A: {describe(first)}\n{site.logs()}"
+
+    replayed = post(site.b, assertion)
+
+    explain = f"B: {describe(replayed)}\n{site.logs()}"
+    assert replayed.status_code == 401, explain
+    assert replayed.json()["error"] == "invalid_client", explain
+    assert "already been used" in replayed.json()["error_description"], explain

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from example_project.urls import urlpatterns as example_urlpatterns
+from oauth_cc.contrib.rest_framework import ClientRateThrottle
 
 
 class Me(APIView):
@@ -39,8 +40,19 @@ class DotScoped(APIView):
         return Response({"client_id": request.auth.client_id})
 
 
+class Throttled(APIView):
+    """Any valid token, throttled per client by ``ClientRateThrottle`` (scope "oauth_cc_client")."""
+
+    required_scopes: list[str] = []
+    throttle_classes = [ClientRateThrottle]
+
+    def get(self, request: Request) -> Response:
+        return Response({"client_id": request.auth.client_id})
+
+
 urlpatterns = [
     *example_urlpatterns,
     path("api/me/", Me.as_view(), name="me"),
     path("api/dot-scoped/", DotScoped.as_view(), name="dot-scoped"),
+    path("api/throttled/", Throttled.as_view(), name="throttled"),
 ]

@@ -1,6 +1,7 @@
-"""Django REST framework integration: authenticate JWT access tokens and check their scopes."""
+"""Django REST framework integration: JWT access tokens, their scopes, a per-client throttle."""
 
 from .authentication import JWTAccessTokenAuthentication
 from .permissions import HasScope
+from .throttling import ClientRateThrottle
 
-__all__ = ["HasScope", "JWTAccessTokenAuthentication"]
+__all__ = ["ClientRateThrottle", "HasScope", "JWTAccessTokenAuthentication"]

@@ -3,6 +3,8 @@
 Every change goes through :mod:`oauth_cc.clients` (shared with the admin) or
 :func:`oauth_cc.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
 to fix, and changes nothing. Secrets are printed once, when they are created, and never again.
+Every subcommand that changes something records one audit event (:mod:`oauth_cc.audit`) with
+the OS user as the actor, in the transaction of the change; ``oauth_cc audit`` prints them.
 """
 
 from __future__ import annotations
@@ -13,11 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import clients, json_input, keys, revocation
+from oauth_cc import audit, clients, json_input, keys, revocation, stale, usage_counts
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
-from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
+from oauth_cc.conf import oauth_cc_settings
+from oauth_cc.models import (
+    Application,
+    AuditAction,
+    AuditEvent,
+    Scope,
+    SigningKey,
+    TokenEndpointAuthMethod,
+)
+
+TOKEN_LIMIT_HELP = (
+    'Token requests allowed, like "100/hour" (second, minute, hour, day); "none": the site default.'
+)
 
 #: A JWK Set file of a few public keys is a few KiB.
 MAX_JWKS_FILE_BYTES = 1024 * 1024
@@ -52,6 +69,7 @@ def client_details(application: Application) -> dict[str, Any]:
         access_token_lifetime=application.access_token_lifetime,
         audiences=list(application.audiences or []),
         can_introspect=application.can_introspect,
+        token_limit=application.token_limit or None,
         run_as_user=application.user.get_username() if application.user_id else None,
         jwks_uri=application.jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
@@ -78,6 +96,46 @@ def _thumbprints(application: Application) -> list[dict[str, str]]:
     return [{"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.jwks)]
 
 
+def event_details(event: AuditEvent) -> dict[str, Any]:
+    """An audit event as ``oauth_cc audit --json`` prints it: exactly these five keys."""
+    return {
+        "time": event.time.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "object": {"type": event.object_type, "id": event.object_id, "name": event.object_repr},
+        "changes": event.changes,
+    }
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: an ISO 8601 date or date-time; without an offset, in the site's time zone."""
+    try:
+        moment = parse_datetime(text)
+        if moment is None:
+            day = parse_date(text)
+            moment = datetime(day.year, day.month, day.day) if day is not None else None
+    except (ValueError, OverflowError):
+        moment = None  # well-formed but impossible, e.g. 2024-02-30 or an offset of 99 hours
+    if moment is None:
+        raise CommandError(
+            f"--since {_one_line(text)!s} is not an ISO 8601 date or time; "
+            "use e.g. 2024-05-01 or 2024-05-01T12:00:00+00:00."
+        )
+    if timezone.is_naive(moment):
+        try:
+            moment = timezone.make_aware(moment)
+        except (ValueError, OverflowError):
+            raise CommandError(
+                f"--since {text} is out of range; give a date between years 1 and 9999."
+            ) from None
+    return moment
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped, so one event stays one line of output."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def key_details(key: SigningKey) -> dict[str, Any]:
     """Public facts about a signing key; the private half is never read here."""
     return {
@@ -95,7 +153,9 @@ class Command(BaseCommand):
     help = "Manage oauth_cc scopes, API clients (client-credentials) and token signing keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens}", required=True)
+        groups = parser.add_subparsers(
+            dest="group", metavar="{scope,client,key,tokens,report,audit}", required=True
+        )
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
             dest="action", required=True
@@ -127,7 +187,11 @@ class Command(BaseCommand):
             "--audience", action="append", default=[], dest="audiences", help="Allowed resource; repeat."
         )
         p.add_argument("--introspect", action="store_true", help="Allow calls to the introspection endpoint.")
+        p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+        p = client.add_parser("update", help="Change a client's settings.")
+        p.add_argument("client_id")
+        p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
         p = client.add_parser(
             "rotate-secret", help="Issue a new secret; the old ones expire after a grace period."
         )
@@ -151,6 +215,12 @@ class Command(BaseCommand):
         p = client.add_parser("show", help="Show a client's settings and secrets (never the secret itself).")
         p.add_argument("client_id")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+        p = client.add_parser(
+            "usage",
+            help="Tokens issued to a client (last hour, last day, 7 days) and whether it caches them.",
+        )
+        p.add_argument("client_id")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
 
         key = groups.add_parser("key", help="Token signing keys.").add_subparsers(
             dest="action", required=True
@@ -169,10 +239,28 @@ class Command(BaseCommand):
             "(the token endpoint also does this every few minutes).",
         )
 
+        report = groups.add_parser("report", help="Reports for operators.").add_subparsers(
+            dest="action", required=True
+        )
+        p = report.add_parser(
+            "stale",
+            help="Clients and secrets unused for N days, and expired secrets still stored.",
+        )
+        p.add_argument("--days", default="90", help="Unused for at least this many days (default 90).")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+
+        p = groups.add_parser("audit", help="Print the audit trail of operator actions, oldest first.")
+        p.add_argument("--since", help="Only events at or after this ISO 8601 date or time.")
+        p.add_argument("--client", dest="client_id", help="Only events about this client_id.")
+        p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+
     def handle(self, *args: Any, **options: Any) -> None:
-        handler = getattr(self, f"{options['group']}_{options['action'].replace('-', '_')}")
+        name = options["group"]
+        if options.get("action"):
+            name += "_" + options["action"].replace("-", "_")
+        handler = getattr(self, name)
         try:
-            handler(**options)
+            handler(**options, actor=audit.command_actor())
         except clients.ClientError as exc:
             raise CommandError(str(exc)) from None
 
@@ -181,8 +269,8 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(data, indent=2))
 
     # -- scope -----------------------------------------------------------------------------
-    def scope_add(self, *, name: str, description: str, default: bool, **_: Any) -> None:
-        scope = clients.create_scope(name, description=description, default=default)
+    def scope_add(self, *, name: str, description: str, default: bool, actor: str, **_: Any) -> None:
+        scope = clients.create_scope(name, description=description, default=default, actor=actor)
         self.stdout.write(
             f'Created scope "{scope.name}"' + (" (granted by default)." if scope.is_default else ".")
         )
@@ -217,7 +305,9 @@ class Command(BaseCommand):
         jwks_uri: str,
         audiences: list[str],
         introspect: bool,
+        token_limit: str | None,
         as_json: bool,
+        actor: str,
         **_: Any,
     ) -> None:
         jwks = _read_jwks(jwks_file) if jwks_file is not None else None
@@ -238,6 +328,8 @@ class Command(BaseCommand):
             jwks_uri=jwks_uri,
             audiences=audiences,
             can_introspect=introspect,
+            token_limit=token_limit,
+            actor=actor,
         )
         secret = issued.secret if issued else None
         if as_json:
@@ -254,9 +346,19 @@ class Command(BaseCommand):
             self.style.WARNING("Copy the secret now: it is shown only this once and cannot be shown again.")
         )
 
-    def client_rotate_secret(self, *, client_id: str, grace: int | None, as_json: bool, **_: Any) -> None:
+    def client_update(self, *, client_id: str, token_limit: str | None, actor: str, **_: Any) -> None:
         application = clients.get_client(client_id)
-        issued = clients.rotate_secret(application, grace=grace)
+        if token_limit is None:
+            raise CommandError("Nothing to change: give --token-limit RATE (or --token-limit none).")
+        clients.set_token_limit(application, token_limit, actor=actor)
+        limit = application.token_limit or "the site default"
+        self.stdout.write(f"Token limit of {client_id}: {limit}.")
+
+    def client_rotate_secret(
+        self, *, client_id: str, grace: int | None, as_json: bool, actor: str, **_: Any
+    ) -> None:
+        application = clients.get_client(client_id)
+        issued = clients.rotate_secret(application, grace=grace, actor=actor)
         old = [{"prefix": prefix, "expires": _iso(expires)} for prefix, expires in issued.expiring]
         if as_json:
             return self._json(
@@ -272,28 +374,28 @@ class Command(BaseCommand):
         if not issued.expiring:
             self.stdout.write("  No older secret is still valid.")
 
-    def client_revoke_secret(self, *, client_id: str, secret_id: str, **_: Any) -> None:
-        secret = clients.revoke_secret(clients.get_client(client_id), secret_id)
+    def client_revoke_secret(self, *, client_id: str, secret_id: str, actor: str, **_: Any) -> None:
+        secret = clients.revoke_secret(clients.get_client(client_id), secret_id, actor=actor)
         self.stdout.write(f"Revoked secret {secret.prefix}… (id {secret.pk}) of {client_id}.")
 
-    def client_disable(self, *, client_id: str, **_: Any) -> None:
-        clients.set_active(clients.get_client(client_id), False)
+    def client_disable(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.set_active(clients.get_client(client_id), False, actor=actor)
         self.stdout.write(f"Disabled {client_id}: it gets no new tokens and the tokens it holds are refused.")
 
-    def client_enable(self, *, client_id: str, **_: Any) -> None:
-        clients.set_active(clients.get_client(client_id), True)
+    def client_enable(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.set_active(clients.get_client(client_id), True, actor=actor)
         self.stdout.write(f"Enabled {client_id}.")
 
-    def client_revoke_tokens(self, *, client_id: str, **_: Any) -> None:
-        revocation.invalidate_client_tokens(clients.get_client(client_id).client_id)
+    def client_revoke_tokens(self, *, client_id: str, actor: str, **_: Any) -> None:
+        clients.revoke_tokens(clients.get_client(client_id), actor=actor)
         self.stdout.write(
             f"Every token issued to {client_id} until now is refused; new token requests still work."
         )
 
-    def client_delete(self, *, client_id: str, **_: Any) -> None:
+    def client_delete(self, *, client_id: str, actor: str, **_: Any) -> None:
         application = clients.get_client(client_id)
         name = str(application)
-        application.delete()
+        clients.delete_client(application, actor=actor)
         self.stdout.write(f"Deleted {name} ({client_id}); the tokens it holds are refused.")
 
     def client_list(self, *, as_json: bool, **_: Any) -> None:
@@ -324,6 +426,7 @@ class Command(BaseCommand):
             "access_token_lifetime": "token lifetime (s)",
             "audiences": "audiences",
             "can_introspect": "may introspect",
+            "token_limit": "token limit",
             "run_as_user": "run-as user",
             "jwks_uri": "JWKS URI",
             "created": "created",
@@ -331,6 +434,9 @@ class Command(BaseCommand):
         }
         for field, label in labels.items():
             value = details[field]
+            if field == "token_limit" and value is None:
+                site = oauth_cc_settings.TOKEN_RATE_LIMIT
+                value = f"site default ({site or 'none'})"
             if isinstance(value, list):
                 value = " ".join(value) or "-"
             self.stdout.write(f"{label + ':':21}{'-' if value in (None, '') else value}")
@@ -345,9 +451,72 @@ class Command(BaseCommand):
                 f"expires {s['expires'] or 'never'}  last used {s['last_used'] or 'never'}"
             )
 
+    def client_usage(self, *, client_id: str, as_json: bool, **_: Any) -> None:
+        application = clients.get_client(client_id)
+        usage = usage_counts.client_usage(application)
+        data = {
+            "client_id": usage.client_id,
+            "tokens_last_hour": usage.tokens_last_hour,
+            "tokens_last_day": usage.tokens_last_day,
+            "not_caching_tokens": usage.not_caching_tokens,
+            "not_caching_limit_per_hour": usage.not_caching_limit,
+            "token_lifetime": usage.token_lifetime,
+            "last_used_at": _iso(usage.last_used_at),
+            "tokens_per_day": [{"day": day.date().isoformat(), "tokens": n} for day, n in usage.days],
+        }
+        if as_json:
+            return self._json(data)
+        self.stdout.write(f"{'client_id:':21}{usage.client_id}")
+        self.stdout.write(f"{'tokens last hour:':21}{usage.tokens_last_hour}")
+        self.stdout.write(f"{'tokens last day:':21}{usage.tokens_last_day}")
+        flag = (
+            f"YES: more than {usage.not_caching_limit:g} tokens per hour for a {usage.token_lifetime} s "
+            "token lifetime; the client should reuse its token until it expires"
+            if usage.not_caching_tokens
+            else "no"
+        )
+        self.stdout.write(f"{'not caching tokens:':21}{flag}")
+        self.stdout.write(f"{'last used:':21}{_text(usage.last_used_at) if usage.last_used_at else 'never'}")
+        for day, n in usage.days:
+            self.stdout.write(f"{'tokens ' + day.date().isoformat() + ':':21}{n}")
+
+    # -- report ----------------------------------------------------------------------------
+    def report_stale(self, *, days: str, as_json: bool, **_: Any) -> None:
+        text = str(days).strip()
+        # ASCII digits only: int() would also take "٣" and "1_0".
+        if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+            raise CommandError(
+                f'--days must be a whole number of days from 1 to 999999, like --days 90 (got "{days}").'
+            )
+        data = stale.report(int(text))
+        if as_json:
+            return self._json(data)
+        n = data["days"]
+        self.stdout.write(
+            f"Clients unused for {n} days or more (or never used): {len(data['unused_clients'])}"
+        )
+        for c in data["unused_clients"]:
+            state = "active" if c["active"] else "disabled"
+            self.stdout.write(
+                f"  {c['client_id']}  {c['name']}  [{state}]  last used {c['last_used'] or 'never'}"
+            )
+        self.stdout.write(
+            f"Secrets still valid but unused for {n} days or more: {len(data['unused_secrets'])}"
+        )
+        for s in data["unused_secrets"]:
+            self.stdout.write(
+                f"  {s['client_id']}  secret id {s['id']}: {s['prefix']}…  "
+                f"last used {s['last_used'] or 'never'}"
+            )
+        self.stdout.write(f"Expired secrets still stored: {len(data['expired_secrets'])}")
+        for s in data["expired_secrets"]:
+            self.stdout.write(
+                f"  {s['client_id']}  secret id {s['id']}: {s['prefix']}…  expired {s['expires']}"
+            )
+
     # -- key -------------------------------------------------------------------------------
-    def key_rotate(self, *, algorithm: str | None, **_: Any) -> None:
-        result = keys.rotate(algorithm)
+    def key_rotate(self, *, algorithm: str | None, actor: str, **_: Any) -> None:
+        result = keys.rotate(algorithm, actor=actor)
         self.stdout.write(
             f"Now signing with key {result.current_kid}; next key {result.next_kid} is published."
         )
@@ -372,12 +541,46 @@ class Command(BaseCommand):
             )
 
     # -- tokens ----------------------------------------------------------------------------
-    def tokens_prune(self, **_: Any) -> None:
-        records = revocation.prune_expired()
-        removed_keys = keys.prune_retired_keys()
+    def tokens_prune(self, *, actor: str, **_: Any) -> None:
+        with transaction.atomic():
+            records = revocation.prune_expired()
+            removed_keys = keys.prune_retired_keys()
+            # Only a prune that removed something changed anything; a cron job's empty runs stay out.
+            if records or removed_keys:
+                audit.record(
+                    actor,
+                    AuditAction.PRUNED,
+                    ("tokens", ""),
+                    {"expired_records": records, "removed_keys": list(removed_keys)},
+                )
         if removed_keys:
             keys.publish_public_keys()
         self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
+        buckets = usage_counts.prune()
+        self.stdout.write(f"Deleted {buckets} usage count(s) older than the retention period.")
+
+    # -- audit -----------------------------------------------------------------------------
+    def audit(self, *, since: str | None, client_id: str | None, as_json: bool, **_: Any) -> None:
+        events = AuditEvent.objects.order_by("time", "id")
+        if since is not None:
+            events = events.filter(time__gte=parse_since(since))
+        if client_id is not None:
+            events = events.filter(object_type="client", object_id=client_id)
+        rows = [event_details(event) for event in events.iterator()]
+        if as_json:
+            return self._json(rows)
+        if not rows:
+            return self.stdout.write("No audit events match.")
+        for row in rows:
+            target = row["object"]
+            name = f" ({target['name']})" if target["name"] and target["name"] != target["id"] else ""
+            changes = json.dumps(row["changes"], sort_keys=True, ensure_ascii=False)
+            self.stdout.write(
+                _one_line(
+                    f"{row['time']}  {row['actor']}  {row['action']}  "
+                    f"{target['type']} {target['id']}{name}  {changes}"
+                )
+            )
 
 
 def _read_jwks(path: Path) -> dict:

@@ -1,0 +1,324 @@
+"""oauth_cc.ratelimit on its own: the rate parser, the sliding window's arithmetic, and the
+caller's address read from REMOTE_ADDR or a trusted proxy's header (attacker bytes)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from django.test import RequestFactory, override_settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oauth_cc import ratelimit
+from oauth_cc.ratelimit import Rate, RateError, address_from_header, address_key, hit, over, parse_rate
+
+# -- parse_rate --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("1/second", Rate(1, 1)),
+        ("5/s", Rate(5, 1)),
+        ("5/sec", Rate(5, 1)),
+        ("100/minute", Rate(100, 60)),
+        ("100/min", Rate(100, 60)),
+        ("100/m", Rate(100, 60)),
+        ("100/hour", Rate(100, 3600)),
+        ("100/h", Rate(100, 3600)),
+        ("7/day", Rate(7, 86400)),
+        ("7/d", Rate(7, 86400)),
+        ("1000000000/day", Rate(1_000_000_000, 86400)),
+    ],
+)
+def test_rates_in_every_accepted_spelling(text, rate):
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "100",
+        "/hour",
+        "0/hour",  # would lock the client out: disable it instead
+        "00/hour",
+        "01/hour",
+        "-1/hour",
+        "+1/hour",
+        "1.5/hour",
+        "100/hours",
+        "100/Hour",
+        "100/hr",
+        "100/ hour",
+        " 100/hour",
+        "100/hour ",
+        "100/hour\n",
+        "100//hour",
+        "100/hour/x",
+        "1_000/hour",
+        "\u0661\u0660\u0660/hour",  # Arabic-Indic digits: int() would take them
+        "100/week",
+        "10000000000/day",
+    ],
+)
+def test_anything_else_is_refused_with_what_to_write(text):
+    with pytest.raises(RateError) as raised:
+        parse_rate(text)
+    assert 'a rate like "100/hour"' in str(raised.value)
+
+
+def test_a_rate_above_a_billion_says_so():
+    with pytest.raises(RateError, match="at most 1,000,000,000 per period"):
+        parse_rate("1000000001/day")
+
+
+@pytest.mark.parametrize("value", [None, 100, 1.5, b"100/hour", ["100/hour"]])
+def test_non_strings_are_refused(value):
+    with pytest.raises(RateError, match='Enter a rate like "100/hour"'):
+        parse_rate(value)
+
+
+def test_a_refused_rate_is_shown_safely():
+    with pytest.raises(RateError) as raised:
+        parse_rate("\x1b[31m" + "x" * 100)
+    assert "\x1b" not in str(raised.value)
+
+
+@given(st.text(max_size=30))
+def test_parse_rate_only_ever_raises_rate_error(text):
+    try:
+        rate = parse_rate(text)
+    except RateError:
+        return
+    assert 1 <= rate.count <= ratelimit.MAX_COUNT and rate.period in (1, 60, 3600, 86400)
+
+
+@given(st.integers(1, ratelimit.MAX_COUNT), st.sampled_from(sorted(ratelimit.PERIODS)))
+def test_a_rate_prints_in_its_one_spelling_and_parses_back(count, unit):
+    rate = parse_rate(f"{count}/{unit}")
+    assert parse_rate(str(rate)) == rate
+    assert str(rate) == f"{count}/{ {1: 'second', 60: 'minute', 3600: 'hour', 86400: 'day'}[rate.period] }"
+
+
+# -- the sliding window --------------------------------------------------------------------------
+
+HOUR = Rate(10, 3600)
+T0 = 1_800_000_000.0  # the start of a one-hour window (a multiple of 3600)
+
+
+def test_exactly_the_limit_is_admitted_in_one_window():
+    decisions = [hit("t", "k", HOUR, now=T0 + i) for i in range(12)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False] * 2
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+
+
+def test_keys_and_scopes_are_counted_apart():
+    for _ in range(10):
+        assert hit("t", "k", HOUR, now=T0).allowed
+    assert not hit("t", "k", HOUR, now=T0).allowed
+    assert hit("t", "other", HOUR, now=T0).allowed
+    assert hit("other-scope", "k", HOUR, now=T0).allowed
+
+
+def test_a_refused_request_is_not_counted():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0)
+    for _ in range(50):
+        assert not hit("t", "k", HOUR, now=T0 + 1).allowed
+    # Half-way through the next window the previous one weighs 10 * 0.5 = 5: five more fit.
+    # Had the 50 refusals been counted, none would.
+    later = [hit("t", "k", HOUR, now=T0 + 3600 + 1800).allowed for _ in range(6)]
+    assert later == [True] * 5 + [False]
+
+
+def test_the_previous_window_weighs_by_its_overlap():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0 + 3000)
+    # A quarter into the next window: 10 * 0.75 = 7.5, so two more fit (9.5), a third does not.
+    now = T0 + 3600 + 900
+    assert [hit("t", "k", HOUR, now=now).allowed for _ in range(3)] == [True, True, False]
+
+
+def test_a_burst_at_a_window_boundary_does_not_double_the_limit():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0 + 3599)
+    assert not hit("t", "k", HOUR, now=T0 + 3601).allowed
+
+
+def test_retry_after_when_this_window_is_full():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0)
+    refused = hit("t", "k", HOUR, now=T0 + 600)
+    # Next window starts in 3000 s; there 10 * (1 - g) + 1 <= 10 needs g >= 0.1: 360 s more.
+    assert (refused.allowed, refused.remaining, refused.reset) == (False, 0, 3360)
+    assert not hit("t", "k", HOUR, now=T0 + 3600 + 359).allowed
+    assert hit("t", "k", HOUR, now=T0 + 3600 + 361).allowed
+
+
+def test_retry_after_when_the_previous_window_still_weighs():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0)
+    for _ in range(4):
+        hit("t", "k", HOUR, now=T0 + 3600 + 1800)  # 10 * 0.5 + 4 = 9: nine of ten used
+    assert hit("t", "k", HOUR, now=T0 + 3600 + 1800).allowed
+    refused = hit("t", "k", HOUR, now=T0 + 3600 + 1800)
+    # 10 * (1 - f) + 5 + 1 <= 10 needs f >= 0.6: 360 s after the half-way point.
+    assert refused.reset == 360
+    assert not hit("t", "k", HOUR, now=T0 + 3600 + 2159).allowed
+    assert hit("t", "k", HOUR, now=T0 + 3600 + 2161).allowed
+
+
+def test_an_admitted_request_reports_the_end_of_its_window():
+    decision = hit("t", "k", HOUR, now=T0 + 600)
+    assert (decision.allowed, decision.remaining, decision.reset) == (True, 9, 3000)
+    assert decision.headers("token") == {
+        "RateLimit-Policy": '"token";q=10;w=3600',
+        "RateLimit": '"token";r=9;t=3000',
+    }
+
+
+def test_over_reads_without_counting():
+    rate = Rate(3, 60)
+    checks = [("f", "a", rate)]
+    for _ in range(5):
+        assert over(checks, now=T0) is None
+    for _ in range(2):
+        ratelimit.note(checks, now=T0)
+    assert over(checks, now=T0) is None
+    ratelimit.note(checks, now=T0)
+    refusal = over(checks, now=T0 + 15)
+    # Next window in 45 s; there 3 * (1 - g) + 1 <= 3 needs g >= 1/3: 20 s more.
+    assert refusal is not None and refusal.reset == 45 + 20
+    assert over([("f", "b", rate)], now=T0) is None
+
+
+def test_over_reports_the_first_full_check():
+    lenient, strict = Rate(100, 60), Rate(1, 3600)
+    ratelimit.note([("f", "a", lenient), ("g", "a", strict)], now=T0)
+    refusal = over([("f", "a", lenient), ("g", "a", strict)], now=T0)
+    assert refusal is not None and refusal.rate == strict
+
+
+def test_ident_is_a_fixed_length_hex_for_any_client_id():
+    values = ["a", "a" * 10_000, "x y\n\x00", "\udcff", "ü"]
+    keys = [ratelimit.ident(v) for v in values]
+    assert len(set(keys)) == len(values)
+    assert all(len(k) == 32 and all(c in "0123456789abcdef" for c in k) for k in keys)
+
+
+# -- the caller's address --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("  203.0.113.7\t", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::1", "::/64"),
+    ],
+)
+def test_addresses_are_keyed_in_one_spelling(text, key):
+    assert address_key(text) == key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "unknown",
+        "203.0.113.7:8080",
+        "[2001:db8::1]",
+        "[2001:db8::1]:443",
+        "fe80::1%eth0",
+        "203.0.113.07",
+        "203.0.113",
+        "203.0.113.256",
+        "\u0662\u0660\u0663.0.113.7",
+        "203.0.113.7\n",
+        "203.0.113.7, 198.51.100.1",
+        "2001:db8::1" + ":1" * 50,
+        "1" * 100,
+        None,
+        42,
+    ],
+)
+def test_anything_but_a_bare_address_is_not_an_address(text):
+    assert address_key(text) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "proxies", "key"),
+    [
+        ("203.0.113.7", 1, "203.0.113.7"),
+        ("6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # the client wrote 6.6.6.6 itself
+        ("6.6.6.6,203.0.113.7", 1, "203.0.113.7"),
+        ("6.6.6.6, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),
+        ("203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),
+        ("10.0.0.2", 2, None),  # fewer entries than proxies: not written by them
+        ("garbage, 203.0.113.7", 1, "203.0.113.7"),
+        ("203.0.113.7, garbage", 1, None),
+        ("203.0.113.7,", 1, None),
+        ("", 1, None),
+        ("203.0.113.7", 0, None),
+    ],
+)
+def test_the_client_is_the_entry_the_last_trusted_proxy_wrote(header, proxies, key):
+    assert address_from_header(header, proxies) == key
+
+
+@given(junk=st.text(max_size=200), last=st.ip_addresses(), proxies=st.integers(1, 4))
+def test_bytes_left_of_the_trusted_entries_never_matter(junk, last, proxies):
+    hops = ", ".join(["10.0.0.1"] * (proxies - 1))
+    header = f"{junk}, {last}" + (f", {hops}" if hops else "")
+    assert address_from_header(header, proxies) == address_key(str(last))
+
+
+@given(st.text(max_size=100), st.integers(1, 3))
+def test_a_forwarding_header_yields_a_normalised_address_or_nothing(header, proxies):
+    key = address_from_header(header, proxies)
+    if key is not None:
+        if "/" in key:
+            assert ipaddress.IPv6Network(key).prefixlen == 64
+        else:
+            assert str(ipaddress.ip_address(key)) == key
+
+
+def meta_request(**meta: str):
+    request = RequestFactory().get("/")
+    request.META.update(meta)
+    return request
+
+
+def test_remote_addr_is_the_caller_without_a_proxy_setting():
+    request = meta_request(REMOTE_ADDR="198.51.100.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert ratelimit.client_address(request) == "198.51.100.1"
+
+
+def test_a_configured_header_names_the_caller():
+    request = meta_request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
+    with override_settings(
+        OAUTH_CC={"ISSUER": "http://testserver", "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR"}
+    ):
+        assert ratelimit.client_address(request) == "203.0.113.7"
+    with override_settings(
+        OAUTH_CC={
+            "ISSUER": "http://testserver",
+            "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",
+            "TRUSTED_PROXY_COUNT": 2,
+        }
+    ):
+        assert ratelimit.client_address(request) == "6.6.6.6"
+
+
+def test_a_missing_or_bad_header_falls_back_to_remote_addr():
+    settings = {"ISSUER": "http://testserver", "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR"}
+    with override_settings(OAUTH_CC=settings):
+        assert ratelimit.client_address(meta_request(REMOTE_ADDR="10.0.0.2")) == "10.0.0.2"
+        bad = meta_request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7:1234")
+        assert ratelimit.client_address(bad) == "10.0.0.2"
+        assert ratelimit.client_address(meta_request(REMOTE_ADDR="")) == "unknown"
