@@ -70,6 +70,9 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'example.sqlite3'}", conn_max_age=600
     )
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Fail fast when the database does not answer (README "Outages", check oauth_cc.W005).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 
 if os.environ.get("REDIS_URL"):
     CACHES = {

@@ -46,7 +46,7 @@ from django.db import IntegrityError, transaction
 from jwcrypto.jwk import JWK
 
 from . import claims as claim_values
-from . import client_keys, jws
+from . import client_keys, jws, outage
 from .algorithms import ALGORITHMS, ASSERTION_ALGORITHMS
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, shown
@@ -233,13 +233,19 @@ def record_use(verified: VerifiedAssertion) -> None:
     from .models import UsedAssertion
 
     keep_until = datetime.fromtimestamp(verified.exp + float(oauth_cc_settings.LEEWAY), tz=timezone.utc)
-    try:
-        # A savepoint, so a refused insert leaves an enclosing transaction usable.
-        with transaction.atomic():
-            UsedAssertion.objects.create(
-                client_id=verified.client_id, jti=verified.jti, expires_at=keep_until
-            )
-    except IntegrityError:
-        raise InvalidClient(
-            'This client_assertion has already been used; sign a new one with a fresh "jti".'
-        ) from None
+
+    def insert() -> bool:
+        try:
+            # A savepoint, so a refused insert leaves an enclosing transaction usable.
+            with transaction.atomic():
+                UsedAssertion.objects.create(
+                    client_id=verified.client_id, jti=verified.jti, expires_at=keep_until
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # The database is the only referee of single use: with it down the assertion is refused
+    # with a 503 (TemporarilyUnavailable), never accepted unrecorded.
+    if not outage.database.run("a client assertion's single-use record", insert):
+        raise InvalidClient('This client_assertion has already been used; sign a new one with a fresh "jti".')

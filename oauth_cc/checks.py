@@ -22,6 +22,7 @@ from .ratelimit import RateError, parse_optional_rate
 NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "ACCESS_TOKEN_LIFETIME": (int, 1),
     "STATE_REFRESH_SECONDS": (float, 0.001),
+    "STALE_STATE_MAX_SECONDS": (float, 0),
     "VERIFIED_TOKEN_CACHE_SIZE": (int, 1),
     "VERIFIED_TOKEN_CACHE_BYTES": (int, 1),
     "CLIENT_CACHE_SIZE": (int, 1),
@@ -422,3 +423,34 @@ def check_stored_keys(app_configs: Any = None, databases: Any = None, **kwargs: 
             )
         )
     return messages
+
+
+#: Database engines whose driver waits for the operating system's TCP timeout (minutes) to
+#: connect to a server that does not answer, unless OPTIONS["connect_timeout"] says otherwise.
+CONNECT_TIMEOUT_ENGINES = ("django.db.backends.postgresql", "django.db.backends.mysql")
+
+
+@register(Tags.security, "oauth_cc", deploy=True)
+def check_connect_timeout(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W108: see :func:`connect_timeout_warnings`."""
+    return connect_timeout_warnings(getattr(settings, "DATABASES", {}))
+
+
+def connect_timeout_warnings(databases: dict[str, Any]) -> list[Any]:
+    """W108: during an outage every probe of an unanswering database would hold a worker for minutes."""
+    warnings: list[Any] = []
+    for alias, config in databases.items():
+        engine = config.get("ENGINE", "")
+        if engine in CONNECT_TIMEOUT_ENGINES and "connect_timeout" not in (config.get("OPTIONS") or {}):
+            warnings.append(
+                Warning(
+                    f"DATABASES[{alias!r}] has no connect_timeout.",
+                    hint=(
+                        'Set DATABASES["' + alias + '"]["OPTIONS"]["connect_timeout"] to a few seconds '
+                        "(or ?connect_timeout=3 in DATABASE_URL), so that during a database outage a "
+                        "request fails fast with a 503 instead of waiting minutes to connect."
+                    ),
+                    id="oauth_cc.W108",
+                )
+            )
+    return warnings

@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     # How often (seconds) a worker refreshes client data, signing keys and revocation
     # state. A revoked token or a disabled client is refused within about twice this.
     "STATE_REFRESH_SECONDS": 2.0,
+    # While the database cannot be reached, how long (seconds) after its last successful load a
+    # worker keeps serving what it holds (client data, keys, revocation state) instead of
+    # answering 503; 0 never serves held state. See oauth_cc/outage.py.
+    "STALE_STATE_MAX_SECONDS": 300,
     # How many verified tokens each worker remembers, and how many bytes of them at most
     # (token length plus about 1 KiB each); the oldest are dropped first.
     "VERIFIED_TOKEN_CACHE_SIZE": 10_000,

@@ -127,12 +127,14 @@ class TooManyRequests(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The server cannot answer now: the rate-limit cache is down and the site fails closed,
-    or its signing key cannot be read.
+    """The server cannot answer now and the client should retry after ``Retry-After`` seconds.
 
-    503 rather than 500: a state that passes or that an operator fixes (a missing
-    key-encryption key, often mid-deployment of a new key list), and clients and load
-    balancers retry a 503. The code is RFC 6749 §4.1.2.1's, the closest registered one.
+    Raised when the database cannot be reached (:mod:`oauth_cc.outage`), when the rate-limit
+    cache is down and the site fails closed, and when the signing key cannot be decrypted (an
+    operator fixes that, often mid-deployment of a new key list). RFC 6749 defines
+    ``temporarily_unavailable`` for the authorization endpoint (§4.1.2.1); the token endpoint
+    has no code of its own for it, and a 503 with this code tells a client to retry rather than
+    to give up.
     """
 
     error = "temporarily_unavailable"
@@ -140,3 +142,4 @@ class TemporarilyUnavailable(OAuthError):
 
     def __init__(self, description: str, *, retry_after: int = 5) -> None:
         super().__init__(description, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after

@@ -30,10 +30,11 @@ from jwcrypto import jwk
 from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
-from . import key_encryption
+from . import key_encryption, outage
 from .algorithms import generate_key
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
+from .errors import TemporarilyUnavailable
 from .shared import share, shared_or_loaded
 
 logger = logging.getLogger("oauth_cc.keys")
@@ -262,7 +263,14 @@ class KeyStore:
         signer = self._signer
         # reset() makes the load time -inf, so a fresh store loads at once.
         if time.monotonic() - self._signing_loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            row = ensure_current_key()
+            try:
+                row = outage.database.run("the signing key", ensure_current_key)
+            except TemporarilyUnavailable:
+                # Database down: keep signing with the key held, for a bounded time. Nobody can
+                # rotate keys meanwhile (a database write), so it is still the current one.
+                if signer is None or not outage.usable(self._signing_loaded_at):
+                    raise
+                return signer
             if signer is None or signer.kid != row.kid:
                 signer, error = self._load_signer(row)
                 # Error first: a thread that sees no signer must find the reason.
@@ -291,27 +299,44 @@ class KeyStore:
         return self._public
 
     def verifier(self, kid: str) -> tuple[str, jwk.JWK] | None:
-        """``(alg, public JWK)`` for ``kid``, or None if no published key has it."""
+        """``(alg, public JWK)`` for ``kid``, or None if no published key has it.
+
+        Raises :class:`~oauth_cc.errors.TemporarilyUnavailable` for a kid this worker does not
+        hold while the database is down (from a failed attempt to the next one that works): the
+        token cannot be checked, so it is neither accepted nor called invalid, and a legitimate
+        client retries the same token instead of discarding it.
+        """
         self._refresh_public()
         found = self._verifiers.get(kid)
         if found is not None:
             return found
         now = time.monotonic()
         last = self._unknown_kid_at.get(kid)
-        if last is not None and now - last < UNKNOWN_KID_RETRY_SECONDS:
-            return None
-        if now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL:
+        if (last is not None and now - last < UNKNOWN_KID_RETRY_SECONDS) or (
+            now - self._forced_reload_at < UNKNOWN_KID_MIN_INTERVAL
+        ):
+            if outage.database.down:
+                raise outage.unavailable()  # the database cannot be asked: no verdict
             return None
         self._forced_reload_at = now
         self._unknown_kid_at.put(kid, now)
         # A key this worker has not seen yet: maybe rotated in moments ago. Ask the database.
-        self._set_public(load_public_keys())
+        self._set_public(outage.database.run("the public keys", load_public_keys))
         return self._verifiers.get(kid)
 
     def _refresh_public(self) -> None:
         if time.monotonic() - self._public_loaded_at <= oauth_cc_settings.STATE_REFRESH_SECONDS:
             return
-        self._set_public(shared_or_loaded(PUBLIC_KEYS_CACHE_KEY, load_public_keys))
+        try:
+            keys = shared_or_loaded(
+                PUBLIC_KEYS_CACHE_KEY, lambda: outage.database.run("the public keys", load_public_keys)
+            )
+        except TemporarilyUnavailable:
+            # Keep the keys held (see oauth_cc.outage); none at all, or too old: 503.
+            if not self._public or not outage.usable(self._public_loaded_at):
+                raise
+            return
+        self._set_public(keys)
 
     def _set_public(self, keys: dict[str, dict]) -> None:
         with self._lock:

@@ -34,8 +34,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import outage
 from .claims import MAX_NUMERIC_DATE
 from .conf import oauth_cc_settings
+from .errors import TemporarilyUnavailable
 from .shared import Throttle, share, shared_or_loaded
 
 # v2: the snapshot gained deleted_clients; a v1 pickle in a shared cache must not be read.
@@ -114,7 +116,17 @@ class RevocationState:
     def current(self) -> Snapshot:
         """The snapshot; at most one cache read per refresh interval, one DB load if the cache is empty."""
         if time.monotonic() - self._loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            self.set(shared_or_loaded(CACHE_KEY, load_snapshot))
+            try:
+                snapshot = shared_or_loaded(
+                    CACHE_KEY, lambda: outage.database.run("the revocation state", load_snapshot)
+                )
+            except TemporarilyUnavailable:
+                # Database down: the snapshot held is the latest this worker can know (revoking
+                # is a database write); keep it for a bounded time, and never start without one.
+                if not outage.usable(self._loaded_at):
+                    raise
+                return self._snapshot
+            self.set(snapshot)
         return self._snapshot
 
 
@@ -134,14 +146,21 @@ def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:
     keep_until = min(expires_at + float(oauth_cc_settings.LEEWAY), float(MAX_NUMERIC_DATE))
     if keep_until <= time.time():
         return False  # No verifier accepts it any more: nothing left to revoke.
-    try:
-        with transaction.atomic():
-            RevokedToken.objects.create(
-                jti=jti,
-                client_id=client_id,
-                expires_at=datetime.fromtimestamp(keep_until, tz=dt_timezone.utc),
-            )
-    except IntegrityError:
+
+    def insert() -> bool:
+        try:
+            with transaction.atomic():
+                RevokedToken.objects.create(
+                    jti=jti,
+                    client_id=client_id,
+                    expires_at=datetime.fromtimestamp(keep_until, tz=dt_timezone.utc),
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # Database down: 503, so the client knows the token is not revoked yet and retries.
+    if not outage.database.run("a revocation", insert):
         return False
     publish()
     return True
@@ -211,10 +230,17 @@ def prune_now_and_then() -> None:
     call; two indexed DELETEs once per interval.
     """
     if prune_throttle.ready(PRUNE_KEY, PRUNE_INTERVAL):
-        prune_expired()
-        from . import usage_counts
+        try:
+            outage.database.run("expired records (pruning)", _prune_all)
+        except TemporarilyUnavailable:
+            pass  # housekeeping: the token is issued anyway; the next interval prunes
 
-        usage_counts.prune()  # hourly usage counts past USAGE_RETENTION_DAYS
+
+def _prune_all() -> None:
+    prune_expired()
+    from . import usage_counts
+
+    usage_counts.prune()  # hourly usage counts past USAGE_RETENTION_DAYS
 
 
 def prune_expired() -> int:

@@ -11,19 +11,23 @@ few seconds stale:
 
 Each entry is reloaded from the database once it is older than the refresh interval, so a
 disabled client or a revoked secret takes effect within that delay on every worker without a
-restart. Every cache is bounded.
+restart. Every cache is bounded. When the database cannot be reached, each keeps serving what
+it last loaded for a bounded time (:mod:`oauth_cc.outage`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import outage
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
+from .errors import TemporarilyUnavailable
 from .ratelimit import Rate, RateError, parse_rate
 
 logger = logging.getLogger("oauth_cc.state")
@@ -84,6 +88,10 @@ class _TTLMap:
             return False, None
         return True, hit[1]
 
+    def held(self, key: str) -> tuple[float, Any] | None:
+        """``(loaded_at, value)`` whatever its age, or None: for serving it in an outage."""
+        return self._data.get(key)
+
     def put(self, key: str, value: Any) -> None:
         self._data.put(key, (time.monotonic(), value))
 
@@ -105,21 +113,36 @@ class ClientCache:
         """The client with this id, or None. Two queries when stale, none otherwise."""
         fresh, record = self._clients.get(client_id)
         if not fresh:
-            record = load_client(client_id)
-            self._clients.put(client_id, record)
+            record = _reload(self._clients, client_id, "client data", load_client)
         return record
 
     def secret(self, secret_hash: str) -> SecretRecord | None:
         """The secret with this hash, or None. One indexed query when stale, none otherwise."""
         fresh, record = self._secrets.get(secret_hash)
         if not fresh:
-            record = load_secret(secret_hash)
-            self._secrets.put(secret_hash, record)
+            record = _reload(self._secrets, secret_hash, "client secrets", load_secret)
         return record
 
     def clear(self) -> None:
         self._clients.clear()
         self._secrets.clear()
+
+
+def _reload(entries: _TTLMap, key: str, what: str, load: Callable[[str], Any]) -> Any:
+    """``load(key)`` into ``entries``; with the database down, the held value while usable.
+
+    The held value keeps its load time, so the ``STALE_STATE_MAX_SECONDS`` bound counts from
+    the last load that reached the database, however many refreshes failed since.
+    """
+    try:
+        value = outage.database.run(what, lambda: load(key))
+    except TemporarilyUnavailable:
+        held = entries.held(key)
+        if held is None or not outage.usable(held[0]):
+            raise
+        return held[1]
+    entries.put(key, value)
+    return value
 
 
 def load_client(client_id: str) -> ClientRecord | None:
@@ -210,6 +233,7 @@ def reset_all() -> None:
     from .verification import verified_tokens
 
     client_cache.clear()
+    outage.database.reset()
     key_store.reset()
     revocation_state.reset()
     verified_tokens.clear()

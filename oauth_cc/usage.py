@@ -12,7 +12,9 @@ import logging
 from django.db import DatabaseError
 from django.utils import timezone
 
+from . import outage
 from .conf import oauth_cc_settings
+from .errors import TemporarilyUnavailable
 from .shared import Throttle
 
 logger = logging.getLogger("oauth_cc.usage")
@@ -26,10 +28,16 @@ def note_used(client_pk: int, secret_pk: int | None) -> None:
     from .models import Application, ClientSecret
 
     stamp = timezone.now()
-    try:
+
+    def write() -> None:
         Application.objects.filter(pk=client_pk).update(last_used_at=stamp)
         if secret_pk is not None:
             ClientSecret.objects.filter(pk=secret_pk).update(last_used_at=stamp)
+
+    try:
+        outage.database.run("a last-used time", write)
+    except TemporarilyUnavailable:
+        return  # the database is down; the outage is logged by oauth_cc.outage, once
     except DatabaseError:
         # Bookkeeping must never fail a token request.
         logger.warning("Could not record last use of client %s", client_pk, exc_info=True)

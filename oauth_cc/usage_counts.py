@@ -35,7 +35,9 @@ from datetime import datetime, timedelta, timezone
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import F
 
+from . import outage
 from .conf import oauth_cc_settings
+from .errors import TemporarilyUnavailable
 
 logger = logging.getLogger("oauth_cc.usage")
 
@@ -108,7 +110,11 @@ class UsageCounter:
             if not batch:
                 return True
             try:
-                add_counts(batch)
+                outage.database.run("usage counts", lambda: add_counts(batch))
+            except TemporarilyUnavailable:
+                # The database is down (logged once by oauth_cc.outage): keep them, try later.
+                self._restore(batch)
+                return False
             except Exception:
                 # Bookkeeping must never fail a token request: keep the counts for the next try.
                 logger.warning(

@@ -1,7 +1,8 @@
 """HTTP endpoints. Thin: each parses the request, calls the protocol module, shapes the answer.
 
 Every endpoint a client calls answers JSON, errors included; an unexpected exception is
-logged and answered with a JSON ``server_error`` rather than Django's HTML error page.
+logged and answered with a JSON ``server_error`` rather than Django's HTML error page, and a
+database that cannot be reached with a JSON 503 ``temporarily_unavailable`` (:mod:`oauth_cc.outage`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import introspection, issuance, keys
+from . import introspection, issuance, keys, outage
 from .algorithms import ASSERTION_ALGORITHMS
 from .client_auth import endpoint_url
 from .conf import oauth_cc_settings
@@ -47,6 +48,11 @@ def oauth_endpoint(
                 return view(request)
             except OAuthError as exc:
                 return exc.as_response()
+            except outage.UNREACHABLE as exc:
+                # A query outside the per-worker state (metadata's scopes, a first signing key):
+                # the database is down, not the request wrong. Logged once per outage, not here.
+                outage.database.failed(view.__name__, exc)
+                return outage.unavailable().as_response()
             except Exception:
                 logger.exception("Unexpected error in %s", view.__name__)
                 return ServerError("The server could not handle the request.").as_response()
@@ -107,7 +113,9 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "grant_types_supported": [issuance.GRANT_TYPE],
         # No authorization endpoint: no response types (RFC 8414 §2 still requires the member).
         "response_types_supported": [],
-        "scopes_supported": list(Scope.objects.values_list("name", flat=True)),
+        "scopes_supported": outage.database.run(
+            "the scope list", lambda: list(Scope.objects.values_list("name", flat=True))
+        ),
         "token_endpoint_auth_methods_supported": all_methods,
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "introspection_endpoint_auth_methods_supported": all_methods,

@@ -14,8 +14,10 @@ from django.test import override_settings
 from oauth_cc.checks import (
     DEPLOY_MAX_LEEWAY_SECONDS,
     DEPLOY_MAX_REFRESH_SECONDS,
+    check_connect_timeout,
     check_deployment,
     check_settings,
+    connect_timeout_warnings,
 )
 
 GOOD = {"ISSUER": "https://auth.example.com"}
@@ -111,3 +113,32 @@ def test_manage_py_check_deploy_prints_them():
             call_command("check", "--deploy", "--fail-level", "WARNING", stdout=StringIO(), stderr=stderr)
     for check_id in ("oauth_cc.W101", "oauth_cc.W102", "oauth_cc.W103"):
         assert check_id in str(failed.value)
+
+
+@pytest.mark.parametrize("engine", ["django.db.backends.postgresql", "django.db.backends.mysql"])
+def test_w107_database_without_connect_timeout(engine: str):
+    messages = connect_timeout_warnings({"default": {"ENGINE": engine, "NAME": "x", "OPTIONS": {}}})
+    assert [m.id for m in messages] == ["oauth_cc.W108"]
+    assert messages[0].level == WARNING
+    assert messages[0].msg == "DATABASES['default'] has no connect_timeout."
+    assert 'DATABASES["default"]["OPTIONS"]["connect_timeout"]' in messages[0].hint
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"ENGINE": "django.db.backends.postgresql", "NAME": "x", "OPTIONS": {"connect_timeout": 3}},
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    ],
+)
+def test_w107_not_raised_with_a_connect_timeout_or_for_sqlite(config: dict[str, Any]):
+    assert connect_timeout_warnings({"default": config}) == []
+
+
+def test_w107_is_a_deploy_check_of_the_configured_databases():
+    from django.core.checks.registry import registry
+
+    assert check_connect_timeout in registry.get_checks(include_deployment_checks=True)
+    assert check_connect_timeout not in registry.get_checks(include_deployment_checks=False)
+    # The test settings set a connect_timeout on PostgreSQL, as the README recommends.
+    assert check_connect_timeout() == []

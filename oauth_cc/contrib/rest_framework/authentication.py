@@ -17,7 +17,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from ...errors import client_safe
+from ...errors import TemporarilyUnavailable, client_safe
 from ...tokens import InvalidToken
 from ...verification import AccessToken, check_access_token
 
@@ -63,6 +63,11 @@ class CheckUnavailable(exceptions.APIException):
     default_detail = "The access token could not be checked right now; try again shortly."
     default_code = "temporarily_unavailable"
 
+    def __init__(self, retry_after: int | None = None) -> None:
+        super().__init__()
+        # DRF's exception handler turns ``wait`` into a Retry-After header.
+        self.wait = retry_after
+
 
 class JWTAccessTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1)."""
@@ -82,6 +87,10 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             info = check_access_token(token)
         except InvalidToken as exc:
             self._fail(request, str(exc), "invalid_token")
+        except TemporarilyUnavailable as exc:
+            # The database is down and this worker does not hold (fresh enough) keys or revocation
+            # state to check the token: neither accept nor refuse it. Logged by oauth_cc.outage.
+            raise CheckUnavailable(exc.retry_after) from None
         except Exception:
             # Never a bare 500 (Django's HTML page) for a client; the token is not logged.
             logger.exception("Could not check an access token")
