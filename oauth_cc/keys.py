@@ -31,7 +31,7 @@ from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
 from . import key_encryption, outage
-from .algorithms import generate_key
+from .algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS, generate_key
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
@@ -287,6 +287,16 @@ class KeyStore:
         except (key_encryption.KeyDecryptionError, ImproperlyConfigured) as exc:
             logger.error("Cannot sign access tokens: %s", exc)
             return None, SigningKeyUnavailable(str(exc))
+        # The algorithm column is trusted no more than the key: an altered row must not make the
+        # site sign with another algorithm ("none" included) or fail with a 500.
+        algorithm = ALGORITHMS.get(row.algorithm) if row.algorithm in ACCESS_TOKEN_ALGORITHMS else None
+        if algorithm is None or not algorithm.fits(private):
+            message = (
+                f"Signing key {row.kid} is stored with algorithm {row.algorithm!r}, which is not one this "
+                "site signs with or does not fit the key; rotate the key (manage.py oauth_cc key rotate)."
+            )
+            logger.error("Cannot sign access tokens: %s", message)
+            return None, SigningKeyUnavailable(message)
         if key_encryption.is_plaintext(row.private_jwk):
             logger.warning(
                 "Signing key %s is stored unencrypted; run: manage.py oauth_cc key reencrypt", row.kid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -410,6 +411,12 @@ class AuditEventQuerySet(models.QuerySet):
     def _raw_delete(self, *args: object, **kwargs: object) -> int:
         raise AppendOnlyError(_APPEND_ONLY)
 
+    def bulk_create(self, objs: Any, *args: object, **kwargs: Any) -> Any:
+        # Conflict handling would rewrite (or silently keep) a row that exists already.
+        if kwargs.get("update_conflicts") or kwargs.get("ignore_conflicts"):
+            raise AppendOnlyError(_APPEND_ONLY)
+        return super().bulk_create(objs, *args, **kwargs)
+
     delete.queryset_only = True  # type: ignore[attr-defined]
     _raw_delete.queryset_only = True  # type: ignore[attr-defined]
 
@@ -454,6 +461,9 @@ class AuditEvent(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
             raise AppendOnlyError(_APPEND_ONLY)
+        # An INSERT, always: a new instance given an existing pk would otherwise be saved as an
+        # UPDATE of that row; forced, it fails on the primary key instead.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:

@@ -87,6 +87,10 @@ def parse_optional_rate(text: object) -> Rate | None:
     return None if text is None else parse_rate(text)
 
 
+#: Retry-After (seconds) when the cache is down and the site fails closed.
+FAIL_CLOSED_RETRY_AFTER = 5
+
+
 class CacheUnavailable(Exception):
     """The cache could not be reached and the site fails closed (``RATE_LIMIT_FAIL_OPEN`` off)."""
 

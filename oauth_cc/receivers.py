@@ -9,7 +9,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import revocation
-from .models import Application, ClientSecret, Scope
+from .models import AppendOnlyError, Application, AuditEvent, ClientSecret, Scope
 from .state import client_cache
 
 
@@ -56,3 +56,12 @@ def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
 def _client_data_changed(sender: Any, **kwargs: Any) -> None:
     # Secrets and scopes live only in the client cache, not in the revocation snapshot.
     client_cache.clear()
+
+
+@receiver(pre_save, sender=AuditEvent)
+def refuse_fixture_overwriting_an_audit_event(
+    sender: Any, instance: AuditEvent, raw: bool, **kwargs: Any
+) -> None:
+    """``loaddata`` saves raw, past ``AuditEvent.save``: it may add events, never rewrite one."""
+    if raw and instance.pk is not None and AuditEvent.objects.filter(pk=instance.pk).exists():
+        raise AppendOnlyError("Audit events are append-only: a fixture cannot overwrite one.")

@@ -16,13 +16,21 @@ from django.utils import timezone
 from .models import Application, ClientSecret
 
 
+def cutoff_before(now: datetime, days: int) -> datetime:
+    """``now`` minus ``days``, or the earliest datetime when that is before year 1."""
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
+
+
 def _unused_since(cutoff: datetime) -> Q:
     """Last used before ``cutoff``, or never used and created before it (a new one is not stale)."""
     return Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created__lt=cutoff)
 
 
 def unused_clients(days: int, now: datetime | None = None) -> QuerySet[Application]:
-    cutoff = (now or timezone.now()) - timedelta(days=days)
+    cutoff = cutoff_before(now or timezone.now(), days)
     return Application.objects.filter(_unused_since(cutoff))
 
 
@@ -33,7 +41,7 @@ def never_used_clients() -> QuerySet[Application]:
 def unused_secrets(days: int, now: datetime | None = None) -> QuerySet[ClientSecret]:
     """Secrets that still work (not revoked, not expired) but were not used for ``days`` days."""
     now = now or timezone.now()
-    cutoff = now - timedelta(days=days)
+    cutoff = cutoff_before(now, days)
     return ClientSecret.objects.filter(
         _unused_since(cutoff),
         Q(expires_at__isnull=True) | Q(expires_at__gt=now),

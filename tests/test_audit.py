@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import example, given
@@ -752,6 +752,54 @@ def test_orm_refuses_changing_or_deleting_events(events):
         AuditEvent.objects.all()._raw_delete(AuditEvent.objects.db)
 
     assert list(AuditEvent.objects.order_by("id").values_list("actor", flat=True)) == ["admin:alice", CLI]
+
+
+def test_a_new_instance_with_an_existing_pk_cannot_overwrite_that_event(events):
+    original = events[0]
+    forged = AuditEvent(
+        pk=original.pk, actor="cli:mallory", action="scope_created", object_type="scope", object_id="x"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        forged.save()
+    kept = AuditEvent.objects.get(pk=original.pk)
+    assert (kept.actor, kept.action) == (original.actor, original.action)
+
+
+@pytest.mark.parametrize("flag", ["update_conflicts", "ignore_conflicts"])
+def test_bulk_create_with_conflict_handling_is_refused(events, flag):
+    original = events[0]
+    forged = AuditEvent(
+        pk=original.pk, actor="cli:mallory", action="pruned", object_type="tokens", object_id=""
+    )
+    options: dict[str, Any] = {flag: True}
+    if flag == "update_conflicts":
+        options.update(unique_fields=["id"], update_fields=["actor"])
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_create([forged], **options)
+    assert AuditEvent.objects.get(pk=original.pk).actor == original.actor
+
+
+def test_loaddata_adds_events_but_cannot_overwrite_one(events, tmp_path):
+    original = events[0]
+    fixture = tmp_path / "forge.json"
+    forged = {
+        "actor": "cli:mallory",
+        "action": "pruned",
+        "object_type": "tokens",
+        "object_id": "",
+        "object_repr": "",
+        "changes": {},
+        "time": "2020-01-01T00:00:00Z",
+    }
+    fixture.write_text(json.dumps([{"model": "oauth_cc.auditevent", "pk": original.pk, "fields": forged}]))
+    with pytest.raises(AppendOnlyError):
+        call_command("loaddata", str(fixture), verbosity=0)
+    assert AuditEvent.objects.get(pk=original.pk).actor == original.actor
+
+    new_pk = max(e.pk for e in events) + 100
+    fixture.write_text(json.dumps([{"model": "oauth_cc.auditevent", "pk": new_pk, "fields": forged}]))
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert AuditEvent.objects.get(pk=new_pk).actor == "cli:mallory"  # restoring an archive still works
 
 
 def test_a_new_event_object_can_be_saved_once(db):

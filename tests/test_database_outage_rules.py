@@ -409,3 +409,27 @@ def test_every_endpoint_answers_json_without_a_5xx_other_than_503(client, svc, t
     assert statuses["token"] == statuses["protected"] == statuses["jwks"] == statuses["introspect"] == 200
     assert statuses["revoke"] == statuses["metadata"] == statuses["token bad secret"] == 503
     assert statuses["token GET"] == 405 and statuses["protected none"] == 401
+
+
+@pytest.mark.urls("tests.urls")
+def test_run_as_user_read_inside_the_view_during_an_outage_is_a_json_503(
+    client, make_client, token_for, fast_refresh, database_down, django_user_model
+):
+    robot = django_user_model.objects.create_user("robot")
+    application, secret = make_client("svc", scopes=["reports:read"])
+    application.user = robot
+    application.save()
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+    before = client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert before.status_code == 200 and before.json()["user"] == "robot"
+
+    with database_down() as attempts:
+        # Token checked from held state; the user is a query the view makes when it reads it.
+        during = client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert attempts
+    assert_check_unavailable(during, retry_after="1")
+    # Back: the same token and user, no restart.
+    stale(fast_refresh)
+    after = client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert after.status_code == 200 and after.json()["user"] == "robot"

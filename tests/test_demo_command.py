@@ -109,3 +109,15 @@ def test_demo_restores_a_demo_client_changed_in_the_admin(db, token_for, changed
 
     application = Application.objects.get(client_id=credentials["client_id"])
     assert token_for(application, credentials["client_secret"])
+
+
+def test_demo_records_its_credential_changes_in_the_audit_trail(db):
+    from oauth_cc.models import AuditAction, AuditEvent
+
+    first = demo_json()
+    demo_json()
+
+    events = list(AuditEvent.objects.filter(object_id=first["client_id"]).order_by("id"))
+    assert [event.action for event in events] == [AuditAction.CLIENT_CREATED, AuditAction.SECRET_ROTATED]
+    assert all(event.actor.startswith("cli:") for event in events)
+    assert first["client_secret"] not in json.dumps([event.changes for event in events])

@@ -429,6 +429,21 @@ def test_tampered_current_key_gives_503(client, svc):
     assert request_token(client, *svc).status_code == 503
 
 
+@pytest.mark.parametrize("algorithm", ["none", "HS256", "RS256", "EdDSA", "PS256", "ES384", ""])
+def test_an_altered_algorithm_column_is_503_never_another_algorithm(client, svc, caplog, algorithm):
+    row = keys.ensure_current_key()  # an ES256 key
+    good = issued(client, svc)
+    SigningKey.objects.filter(kid=row.kid).update(algorithm=algorithm)
+    new_worker()
+
+    response = request_token(client, *svc)
+
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert f"Signing key {row.kid} is stored with algorithm {algorithm!r}" in caplog.text
+    assert accepted(client, good)  # verification uses the public key, unaffected
+
+
 def test_a_ciphertext_copied_from_another_row_is_refused(db):
     keys.rotate()
     current = SigningKey.objects.get(state="current")

@@ -620,3 +620,16 @@ def test_w005_limits_on_a_per_process_cache():
     dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     with override_settings(CACHES=dummy):
         assert "oauth_cc.W106" in ids()
+
+
+@pytest.mark.urls("tests.urls")
+def test_the_throttle_fails_closed_with_a_json_503_when_the_cache_is_down(client, svc, token_for):
+    application, secret = svc
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+    failing_closed = {**BASE, **NO_FAILURE_LIMITS, "RATE_LIMIT_FAIL_OPEN": False}
+    with drf_rates("5/minute"), override_settings(CACHES=DEAD_REDIS, OAUTH_CC=failing_closed):
+        response = throttled(client, token)
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Requests cannot be counted right now; try again shortly."}
+    assert response["Retry-After"] == str(ratelimit.FAIL_CLOSED_RETRY_AFTER)

@@ -168,6 +168,14 @@ def test_report_stale_days_moves_the_cutoff(fleet):
     assert [s["id"] for s in data["unused_secrets"]] == [fleet["recent_secret"].pk]
 
 
+@pytest.mark.parametrize("days", ["740000", "999999"])
+def test_report_stale_with_days_before_year_one_lists_only_what_was_never_used(fleet, days):
+    data = run_json("report", "stale", "--days", days)
+    # Nothing was last used before the beginning of time, and nothing was created then either.
+    assert data["unused_clients"] == [] and data["unused_secrets"] == []
+    assert [s["id"] for s in data["expired_secrets"]] == [fleet["expired_secret"].pk]
+
+
 def test_report_stale_text(fleet):
     out = run("report", "stale", "--days", "30")
     assert "Clients unused for 30 days or more (or never used): 2" in out

@@ -30,12 +30,21 @@ def _quote(value: str) -> str:
 
 
 def _run_as_user(client_id: str) -> Any:
+    """The client's run-as user; read inside the view, so an outage here is a JSON 503 too."""
+    from ... import outage
     from ...state import client_cache
 
-    record = client_cache.client(client_id)
-    if record is None or record.user_id is None:
-        return AnonymousUser()
-    user = get_user_model()._default_manager.filter(pk=record.user_id, is_active=True).first()
+    try:
+        record = client_cache.client(client_id)
+        if record is None or record.user_id is None:
+            return AnonymousUser()
+        user = outage.database.run(
+            "the run-as user",
+            lambda: get_user_model()._default_manager.filter(pk=record.user_id, is_active=True).first(),
+        )
+    except TemporarilyUnavailable as exc:
+        # Neither the client's anonymous view nor its user's: the view cannot run as asked.
+        raise CheckUnavailable(exc.retry_after) from None
     return user if user is not None else AnonymousUser()
 
 
@@ -63,8 +72,8 @@ class CheckUnavailable(exceptions.APIException):
     default_detail = "The access token could not be checked right now; try again shortly."
     default_code = "temporarily_unavailable"
 
-    def __init__(self, retry_after: int | None = None) -> None:
-        super().__init__()
+    def __init__(self, retry_after: int | None = None, detail: str | None = None) -> None:
+        super().__init__(detail)
         # DRF's exception handler turns ``wait`` into a Retry-After header.
         self.wait = retry_after
 

@@ -65,7 +65,10 @@ class ClientRateThrottle(BaseThrottle):
         try:
             decision = ratelimit.hit(f"drf:{self.scope}", ratelimit.ident(token.client_id), self.parsed)
         except ratelimit.CacheUnavailable:
-            raise CheckUnavailable("Requests cannot be counted right now; try again shortly.") from None
+            raise CheckUnavailable(
+                ratelimit.FAIL_CLOSED_RETRY_AFTER,
+                "Requests cannot be counted right now; try again shortly.",
+            ) from None
         if decision.allowed:
             return True
         self._wait = decision.reset

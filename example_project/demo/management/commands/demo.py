@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.urls import reverse
 
-from oauth_cc import clients
+from oauth_cc import audit, clients
 from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import Application, Scope, TokenEndpointAuthMethod
 
@@ -65,6 +65,7 @@ class Command(BaseCommand):
                 CLIENT_NAME,
                 scopes=[name for name, _, _ in SCOPES],
                 description="Created by manage.py demo.",
+                actor=audit.command_actor(),
             )
             assert issued is not None  # a client_secret_basic client always gets one
             return application, issued
@@ -75,7 +76,7 @@ class Command(BaseCommand):
         application.save()
         application.scopes.add(*Scope.objects.filter(name__in=[name for name, _, _ in SCOPES]))
         # Grace 0: only the secret printed now works, so the demo never collects live secrets.
-        return application, clients.rotate_secret(application, grace=0)
+        return application, clients.rotate_secret(application, grace=0, actor=audit.command_actor())
 
     def _admin_user(self) -> str | None:
         """Create superuser "admin" with a random password if the site has no superuser yet."""
