@@ -165,7 +165,10 @@ def authenticate_client(
 
 def _address_checks(request: HttpRequest) -> list[ratelimit.Check]:
     rate = oauth_cc_settings.rate("FAILED_AUTH_RATE_PER_ADDRESS")
-    return [] if rate is None else [("auth-fail-addr", ratelimit.client_address(request), rate)]
+    if rate is None:
+        return []
+    address = ratelimit.client_address(request)
+    return [] if address is None else [("auth-fail-addr", address, rate)]
 
 
 def _client_id_checks(client_id: str) -> list[ratelimit.Check]:

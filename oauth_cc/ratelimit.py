@@ -307,12 +307,17 @@ def address_from_header(value: object, trusted_proxies: int) -> str | None:
     return address_key(parts[-trusted_proxies])
 
 
-def client_address(request: HttpRequest) -> str:
+def client_address(request: HttpRequest) -> str | None:
     """The key of the address a request came from: ``REMOTE_ADDR``, or the address in
-    ``CLIENT_IP_HEADER`` when the site sits behind ``TRUSTED_PROXY_COUNT`` proxies."""
+    ``CLIENT_IP_HEADER`` when the site sits behind ``TRUSTED_PROXY_COUNT`` proxies.
+
+    None when there is no address (a server on a Unix socket, behind a proxy, leaves
+    ``REMOTE_ADDR`` empty): such requests are not limited per address, since counting them all
+    as one address would let one caller's failures lock every client out.
+    """
     header = oauth_cc_settings.CLIENT_IP_HEADER
     if header:
         found = address_from_header(request.META.get(header), int(oauth_cc_settings.TRUSTED_PROXY_COUNT))
         if found is not None:
             return found
-    return address_key(request.META.get("REMOTE_ADDR")) or "unknown"
+    return address_key(request.META.get("REMOTE_ADDR"))

@@ -321,4 +321,4 @@ def test_a_missing_or_bad_header_falls_back_to_remote_addr():
         assert ratelimit.client_address(meta_request(REMOTE_ADDR="10.0.0.2")) == "10.0.0.2"
         bad = meta_request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7:1234")
         assert ratelimit.client_address(bad) == "10.0.0.2"
-        assert ratelimit.client_address(meta_request(REMOTE_ADDR="")) == "unknown"
+        assert ratelimit.client_address(meta_request(REMOTE_ADDR="")) is None

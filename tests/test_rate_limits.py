@@ -633,3 +633,17 @@ def test_the_throttle_fails_closed_with_a_json_503_when_the_cache_is_down(client
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "Requests cannot be counted right now; try again shortly."}
     assert response["Retry-After"] == str(ratelimit.FAIL_CLOSED_RETRY_AFTER)
+
+
+def test_requests_without_an_address_are_not_limited_as_one_address(client, svc):
+    """Behind a proxy on a Unix socket REMOTE_ADDR is empty: one caller's failures must not
+    lock every client out (the per-client_id limit still holds)."""
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="3/minute", FAILED_AUTH_RATE_PER_CLIENT_ID="3/minute"):
+        for i in range(10):
+            assert token_request(client, f"nobody-{i}", "wrong", REMOTE_ADDR="").status_code == 401
+        assert token_request(client, application.client_id, secret, REMOTE_ADDR="").status_code == 200
+        for _ in range(3):
+            assert token_request(client, application.client_id, "wrong", REMOTE_ADDR="").status_code == 401
+        response = token_request(client, application.client_id, secret, REMOTE_ADDR="")
+        assert_too_many(response, FAILED.format(response["Retry-After"]))
