@@ -346,3 +346,21 @@ class UsedAssertion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}:{self.jti}"
+
+
+class StateGeneration(models.Model):
+    """One row: a random token replaced by every change to what workers cache (:mod:`oauth_cc.generation`).
+
+    Workers compare it once per refresh interval instead of reloading every client they hold,
+    so their cost does not grow with the number of clients. Random rather than a counter: a
+    value written by a transaction that rolled back is never written again by a later one.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("state generation")
+        verbose_name_plural = _("state generation")
+
+    def __str__(self) -> str:
+        return str(self.value)

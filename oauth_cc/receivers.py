@@ -8,8 +8,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import revocation
-from .models import Application, ClientSecret, Scope
+from . import generation, revocation
+from .models import Application, ClientSecret, DeletedClient, RevokedToken, Scope
 from .state import client_cache
 
 
@@ -29,7 +29,8 @@ def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: 
 def _client_changed(sender: Any, instance: Application, **kwargs: Any) -> None:
     # Saved under the id of a deleted client: keep that client's old tokens refused.
     revocation.adopt_deletion(instance.client_id)
-    # This worker sees the change at once; other workers within the refresh interval.
+    # This worker sees the change at once; other workers within the refresh interval, when
+    # they see the change token that publish() replaces.
     client_cache.clear()
     # Active flag and tokens_valid_after are part of the revocation snapshot.
     revocation.publish()
@@ -54,5 +55,20 @@ def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
 @receiver(post_save, sender=Scope)
 @receiver(post_delete, sender=Scope)
 def _client_data_changed(sender: Any, **kwargs: Any) -> None:
-    # Secrets and scopes live only in the client cache, not in the revocation snapshot.
+    if sender is Application.scopes.through and not kwargs.get("action", "").startswith("post_"):
+        return  # m2m_changed fires before and after; the change exists only after.
+    # Secrets and scopes live only in the client cache, not in the revocation snapshot:
+    # other workers drop their copies when they see the new change token.
+    generation.bump()
     client_cache.clear()
+
+
+@receiver(post_save, sender=RevokedToken)
+@receiver(post_save, sender=DeletedClient)
+def _revocation_record_saved(sender: Any, **kwargs: Any) -> None:
+    """A record written without publish() (code, a shell) still reaches every worker.
+
+    Only saves: a deleted record (pruning) has expired and refuses nothing any more, and a
+    post_delete receiver would cost the pruning DELETE a SELECT of every row it removes.
+    """
+    generation.bump()

@@ -34,12 +34,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import generation
 from .claims import MAX_NUMERIC_DATE
 from .conf import oauth_cc_settings
 from .shared import Throttle, share, shared_or_loaded
 
-# v2: the snapshot gained deleted_clients; a v1 pickle in a shared cache must not be read.
-CACHE_KEY = "oauth_cc:revocation:v2"
+# v3: the snapshot gained its generation tag (v2 deleted_clients); an older pickle must not be read.
+CACHE_KEY = "oauth_cc:revocation:v3"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Snapshot:
     deleted_clients: frozenset[str] = frozenset()
     # client_id -> epoch seconds; tokens with iat before it are invalid.
     valid_after: dict[str, float] = field(default_factory=dict)
+    # The site's change token (oauth_cc.generation) read before the rows: the snapshot is at
+    # least as new as the change that set it. None: not built from the database.
+    generation: int | None = None
 
     def reason_refused(self, *, jti: str, client_id: str, iat: float) -> str | None:
         """Why a token with these claims is no longer valid, or None if it still is."""
@@ -64,10 +68,17 @@ class Snapshot:
         return None
 
 
-def load_snapshot() -> Snapshot:
-    """Build the snapshot from the database (three queries)."""
+def load_snapshot(tag: int | None = None) -> Snapshot:
+    """Build the snapshot from the database (three queries, four without ``tag``).
+
+    ``tag`` is the change token if the caller has just read it; otherwise it is read first.
+    Read before the rows, a change committed in between makes the snapshot newer than its
+    tag, never older: a worker holding it then reloads once more, and misses nothing.
+    """
     from .models import Application, DeletedClient, RevokedToken
 
+    if tag is None:
+        tag = generation.read_database()
     now = timezone.now()
     jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
     disabled: set[str] = set()
@@ -86,11 +97,16 @@ def load_snapshot() -> Snapshot:
         disabled_clients=frozenset(disabled),
         deleted_clients=deleted,
         valid_after=valid_after,
+        generation=tag,
     )
 
 
 def publish() -> Snapshot:
-    """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
+    """Record a change, rebuild the snapshot and push it to the shared cache and this worker.
+
+    Call it inside the transaction that made the change, or right after it committed.
+    """
+    generation.bump()
     snapshot = load_snapshot()
     share(CACHE_KEY, snapshot)
     revocation_state.set(snapshot)
@@ -98,23 +114,37 @@ def publish() -> Snapshot:
 
 
 class RevocationState:
-    """A worker's copy of the revocation snapshot."""
+    """A worker's copy of the revocation snapshot, kept while the site's change token stays the same.
+
+    So a worker does not fetch the snapshot (which holds every revoked jti: megabytes with
+    100,000 of them) once per interval, only once per change.
+    """
 
     def __init__(self) -> None:
+        self._watcher = generation.Watcher()
         self.reset()
 
     def reset(self) -> None:
         self._snapshot = Snapshot()
-        self._loaded_at = float("-inf")
+        self._watcher.reset()
 
     def set(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        self._loaded_at = time.monotonic()
+        if snapshot.generation is not None:
+            # Built from the database just now: no need to fetch it again for this change.
+            self._watcher.saw(snapshot.generation, time.monotonic())
 
     def current(self) -> Snapshot:
-        """The snapshot; at most one cache read per refresh interval, one DB load if the cache is empty."""
-        if time.monotonic() - self._loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            self.set(shared_or_loaded(CACHE_KEY, load_snapshot))
+        """The snapshot; at most one change-token read per refresh interval, then a fetch if it changed."""
+        if self._watcher.changed(time.monotonic()):
+            seen = self._watcher.seen
+            snapshot = shared_or_loaded(CACHE_KEY, lambda: load_snapshot(seen))
+            if snapshot.generation != seen:
+                # The shared copy predates the change (or comes from a transaction that
+                # never committed): build one from the database and share that.
+                snapshot = load_snapshot()
+                share(CACHE_KEY, snapshot)
+            self._snapshot = snapshot
         return self._snapshot
 
 

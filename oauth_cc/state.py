@@ -9,9 +9,11 @@ few seconds stale:
 * :class:`~oauth_cc.revocation.RevocationState` - revoked ``jti`` values, disabled clients and
   per-client "tokens issued before T are invalid" cut-offs (token check).
 
-Each entry is reloaded from the database once it is older than the refresh interval, so a
-disabled client or a revoked secret takes effect within that delay on every worker without a
-restart. Every cache is bounded.
+Client data and the revocation snapshot are kept until the site's change token
+(:mod:`oauth_cc.generation`) changes, which each worker checks at most once per refresh
+interval: a disabled client or a revoked secret takes effect within that delay on every worker
+without a restart, and an unchanged site costs one cache read per interval, however many
+clients are in rotation. Every cache is bounded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
+from .generation import Watcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,56 +66,60 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-class _TTLMap:
-    """A :class:`~oauth_cc.bounded.BoundedMap` whose entries go stale after the refresh interval."""
-
-    def __init__(self, max_size_setting: str) -> None:
-        self._data: BoundedMap[str, tuple[float, Any]] = BoundedMap(
-            lambda: getattr(oauth_cc_settings, max_size_setting)
-        )
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        hit = self._data.get(key)
-        if hit is None or time.monotonic() - hit[0] > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            return False, None
-        return True, hit[1]
-
-    def put(self, key: str, value: Any) -> None:
-        self._data.put(key, (time.monotonic(), value))
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+_MISSING = object()
 
 
 class ClientCache:
-    """Client and secret data for the token endpoint, cached in process memory."""
+    """Client and secret data for the token endpoint, cached in process memory.
+
+    Entries do not expire one by one: once per refresh interval the cache reads the site's
+    change token (:mod:`oauth_cc.generation`) and drops everything if it changed. So a
+    worker serving a thousand clients makes one cache read per interval, not a thousand
+    reloads, and a change still reaches it within the interval.
+    """
 
     def __init__(self) -> None:
-        self._clients = _TTLMap("CLIENT_CACHE_SIZE")
-        self._secrets = _TTLMap("CLIENT_CACHE_SIZE")
+        # None values are kept too: an unknown client_id or secret is not looked up again.
+        self._clients: BoundedMap[str, ClientRecord | None] = BoundedMap(
+            lambda: oauth_cc_settings.CLIENT_CACHE_SIZE
+        )
+        self._secrets: BoundedMap[str, SecretRecord | None] = BoundedMap(
+            lambda: oauth_cc_settings.CLIENT_CACHE_SIZE
+        )
+        self._watcher = Watcher()
+
+    def _drop_if_changed(self) -> None:
+        if self._watcher.changed(time.monotonic()):
+            self._clients.clear()
+            self._secrets.clear()
 
     def client(self, client_id: str) -> ClientRecord | None:
-        """The client with this id, or None. Two queries when stale, none otherwise."""
-        fresh, record = self._clients.get(client_id)
-        if not fresh:
+        """The client with this id, or None. Two queries on a miss, none otherwise."""
+        self._drop_if_changed()
+        record = self._clients.get(client_id, _MISSING)
+        if record is _MISSING:
             record = load_client(client_id)
             self._clients.put(client_id, record)
         return record
 
     def secret(self, secret_hash: str) -> SecretRecord | None:
-        """The secret with this hash, or None. One indexed query when stale, none otherwise."""
-        fresh, record = self._secrets.get(secret_hash)
-        if not fresh:
+        """The secret with this hash, or None. One indexed query on a miss, none otherwise."""
+        self._drop_if_changed()
+        record = self._secrets.get(secret_hash, _MISSING)
+        if record is _MISSING:
             record = load_secret(secret_hash)
             self._secrets.put(secret_hash, record)
         return record
 
     def clear(self) -> None:
+        """Drop every entry (this worker made a change, so it sees it at once)."""
         self._clients.clear()
         self._secrets.clear()
+
+    def reset(self) -> None:
+        """Drop every entry and the last seen change token (a cold start)."""
+        self.clear()
+        self._watcher.reset()
 
 
 def load_client(client_id: str) -> ClientRecord | None:
@@ -188,7 +195,7 @@ def reset_all() -> None:
     from .revocation import revocation_state
     from .verification import verified_tokens
 
-    client_cache.clear()
+    client_cache.reset()
     key_store.reset()
     revocation_state.reset()
     verified_tokens.clear()

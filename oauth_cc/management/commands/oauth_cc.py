@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.db.models import Count
 
 from oauth_cc import clients, json_input, keys, revocation
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
+from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
 
 #: A JWK Set file of a few public keys is a few KiB.
@@ -95,7 +97,7 @@ class Command(BaseCommand):
     help = "Manage oauth_cc scopes, API clients (client-credentials) and token signing keys."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens}", required=True)
+        groups = parser.add_subparsers(dest="group", metavar="{scope,client,key,tokens,state}", required=True)
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
             dest="action", required=True
@@ -167,6 +169,15 @@ class Command(BaseCommand):
             "prune",
             help="Delete expired revocation records, used assertion ids and retired keys no token needs "
             "(the token endpoint also does this every few minutes).",
+        )
+
+        state = groups.add_parser("state", help="Workers' cached view of the database.").add_subparsers(
+            dest="action", required=True
+        )
+        state.add_parser(
+            "refresh",
+            help="Make every worker reload client data and revocation state within STATE_REFRESH_SECONDS "
+            "(needed only after changing oauth_cc tables with QuerySet.update() or SQL).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -378,6 +389,17 @@ class Command(BaseCommand):
         if removed_keys:
             keys.publish_public_keys()
         self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
+
+    # -- state -----------------------------------------------------------------------------
+    def state_refresh(self, **_: Any) -> None:
+        # publish() replaces the change token (every worker drops its client data) and shares
+        # a fresh revocation snapshot.
+        with transaction.atomic():
+            revocation.publish()
+        self.stdout.write(
+            "Every worker reloads client data and revocation state within "
+            f"{oauth_cc_settings.STATE_REFRESH_SECONDS} seconds."
+        )
 
 
 def _read_jwks(path: Path) -> dict:
