@@ -31,8 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "CLAIMS_HOOK": None,
     # Django cache alias used to share revocation and key state between workers.
     "CACHE_ALIAS": "default",
-    # How often (seconds) a worker refreshes client data, signing keys and revocation
-    # state. A revoked token or a disabled client is refused within about twice this.
+    # How often (seconds) a worker checks whether client data or revocation state changed
+    # (one read of the site's change token; see generation.py) and refreshes signing keys.
+    # A revoked token or a disabled client is refused within about twice this.
     "STATE_REFRESH_SECONDS": 2.0,
     # How many verified tokens each worker remembers, and how many bytes of them at most
     # (token length plus about 1 KiB each); the oldest are dropped first.

@@ -16,11 +16,13 @@ needs. What revocation needs is small:
 
 Audit of issuance goes to the ``token_issued`` signal and one log line per token instead.
 
-Workers hold a snapshot of this state, refreshed at most every ``STATE_REFRESH_SECONDS``
-from the shared Django cache, which is filled from the database when empty. A change is
-written to the database and pushed to the cache at once, so it reaches every worker within
-about two refresh intervals even with a per-process cache (local memory), and within one
-with a shared one (Redis).
+Workers hold a snapshot of this state. A change is written to the database, replaces the
+site's change token (:mod:`oauth_cc.generation`) and pushes a new snapshot, tagged with that
+token, to the shared Django cache. Each worker reads the token at most every
+``STATE_REFRESH_SECONDS`` and fetches the snapshot only when it changed (from the shared
+cache, or from the database when the shared copy is missing or carries another tag), so a
+change reaches every worker within one refresh interval with a shared cache (Redis) and
+about two with a per-process one, and an unchanged site never fetches the snapshot again.
 """
 
 from __future__ import annotations
