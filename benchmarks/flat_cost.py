@@ -74,11 +74,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=100_000, help="clients stored")
     p.add_argument("--rotation", type=int, default=1_000, help="clients in rotation")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per measured run")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load per scenario")
+    # Long enough for both workers to have loaded all 1,000 clients (requests land on either).
+    p.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per scenario")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wrk-timeout", type=float, default=10.0)
+    p.add_argument(
+        "--last-used-write-interval",
+        type=float,
+        help="override OAUTH_CC LAST_USED_WRITE_INTERVAL (to see what the per-client last-used writes cost)",
+    )
     p.add_argument("--json", type=Path, help="write the figures to this file")
     return p.parse_args(argv)
 
@@ -143,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         DJANGO_ALLOWED_HOSTS=f"{run.HOST},localhost",
         OAUTH_CC_LOG_LEVEL="WARNING",  # no issuance log line per token
     )
+    if args.last_used_write_interval is not None:
+        # A settings module of our own on top of the example project's.
+        interval = args.last_used_write_interval
+        (tmp / "flat_cost_settings.py").write_text(
+            "from example_project.settings import *  # noqa: F403\n"
+            f"OAUTH_CC = {{**OAUTH_CC, 'LAST_USED_WRITE_INTERVAL': {interval!r}}}  # noqa: F405\n"
+        )
+        env.update(DJANGO_SETTINGS_MODULE="flat_cost_settings", PYTHONPATH=f"{tmp}{os.pathsep}{repo}")
     run.log(f"checkout: {repo} ({git_head(repo)})")
     recreate_database(args.database_url)
     redis.Redis.from_url(args.redis_url).flushdb()
