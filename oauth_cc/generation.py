@@ -1,11 +1,16 @@
-"""One site-wide change token, so a worker's cost does not grow with the clients it serves.
+"""Site-wide change tokens, so a worker's cost does not grow with the clients it serves.
 
 Workers cache client data, secrets and the revocation snapshot (:mod:`oauth_cc.state`,
 :mod:`oauth_cc.revocation`). Reloading each cached entry once per ``STATE_REFRESH_SECONDS``
 would cost queries in proportion to the clients in rotation. Instead every change to that
-data replaces one value, :class:`~oauth_cc.models.StateGeneration`, in the same transaction
-(:func:`bump`), and each worker reads that value at most once per refresh interval: the same
-value means nothing it caches has changed, another value means reload.
+data replaces a value, a :class:`~oauth_cc.models.StateGeneration` row, in the same
+transaction (:func:`bump`), and each worker reads that value at most once per refresh
+interval: the same value means nothing it caches has changed, another value means reload.
+
+There are two, so that revoking a token (which clients do through an endpoint, possibly
+often) does not make every worker reload every client: :data:`CLIENTS` (client rows, secrets,
+scopes and scope grants) and :data:`REVOCATION` (the revocation snapshot: revoked jtis,
+disabled, cut-off and deleted clients). A change to a client row bumps both.
 
 The value lives in the database, so it survives a cache eviction or restart and works with a
 per-process cache; the shared cache (``CACHE_ALIAS``) holds a copy, so with Redis a check is
@@ -14,12 +19,13 @@ missing copy is read again from the database (never assumed unchanged). It is ra
 than a counter: a value written by a transaction that rolled back is never reused, so a
 snapshot tagged with it can never pass for current.
 
-Changes made behind Django's signals (``QuerySet.update()``, raw SQL) do not bump it: call
-:func:`bump` (or ``manage.py oauth_cc refresh``) after them.
+Changes made behind Django's signals (``QuerySet.update()``, raw SQL) do not bump them: call
+``bump(CLIENTS, REVOCATION)`` (or ``manage.py oauth_cc state refresh``) after them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 
@@ -30,9 +36,14 @@ from .conf import oauth_cc_settings
 
 logger = logging.getLogger("oauth_cc.generation")
 
-CACHE_KEY = "oauth_cc:generation:v1"
-# The single row's primary key.
-ROW = 1
+#: Row of client data (ClientCache) and row of the revocation snapshot (RevocationState).
+CLIENTS = 1
+REVOCATION = 2
+
+
+def cache_key(row: int) -> str:
+    """The shared cache key of ``row``'s copy."""
+    return f"oauth_cc:generation:v1:{row}"
 
 
 def _new_value() -> int:
@@ -40,67 +51,72 @@ def _new_value() -> int:
     return secrets.randbits(63) or 1
 
 
-def read_database() -> int:
-    """The current value from the database (one query); 0 before the first change."""
+def read_database(row: int) -> int:
+    """The current value of ``row`` from the database (one query); 0 before its first change."""
     from .models import StateGeneration
 
-    value = StateGeneration.objects.filter(pk=ROW).values_list("value", flat=True).first()
+    value = StateGeneration.objects.filter(pk=row).values_list("value", flat=True).first()
     return int(value or 0)
 
 
-def _forget_shared() -> None:
+def _forget_shared(row: int) -> None:
     try:
-        caches[oauth_cc_settings.CACHE_ALIAS].delete(CACHE_KEY)
+        caches[oauth_cc_settings.CACHE_ALIAS].delete(cache_key(row))
     except Exception:
         # Workers then see the change once the copy expires (one refresh interval later).
-        logger.warning("oauth_cc could not delete %s from the cache", CACHE_KEY)
+        logger.warning("oauth_cc could not delete %s from the cache", cache_key(row))
 
 
-def bump() -> None:
+def bump(*rows: int) -> None:
     """Record that cached state changed. Call inside the transaction that makes the change.
 
-    The row update locks the row until that transaction ends, so concurrent changes are
-    ordered and the last committed value belongs to the last committed change.
+    Each row update locks the row until that transaction ends, so concurrent changes are
+    ordered and the last committed value belongs to the last committed change. The code
+    bumps CLIENTS before REVOCATION in a transaction that changes both, so such changes
+    cannot deadlock on the two rows.
     """
     from .models import StateGeneration
 
-    value = _new_value()
-    if not StateGeneration.objects.filter(pk=ROW).update(value=value):
-        try:
-            with transaction.atomic():
-                StateGeneration.objects.create(pk=ROW, value=value)
-        except IntegrityError:  # created by a concurrent first change
-            StateGeneration.objects.filter(pk=ROW).update(value=value)
-    # Now for this process (and for tests, whose transactions never commit), and again at
-    # commit: a worker that read the old value in between must not keep its copy.
-    _forget_shared()
-    transaction.on_commit(_forget_shared)
+    for row in sorted(set(rows)):
+        value = _new_value()
+        if not StateGeneration.objects.filter(pk=row).update(value=value):
+            try:
+                with transaction.atomic():
+                    StateGeneration.objects.create(pk=row, value=value)
+            except IntegrityError:  # created by a concurrent first change
+                StateGeneration.objects.filter(pk=row).update(value=value)
+        # Now for this process (and for tests, whose transactions never commit), and again at
+        # commit: a worker that read the old value in between must not keep its copy.
+        _forget_shared(row)
+        transaction.on_commit(functools.partial(_forget_shared, row))
 
 
-def current() -> int:
-    """The current value: one shared-cache read, or one query when the cache has no copy."""
+def current(row: int) -> int:
+    """The current value of ``row``: one shared-cache read, or one query when the cache has no copy."""
     cache = caches[oauth_cc_settings.CACHE_ALIAS]
+    key = cache_key(row)
     try:
-        value = cache.get(CACHE_KEY)
+        value = cache.get(key)
     except Exception:
-        logger.warning("oauth_cc could not read %s from the cache; reading the database", CACHE_KEY)
-        return read_database()
+        logger.warning("oauth_cc could not read %s from the cache; reading the database", key)
+        return read_database(row)
     if value is None:
-        value = read_database()
+        value = read_database(row)
         try:
             # add, not set: a copy a concurrent bump wrote (or deleted) wins over this read.
             # It expires after one interval, which bounds how long a copy read just before a
             # commit can hide that commit's change.
-            cache.add(CACHE_KEY, value, timeout=oauth_cc_settings.shared_state_timeout)
+            cache.add(key, value, timeout=oauth_cc_settings.shared_state_timeout)
         except Exception:
-            logger.warning("oauth_cc could not write %s to the cache", CACHE_KEY)
+            logger.warning("oauth_cc could not write %s to the cache", key)
     return int(value)
 
 
 class Watcher:
-    """A worker's last seen value; tells its owner whether to drop what it cached."""
+    """A worker's last seen value of one row; tells its owner whether to drop what it cached."""
 
-    def __init__(self) -> None:
+    def __init__(self, row: int) -> None:
+        self.row = row
         self.reset()
 
     def reset(self) -> None:
@@ -119,7 +135,7 @@ class Watcher:
         """
         if now - self.checked_at <= oauth_cc_settings.STATE_REFRESH_SECONDS:
             return False
-        value = current()
+        value = current(self.row)
         self.checked_at = now
         if value == self.seen:
             return False

@@ -349,7 +349,9 @@ class UsedAssertion(models.Model):
 
 
 class StateGeneration(models.Model):
-    """One row: a random token replaced by every change to what workers cache (:mod:`oauth_cc.generation`).
+    """A random token replaced by every change to what workers cache (:mod:`oauth_cc.generation`).
+
+    One row per kind of cached state: client data (pk 1) and the revocation snapshot (pk 2).
 
     Workers compare it once per refresh interval instead of reloading every client they hold,
     so their cost does not grow with the number of clients. Random rather than a counter: a

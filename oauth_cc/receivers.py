@@ -30,7 +30,8 @@ def _client_changed(sender: Any, instance: Application, **kwargs: Any) -> None:
     # Saved under the id of a deleted client: keep that client's old tokens refused.
     revocation.adopt_deletion(instance.client_id)
     # This worker sees the change at once; other workers within the refresh interval, when
-    # they see the change token that publish() replaces.
+    # they see the change tokens replaced here (client data) and by publish() (revocation).
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
     # Active flag and tokens_valid_after are part of the revocation snapshot.
     revocation.publish()
@@ -45,6 +46,7 @@ def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
     cascades alike.
     """
     revocation.record_deleted_client(instance.client_id, instance.access_token_lifetime)
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
     revocation.publish()
 
@@ -59,7 +61,7 @@ def _client_data_changed(sender: Any, **kwargs: Any) -> None:
         return  # m2m_changed fires before and after; the change exists only after.
     # Secrets and scopes live only in the client cache, not in the revocation snapshot:
     # other workers drop their copies when they see the new change token.
-    generation.bump()
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
 
 
@@ -71,4 +73,4 @@ def _revocation_record_saved(sender: Any, **kwargs: Any) -> None:
     Only saves: a deleted record (pruning) has expired and refuses nothing any more, and a
     post_delete receiver would cost the pruning DELETE a SELECT of every row it removes.
     """
-    generation.bump()
+    generation.bump(generation.REVOCATION)

@@ -80,7 +80,7 @@ def load_snapshot(tag: int | None = None) -> Snapshot:
     from .models import Application, DeletedClient, RevokedToken
 
     if tag is None:
-        tag = generation.read_database()
+        tag = generation.read_database(generation.REVOCATION)
     now = timezone.now()
     jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
     disabled: set[str] = set()
@@ -108,7 +108,7 @@ def publish() -> Snapshot:
 
     Call it inside the transaction that made the change, or right after it committed.
     """
-    generation.bump()
+    generation.bump(generation.REVOCATION)
     snapshot = load_snapshot()
     share(CACHE_KEY, snapshot)
     revocation_state.set(snapshot)
@@ -123,7 +123,7 @@ class RevocationState:
     """
 
     def __init__(self) -> None:
-        self._watcher = generation.Watcher()
+        self._watcher = generation.Watcher(generation.REVOCATION)
         self.reset()
 
     def reset(self) -> None:
@@ -221,11 +221,13 @@ def invalidate_client_tokens(client_id: str) -> None:
     from .models import Application
     from .state import client_cache
 
-    Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
-    # update() sends no post_save: forget this worker's copy of the client so its next token
-    # is dated after the cut-off (see issuance.issued_at).
-    client_cache.clear()
-    publish()
+    with transaction.atomic():
+        Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
+        # update() sends no post_save: other workers reload the client (its tokens_valid_after
+        # dates its next tokens, see issuance.issued_at), this one forgets it now.
+        generation.bump(generation.CLIENTS)
+        client_cache.clear()
+        publish()
 
 
 #: Seconds between two opportunistic prunes (see :func:`prune_now_and_then`).

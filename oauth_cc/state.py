@@ -25,7 +25,7 @@ from typing import Any
 
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
-from .generation import Watcher
+from .generation import CLIENTS, Watcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class ClientCache:
         self._secrets: BoundedMap[str, SecretRecord | None] = BoundedMap(
             lambda: oauth_cc_settings.CLIENT_CACHE_SIZE
         )
-        self._watcher = Watcher()
+        self._watcher = Watcher(CLIENTS)
 
     def _drop_if_changed(self) -> None:
         if self._watcher.changed(time.monotonic()):

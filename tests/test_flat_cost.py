@@ -54,13 +54,13 @@ def clock(settings: Any, monkeypatch: Any) -> Clock:
 
 @pytest.fixture
 def token_reads(monkeypatch: Any) -> list[int]:
-    """Every read of the change token (shared copy or database), as the value read."""
+    """Every read of a change token (shared copy or database), as the row read."""
     reads: list[int] = []
     real = generation.current
 
-    def counting() -> int:
-        value = real()
-        reads.append(value)
+    def counting(row: int) -> int:
+        value = real(row)
+        reads.append(row)
         return value
 
     monkeypatch.setattr(generation, "current", counting)
@@ -114,7 +114,7 @@ def test_no_token_read_within_the_interval(client, clock, svc, token_reads):
 def test_a_lost_shared_copy_costs_one_query_and_no_reload(client, clock, svc, django_assert_num_queries):
     application, secret = svc
     assert token_request(client, application, secret).status_code == 200
-    cache.delete(generation.CACHE_KEY)  # evicted, or Redis restarted
+    cache.delete(generation.cache_key(generation.CLIENTS))  # evicted, or Redis restarted
     clock.now += INTERVAL + 0.01
     with django_assert_num_queries(1) as ctx:
         assert token_request(client, application, secret).status_code == 200
@@ -277,7 +277,7 @@ def test_the_token_endpoint_of_another_worker_refuses_a_disabled_client_after_th
     # worker's cache (which the receiver would clear).
     with transaction.atomic():
         Application.objects.filter(pk=application.pk).update(is_active=False)
-        generation.bump()
+        generation.bump(generation.CLIENTS)
     assert token_request(client, application, secret).status_code == 200  # copy kept
     clock.now += INTERVAL + 0.01
     response = token_request(client, application, secret)
@@ -311,52 +311,52 @@ def test_a_lost_shared_copy_is_read_from_the_database_never_taken_as_unchanged(c
     assert other.client(application.client_id).is_active is True
     # Another host changed the client; its change token is in the database but this
     # site's shared copy still holds the old one (the delete has not reached it).
-    old_copy = cache.get(generation.CACHE_KEY)
+    old_copy = cache.get(generation.cache_key(generation.CLIENTS))
     assert old_copy is not None
     with transaction.atomic():
         Application.objects.filter(pk=application.pk).update(is_active=False)
-        generation.bump()
-    cache.set(generation.CACHE_KEY, old_copy)
+        generation.bump(generation.CLIENTS)
+    cache.set(generation.cache_key(generation.CLIENTS), old_copy)
     clock.now += INTERVAL + 0.01
     assert other.client(application.client_id).is_active is True  # the copy is trusted...
 
-    cache.delete(generation.CACHE_KEY)  # ...until it is evicted
+    cache.delete(generation.cache_key(generation.CLIENTS))  # ...until it is evicted
     clock.now += INTERVAL + 0.01
     assert other.client(application.client_id).is_active is False
 
 
 def test_bump_creates_the_row_and_replaces_its_value_each_time(db):
-    assert generation.read_database() == 0
-    generation.bump()
-    first = generation.read_database()
-    generation.bump()
-    second = generation.read_database()
+    assert generation.read_database(generation.CLIENTS) == 0
+    generation.bump(generation.CLIENTS)
+    first = generation.read_database(generation.CLIENTS)
+    generation.bump(generation.CLIENTS)
+    second = generation.read_database(generation.CLIENTS)
     assert first not in (0, second)
     assert second != 0
     assert StateGeneration.objects.count() == 1
 
 
 def test_bump_deletes_the_shared_copy(db):
-    generation.bump()
-    assert generation.current() == generation.read_database()
-    assert cache.get(generation.CACHE_KEY) == generation.read_database()
-    generation.bump()
-    assert cache.get(generation.CACHE_KEY) is None
-    assert generation.current() == generation.read_database()
+    generation.bump(generation.CLIENTS)
+    assert generation.current(generation.CLIENTS) == generation.read_database(generation.CLIENTS)
+    assert cache.get(generation.cache_key(generation.CLIENTS)) == generation.read_database(generation.CLIENTS)
+    generation.bump(generation.CLIENTS)
+    assert cache.get(generation.cache_key(generation.CLIENTS)) is None
+    assert generation.current(generation.CLIENTS) == generation.read_database(generation.CLIENTS)
 
 
 def test_a_value_from_a_rolled_back_transaction_is_not_the_current_one(db):
-    generation.bump()
-    committed = generation.read_database()
+    generation.bump(generation.CLIENTS)
+    committed = generation.read_database(generation.CLIENTS)
     with pytest.raises(RuntimeError), transaction.atomic():
-        generation.bump()
-        assert generation.read_database() != committed
+        generation.bump(generation.CLIENTS)
+        assert generation.read_database(generation.CLIENTS) != committed
         raise RuntimeError
-    assert generation.read_database() == committed
+    assert generation.read_database(generation.CLIENTS) == committed
 
 
 def test_with_the_cache_down_the_token_is_read_from_the_database(db, settings):
-    generation.bump()
+    generation.bump(generation.CLIENTS)
     settings.CACHES = {
         **settings.CACHES,
         "broken": {
@@ -365,17 +365,17 @@ def test_with_the_cache_down_the_token_is_read_from_the_database(db, settings):
         },
     }
     settings.OAUTH_CC = {**settings.OAUTH_CC, "CACHE_ALIAS": "broken"}
-    assert generation.current() == generation.read_database()
-    generation.bump()  # and a change still goes through
-    assert generation.current() == generation.read_database()
+    assert generation.current(generation.CLIENTS) == generation.read_database(generation.CLIENTS)
+    generation.bump(generation.CLIENTS)  # and a change still goes through
+    assert generation.current(generation.CLIENTS) == generation.read_database(generation.CLIENTS)
 
 
 def test_the_watcher_counts_a_first_read_and_each_change_once(db, settings):
     settings.OAUTH_CC = {**settings.OAUTH_CC, "STATE_REFRESH_SECONDS": INTERVAL}
-    watcher = generation.Watcher()
+    watcher = generation.Watcher(generation.CLIENTS)
     assert watcher.changed(0.0) is True
     assert watcher.changed(INTERVAL + 0.01) is False
-    generation.bump()
+    generation.bump(generation.CLIENTS)
     assert watcher.changed(INTERVAL + 0.02) is False  # read less than an interval ago
     assert watcher.changed(2 * INTERVAL + 0.02) is True
     assert watcher.changed(3 * INTERVAL + 0.03) is False
@@ -406,7 +406,7 @@ def test_a_snapshot_from_a_rolled_back_publish_is_never_used(clock, db, svc):
         clients.set_active(application, False)  # publishes a snapshot with the client disabled
         raise RuntimeError
     assert application.client_id in cache.get(revocation.CACHE_KEY).disabled_clients
-    generation.bump()  # a later, unrelated change
+    generation.bump(generation.REVOCATION)  # a later, unrelated change
 
     clock.now += INTERVAL + 0.01
     assert other.current().disabled_clients == frozenset()
@@ -442,11 +442,55 @@ def test_client_secret_rows_still_hash_only(db, svc):
 
 
 def test_the_shared_copy_is_deleted_again_when_the_change_commits(db, django_capture_on_commit_callbacks):
-    generation.bump()
-    old = generation.current()
+    generation.bump(generation.CLIENTS)
+    old = generation.current(generation.CLIENTS)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        generation.bump()
+        generation.bump(generation.CLIENTS)
         # A worker read the database before this commit and put the old value back.
-        cache.set(generation.CACHE_KEY, old)
-    assert cache.get(generation.CACHE_KEY) is None
-    assert generation.current() == generation.read_database() != old
+        cache.set(generation.cache_key(generation.CLIENTS), old)
+    assert cache.get(generation.cache_key(generation.CLIENTS)) is None
+    assert generation.current(generation.CLIENTS) == generation.read_database(generation.CLIENTS) != old
+
+
+def test_revoking_a_token_does_not_make_workers_reload_their_clients(
+    clock, svc, token_for, client, django_assert_num_queries
+):
+    application, secret = svc
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+    other = state.ClientCache()
+    other.client(application.client_id)
+    clock.now += INTERVAL + 0.01
+    other.client(application.client_id)  # settled after the client's creation
+    response = form_post(
+        client,
+        "/oauth/revoke/",
+        {"token": token},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+    assert response.status_code == 200
+
+    clock.now += INTERVAL + 0.01
+    with django_assert_num_queries(0):
+        assert other.client(application.client_id) is not None
+
+
+def test_disabling_a_client_reaches_another_workers_revocation_snapshot(clock, svc):
+    application, _secret = svc
+    other = revocation.RevocationState()
+    assert application.client_id not in other.current().disabled_clients
+    clients.set_active(application, False)
+    clock.now += INTERVAL
+    assert application.client_id not in other.current().disabled_clients
+    clock.now += 0.01
+    assert application.client_id in other.current().disabled_clients
+
+
+def test_bump_replaces_only_the_rows_it_names(db):
+    generation.bump(generation.CLIENTS, generation.REVOCATION)
+    clients_value = generation.current(generation.CLIENTS)
+    revocation_value = generation.current(generation.REVOCATION)
+    generation.bump(generation.REVOCATION)
+    assert cache.get(generation.cache_key(generation.CLIENTS)) == clients_value
+    assert cache.get(generation.cache_key(generation.REVOCATION)) is None
+    assert generation.read_database(generation.CLIENTS) == clients_value
+    assert generation.read_database(generation.REVOCATION) != revocation_value

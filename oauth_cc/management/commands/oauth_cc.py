@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Count
 
-from oauth_cc import clients, json_input, keys, revocation
+from oauth_cc import clients, generation, json_input, keys, revocation
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
 from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import Application, Scope, SigningKey, TokenEndpointAuthMethod
@@ -392,9 +392,9 @@ class Command(BaseCommand):
 
     # -- state -----------------------------------------------------------------------------
     def state_refresh(self, **_: Any) -> None:
-        # publish() replaces the change token (every worker drops its client data) and shares
-        # a fresh revocation snapshot.
+        # Every worker drops its client data; publish() shares a fresh revocation snapshot.
         with transaction.atomic():
+            generation.bump(generation.CLIENTS)
             revocation.publish()
         self.stdout.write(
             "Every worker reloads client data and revocation state within "
