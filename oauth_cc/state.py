@@ -98,8 +98,12 @@ class ClientCache:
         self._drop_if_changed()
         record = self._clients.get(client_id, _MISSING)
         if record is _MISSING:
+            seen = self._watcher.seen
             record = load_client(client_id)
-            self._clients.put(client_id, record)
+            # Another thread (gthread workers) saw a change while this one was loading:
+            # the row read may predate it, so do not keep it past that change.
+            if self._watcher.seen == seen:
+                self._clients.put(client_id, record)
         return record
 
     def secret(self, secret_hash: str) -> SecretRecord | None:
@@ -107,8 +111,10 @@ class ClientCache:
         self._drop_if_changed()
         record = self._secrets.get(secret_hash, _MISSING)
         if record is _MISSING:
+            seen = self._watcher.seen
             record = load_secret(secret_hash)
-            self._secrets.put(secret_hash, record)
+            if self._watcher.seen == seen:  # as in client()
+                self._secrets.put(secret_hash, record)
         return record
 
     def clear(self) -> None:

@@ -494,3 +494,38 @@ def test_bump_replaces_only_the_rows_it_names(db):
     assert cache.get(generation.cache_key(generation.REVOCATION)) is None
     assert generation.read_database(generation.CLIENTS) == clients_value
     assert generation.read_database(generation.REVOCATION) != revocation_value
+
+
+@pytest.mark.parametrize("kind", ["client", "secret"])
+def test_a_row_loaded_across_a_change_seen_by_another_thread_is_not_kept(clock, svc, monkeypatch, kind):
+    """gthread workers: thread 1 reads the row, the change commits, thread 2 sees the change
+    and clears the cache, then thread 1 stores what it read. That copy must not stay."""
+    application, secret = svc
+    cache_ = state.ClientCache()
+    cache_.client(application.client_id)  # first read of the change token
+    loader = "load_client" if kind == "client" else "load_secret"
+    real = getattr(state, loader)
+
+    def load_then_change(key: str) -> Any:
+        record = real(key)  # the row as it was
+        if key == "someone-else":
+            return record
+        clients.set_active(application, False) if kind == "client" else clients.revoke_secret(
+            application, str(application.secrets.get().pk)
+        )
+        clock.now += INTERVAL + 0.01
+        cache_.client("someone-else")  # thread 2: sees the change, clears
+        return record
+
+    lookup = (
+        (lambda: cache_.client(application.client_id))
+        if kind == "client"
+        else (lambda: cache_.secret(hash_secret(secret)))
+    )
+    cache_.clear()
+    monkeypatch.setattr(state, loader, load_then_change)
+    stale = lookup()
+    assert (stale.is_active if kind == "client" else not stale.revoked) is True  # read before the change
+    monkeypatch.setattr(state, loader, real)
+    fresh = lookup()
+    assert (fresh.is_active if kind == "client" else not fresh.revoked) is False
