@@ -69,7 +69,7 @@ print(json.dumps([[a.client_id, secrets[a.client_id]] for a in apps[:rotation]])
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", type=Path, default=HERE.parent, help="checkout to serve (default: this one)")
-    p.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/oauth_cc_bench")
+    p.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/oauth_cc_flat_bench")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
     p.add_argument("--clients", type=int, default=100_000, help="clients stored")
     p.add_argument("--rotation", type=int, default=1_000, help="clients in rotation")
