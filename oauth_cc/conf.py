@@ -31,8 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "CLAIMS_HOOK": None,
     # Django cache alias used to share revocation and key state between workers.
     "CACHE_ALIAS": "default",
-    # How often (seconds) a worker refreshes client data, signing keys and revocation
-    # state. A revoked token or a disabled client is refused within about twice this.
+    # How often (seconds) a worker checks whether client data or revocation state changed
+    # (one read of the site's change token; see generation.py) and refreshes signing keys.
+    # A revoked token or a disabled client is refused within about twice this.
     "STATE_REFRESH_SECONDS": 2.0,
     # While the database cannot be reached, how long (seconds) after its last successful load a
     # worker keeps serving what it holds (client data, keys, revocation state) instead of

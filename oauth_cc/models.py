@@ -493,3 +493,23 @@ class UsageBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}@{self.hour}: {self.count}"
+
+
+class StateGeneration(models.Model):
+    """A random token replaced by every change to what workers cache (:mod:`oauth_cc.generation`).
+
+    One row per kind of cached state: client data (pk 1) and the revocation snapshot (pk 2).
+
+    Workers compare it once per refresh interval instead of reloading every client they hold,
+    so their cost does not grow with the number of clients. Random rather than a counter: a
+    value written by a transaction that rolled back is never written again by a later one.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("state generation")
+        verbose_name_plural = _("state generation")
+
+    def __str__(self) -> str:
+        return str(self.value)

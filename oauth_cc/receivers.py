@@ -8,8 +8,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import revocation
-from .models import AppendOnlyError, Application, AuditEvent, ClientSecret, Scope
+from . import generation, revocation
+from .models import AppendOnlyError, Application, AuditEvent, ClientSecret, DeletedClient, RevokedToken, Scope
 from .state import client_cache
 
 
@@ -29,7 +29,9 @@ def _disabling_invalidates_tokens(sender: Any, instance: Application, **kwargs: 
 def _client_changed(sender: Any, instance: Application, **kwargs: Any) -> None:
     # Saved under the id of a deleted client: keep that client's old tokens refused.
     revocation.adopt_deletion(instance.client_id)
-    # This worker sees the change at once; other workers within the refresh interval.
+    # This worker sees the change at once; other workers within the refresh interval, when
+    # they see the change tokens replaced here (client data) and by publish() (revocation).
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
     # Active flag and tokens_valid_after are part of the revocation snapshot.
     revocation.publish()
@@ -44,6 +46,7 @@ def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
     cascades alike.
     """
     revocation.record_deleted_client(instance.client_id, instance.access_token_lifetime)
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
     revocation.publish()
 
@@ -54,7 +57,11 @@ def _client_deleted(sender: Any, instance: Application, **kwargs: Any) -> None:
 @receiver(post_save, sender=Scope)
 @receiver(post_delete, sender=Scope)
 def _client_data_changed(sender: Any, **kwargs: Any) -> None:
-    # Secrets and scopes live only in the client cache, not in the revocation snapshot.
+    if sender is Application.scopes.through and not kwargs.get("action", "").startswith("post_"):
+        return  # m2m_changed fires before and after; the change exists only after.
+    # Secrets and scopes live only in the client cache, not in the revocation snapshot:
+    # other workers drop their copies when they see the new change token.
+    generation.bump(generation.CLIENTS)
     client_cache.clear()
 
 
@@ -65,3 +72,14 @@ def refuse_fixture_overwriting_an_audit_event(
     """``loaddata`` saves raw, past ``AuditEvent.save``: it may add events, never rewrite one."""
     if raw and instance.pk is not None and AuditEvent.objects.filter(pk=instance.pk).exists():
         raise AppendOnlyError("Audit events are append-only: a fixture cannot overwrite one.")
+
+
+@receiver(post_save, sender=RevokedToken)
+@receiver(post_save, sender=DeletedClient)
+def _revocation_record_saved(sender: Any, **kwargs: Any) -> None:
+    """A record written without publish() (code, a shell) still reaches every worker.
+
+    Only saves: a deleted record (pruning) has expired and refuses nothing any more, and a
+    post_delete receiver would cost the pruning DELETE a SELECT of every row it removes.
+    """
+    generation.bump(generation.REVOCATION)

@@ -16,11 +16,13 @@ needs. What revocation needs is small:
 
 Audit of issuance goes to the ``token_issued`` signal and one log line per token instead.
 
-Workers hold a snapshot of this state, refreshed at most every ``STATE_REFRESH_SECONDS``
-from the shared Django cache, which is filled from the database when empty. A change is
-written to the database and pushed to the cache at once, so it reaches every worker within
-about two refresh intervals even with a per-process cache (local memory), and within one
-with a shared one (Redis).
+Workers hold a snapshot of this state. A change is written to the database, replaces the
+site's change token (:mod:`oauth_cc.generation`) and pushes a new snapshot, tagged with that
+token, to the shared Django cache. Each worker reads the token at most every
+``STATE_REFRESH_SECONDS`` and fetches the snapshot only when it changed (from the shared
+cache, or from the database when the shared copy is missing or carries another tag), so a
+change reaches every worker within one refresh interval with a shared cache (Redis) and
+about two with a per-process one, and an unchanged site never fetches the snapshot again.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import outage
+from . import generation, outage
 from .claims import MAX_NUMERIC_DATE
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
 from .shared import Throttle, share, shared_or_loaded
 
-# v2: the snapshot gained deleted_clients; a v1 pickle in a shared cache must not be read.
-CACHE_KEY = "oauth_cc:revocation:v2"
+# v3: the snapshot gained its generation tag (v2 deleted_clients); an older pickle must not be read.
+CACHE_KEY = "oauth_cc:revocation:v3"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Snapshot:
     deleted_clients: frozenset[str] = frozenset()
     # client_id -> epoch seconds; tokens with iat before it are invalid.
     valid_after: dict[str, float] = field(default_factory=dict)
+    # The site's change token (oauth_cc.generation) read before the rows: the snapshot is at
+    # least as new as the change that set it. None: not built from the database.
+    generation: int | None = None
 
     def reason_refused(self, *, jti: str, client_id: str, iat: float) -> str | None:
         """Why a token with these claims is no longer valid, or None if it still is."""
@@ -66,10 +71,17 @@ class Snapshot:
         return None
 
 
-def load_snapshot() -> Snapshot:
-    """Build the snapshot from the database (three queries)."""
+def load_snapshot(tag: int | None = None) -> Snapshot:
+    """Build the snapshot from the database (three queries, four without ``tag``).
+
+    ``tag`` is the change token if the caller has just read it; otherwise it is read first.
+    Read before the rows, a change committed in between makes the snapshot newer than its
+    tag, never older: a worker holding it then reloads once more, and misses nothing.
+    """
     from .models import Application, DeletedClient, RevokedToken
 
+    if tag is None:
+        tag = generation.read_database(generation.REVOCATION)
     now = timezone.now()
     jtis = frozenset(RevokedToken.objects.filter(expires_at__gt=now).values_list("jti", flat=True))
     disabled: set[str] = set()
@@ -88,11 +100,16 @@ def load_snapshot() -> Snapshot:
         disabled_clients=frozenset(disabled),
         deleted_clients=deleted,
         valid_after=valid_after,
+        generation=tag,
     )
 
 
 def publish() -> Snapshot:
-    """Rebuild the snapshot from the database and push it to the shared cache and this worker."""
+    """Record a change, rebuild the snapshot and push it to the shared cache and this worker.
+
+    Call it inside the transaction that made the change, or right after it committed.
+    """
+    generation.bump(generation.REVOCATION)
     snapshot = load_snapshot()
     share(CACHE_KEY, snapshot)
     revocation_state.set(snapshot)
@@ -100,34 +117,57 @@ def publish() -> Snapshot:
 
 
 class RevocationState:
-    """A worker's copy of the revocation snapshot."""
+    """A worker's copy of the revocation snapshot, kept while the site's change token stays the same.
+
+    So a worker does not fetch the snapshot (which holds every revoked jti: megabytes with
+    100,000 of them) once per interval, only once per change.
+    """
 
     def __init__(self) -> None:
+        self._watcher = generation.Watcher(generation.REVOCATION)
         self.reset()
 
     def reset(self) -> None:
         self._snapshot = Snapshot()
-        self._loaded_at = float("-inf")
+        self._watcher.reset()
 
     def set(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        self._loaded_at = time.monotonic()
+        if snapshot.generation is not None:
+            # Built from the database just now: no need to fetch it again for this change.
+            self._watcher.saw(snapshot.generation, time.monotonic())
 
     def current(self) -> Snapshot:
-        """The snapshot; at most one cache read per refresh interval, one DB load if the cache is empty."""
-        if time.monotonic() - self._loaded_at > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            try:
-                snapshot = shared_or_loaded(
-                    CACHE_KEY, lambda: outage.database.run("the revocation state", load_snapshot)
-                )
-            except TemporarilyUnavailable:
-                # Database down: the snapshot held is the latest this worker can know (revoking
-                # is a database write); keep it for a bounded time, and never start without one.
-                if not outage.usable(self._loaded_at):
-                    raise
-                return self._snapshot
-            self.set(snapshot)
+        """The snapshot; at most one change-token read per refresh interval, then a fetch if it changed.
+
+        With the database down, the snapshot held is the latest this worker can know (revoking
+        is a database write): it is kept while confirmed within ``STALE_STATE_MAX_SECONDS``,
+        and a worker that holds none answers 503 rather than start without one.
+        """
+        now = time.monotonic()
+        value = self._watcher.check(now)
+        if value is None:
+            return self._snapshot
+        try:
+            snapshot = shared_or_loaded(CACHE_KEY, lambda: _load(value))
+            if snapshot.generation != value:
+                # The shared copy predates the change (or comes from a transaction that
+                # never committed): build one from the database and share that.
+                snapshot = _load(None)
+                share(CACHE_KEY, snapshot)
+        except TemporarilyUnavailable:
+            # Not marked as seen: the change is looked for again, and the bound counts from
+            # the last snapshot that was confirmed current.
+            if self._watcher.seen is None or not outage.usable(self._watcher.confirmed_at):
+                raise
+            return self._snapshot
+        self._snapshot = snapshot
+        self._watcher.saw(value, now)
         return self._snapshot
+
+
+def _load(tag: int | None) -> Snapshot:
+    return outage.database.run("the revocation state", lambda: load_snapshot(tag))
 
 
 revocation_state = RevocationState()
@@ -208,11 +248,13 @@ def invalidate_client_tokens(client_id: str) -> None:
     from .models import Application
     from .state import client_cache
 
-    Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
-    # update() sends no post_save: forget this worker's copy of the client so its next token
-    # is dated after the cut-off (see issuance.issued_at).
-    client_cache.clear()
-    publish()
+    with transaction.atomic():
+        Application.objects.filter(client_id=client_id).update(tokens_valid_after=timezone.now())
+        # update() sends no post_save: other workers reload the client (its tokens_valid_after
+        # dates its next tokens, see issuance.issued_at), this one forgets it now.
+        generation.bump(generation.CLIENTS)
+        client_cache.clear()
+        publish()
 
 
 #: Seconds between two opportunistic prunes (see :func:`prune_now_and_then`).

@@ -9,17 +9,18 @@ few seconds stale:
 * :class:`~oauth_cc.revocation.RevocationState` - revoked ``jti`` values, disabled clients and
   per-client "tokens issued before T are invalid" cut-offs (token check).
 
-Each entry is reloaded from the database once it is older than the refresh interval, so a
-disabled client or a revoked secret takes effect within that delay on every worker without a
-restart. Every cache is bounded. When the database cannot be reached, each keeps serving what
-it last loaded for a bounded time (:mod:`oauth_cc.outage`).
+Client data and the revocation snapshot are kept until the site's change token
+(:mod:`oauth_cc.generation`) changes, which each worker checks at most once per refresh
+interval: a disabled client or a revoked secret takes effect within that delay on every worker
+without a restart, and an unchanged site costs one cache read per interval, however many
+clients are in rotation. Every cache is bounded. When the database cannot be reached, each
+keeps serving what it last confirmed for a bounded time (:mod:`oauth_cc.outage`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from . import outage
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
-from .errors import TemporarilyUnavailable
+from .generation import CLIENTS, Watcher
 from .ratelimit import Rate, RateError, parse_rate
 
 logger = logging.getLogger("oauth_cc.state")
@@ -74,75 +75,66 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-class _TTLMap:
-    """A :class:`~oauth_cc.bounded.BoundedMap` whose entries go stale after the refresh interval."""
-
-    def __init__(self, max_size_setting: str) -> None:
-        self._data: BoundedMap[str, tuple[float, Any]] = BoundedMap(
-            lambda: getattr(oauth_cc_settings, max_size_setting)
-        )
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        hit = self._data.get(key)
-        if hit is None or time.monotonic() - hit[0] > oauth_cc_settings.STATE_REFRESH_SECONDS:
-            return False, None
-        return True, hit[1]
-
-    def held(self, key: str) -> tuple[float, Any] | None:
-        """``(loaded_at, value)`` whatever its age, or None: for serving it in an outage."""
-        return self._data.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self._data.put(key, (time.monotonic(), value))
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+_MISSING = object()
 
 
 class ClientCache:
-    """Client and secret data for the token endpoint, cached in process memory."""
+    """Client and secret data for the token endpoint, cached in process memory.
+
+    Entries do not expire one by one: once per refresh interval the cache reads the site's
+    change token (:mod:`oauth_cc.generation`) and drops everything if it changed. So a
+    worker serving a thousand clients makes one cache read per interval, not a thousand
+    reloads, and a change still reaches it within the interval.
+    """
 
     def __init__(self) -> None:
-        self._clients = _TTLMap("CLIENT_CACHE_SIZE")
-        self._secrets = _TTLMap("CLIENT_CACHE_SIZE")
+        # None values are kept too: an unknown client_id or secret is not looked up again.
+        self._clients: BoundedMap[str, ClientRecord | None] = BoundedMap(
+            lambda: oauth_cc_settings.CLIENT_CACHE_SIZE
+        )
+        self._secrets: BoundedMap[str, SecretRecord | None] = BoundedMap(
+            lambda: oauth_cc_settings.CLIENT_CACHE_SIZE
+        )
+        self._watcher = Watcher(CLIENTS)
+
+    def _drop_if_changed(self) -> None:
+        if self._watcher.changed(time.monotonic()):
+            self._clients.clear()
+            self._secrets.clear()
 
     def client(self, client_id: str) -> ClientRecord | None:
-        """The client with this id, or None. Two queries when stale, none otherwise."""
-        fresh, record = self._clients.get(client_id)
-        if not fresh:
-            record = _reload(self._clients, client_id, "client data", load_client)
+        """The client with this id, or None. Two queries on a miss, none otherwise."""
+        self._drop_if_changed()
+        record = self._clients.get(client_id, _MISSING)
+        if record is _MISSING:
+            seen = self._watcher.seen
+            record = outage.database.run("client data", lambda: load_client(client_id))
+            # Another thread (gthread workers) saw a change while this one was loading:
+            # the row read may predate it, so do not keep it past that change.
+            if self._watcher.seen == seen:
+                self._clients.put(client_id, record)
         return record
 
     def secret(self, secret_hash: str) -> SecretRecord | None:
-        """The secret with this hash, or None. One indexed query when stale, none otherwise."""
-        fresh, record = self._secrets.get(secret_hash)
-        if not fresh:
-            record = _reload(self._secrets, secret_hash, "client secrets", load_secret)
+        """The secret with this hash, or None. One indexed query on a miss, none otherwise."""
+        self._drop_if_changed()
+        record = self._secrets.get(secret_hash, _MISSING)
+        if record is _MISSING:
+            seen = self._watcher.seen
+            record = outage.database.run("client secrets", lambda: load_secret(secret_hash))
+            if self._watcher.seen == seen:  # as in client()
+                self._secrets.put(secret_hash, record)
         return record
 
     def clear(self) -> None:
+        """Drop every entry (this worker made a change, so it sees it at once)."""
         self._clients.clear()
         self._secrets.clear()
 
-
-def _reload(entries: _TTLMap, key: str, what: str, load: Callable[[str], Any]) -> Any:
-    """``load(key)`` into ``entries``; with the database down, the held value while usable.
-
-    The held value keeps its load time, so the ``STALE_STATE_MAX_SECONDS`` bound counts from
-    the last load that reached the database, however many refreshes failed since.
-    """
-    try:
-        value = outage.database.run(what, lambda: load(key))
-    except TemporarilyUnavailable:
-        held = entries.held(key)
-        if held is None or not outage.usable(held[0]):
-            raise
-        return held[1]
-    entries.put(key, value)
-    return value
+    def reset(self) -> None:
+        """Drop every entry and the last seen change token (a cold start)."""
+        self.clear()
+        self._watcher.reset()
 
 
 def load_client(client_id: str) -> ClientRecord | None:
@@ -232,7 +224,7 @@ def reset_all() -> None:
     from .revocation import revocation_state
     from .verification import verified_tokens
 
-    client_cache.clear()
+    client_cache.reset()
     outage.database.reset()
     key_store.reset()
     revocation_state.reset()

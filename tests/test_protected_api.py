@@ -203,9 +203,9 @@ def test_protected_request_cold_worker_query_count(client, reader, django_assert
     _, token = reader
     state.reset_all()
     clear_shared_cache()
-    # The published public keys, then the revocation snapshot: revoked jtis, disabled or
-    # cut-off clients, and deleted clients.
-    with django_assert_num_queries(4):
+    # The published public keys, the site's change token, then the revocation snapshot:
+    # revoked jtis, disabled or cut-off clients, and deleted clients.
+    with django_assert_num_queries(5):
         assert client.get("/api/ping/", **bearer(token)).status_code == 200
 
 

@@ -644,3 +644,60 @@ def test_token_limit_is_counted_once_for_both_hosts(site: Site):
     # Both hosts refused from the one count in Redis: each says none of the 4 is left.
     for response in answers[4:]:
         assert response.headers["RateLimit"].startswith('"token";r=0;'), describe(response)
+
+
+def request_scoped_token(server: Server, client: Client) -> requests.Response:
+    return requests.post(
+        f"{server.url}/oauth/token/",
+        data={"grant_type": "client_credentials", "scope": SCOPE},
+        auth=(client.client_id, client.secret),
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_revoked_secret_is_refused_by_every_server_within_the_refresh_delay(site: Site, new_client):
+    from oauth_cc.secrets import secret_prefix
+
+    client = new_client()
+    for server in site.servers:
+        issue(site, server, client)  # the client and its secret are in both servers' caches
+
+    site.manage("oauth_cc", "client", "revoke-secret", client.client_id, secret_prefix(client.secret))
+    since = time.monotonic()
+
+    outcomes = poll_each(site.servers, lambda server: request_token(server, client), refused, since=since)
+
+    assert_client_refused(site, outcomes, "This client secret has been revoked.")
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_scope_removed_in_another_process_is_refused_by_every_server_within_the_refresh_delay(
+    site: Site, new_client
+):
+    client = new_client()
+    for server in site.servers:
+        assert request_scoped_token(server, client).status_code == 200
+
+    # Through the ORM in a process of its own, as the admin's form does (m2m_changed).
+    site.manage(
+        "shell",
+        "-c",
+        "from oauth_cc.models import Application; "
+        f"Application.objects.get(client_id={client.client_id!r}).scopes.clear()",
+    )
+    since = time.monotonic()
+
+    outcomes = poll_each(
+        site.servers, lambda server: request_scoped_token(server, client), refused, since=since
+    )
+
+    for name, outcome in outcomes.items():
+        explain = (
+            f"{name}, {outcome.elapsed:.2f} s after the change: {describe(outcome.response)}\n{site.logs()}"
+        )
+        assert outcome.response.status_code == 400, explain
+        assert outcome.response.json()["error"] == "invalid_scope", explain
+        assert outcome.elapsed < BOUND, (
+            f"refused only after {outcome.elapsed:.2f} s (bound {BOUND} s); {explain}"
+        )

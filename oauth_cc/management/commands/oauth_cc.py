@@ -21,7 +21,17 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import audit, clients, json_input, key_encryption, keys, revocation, stale, usage_counts
+from oauth_cc import (
+    audit,
+    clients,
+    generation,
+    json_input,
+    key_encryption,
+    keys,
+    revocation,
+    stale,
+    usage_counts,
+)
 from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
 from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import (
@@ -159,7 +169,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         groups = parser.add_subparsers(
-            dest="group", metavar="{scope,client,key,tokens,report,audit}", required=True
+            dest="group", metavar="{scope,client,key,tokens,state,report,audit}", required=True
         )
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
@@ -248,6 +258,15 @@ class Command(BaseCommand):
             "prune",
             help="Delete expired revocation records, used assertion ids and retired keys no token needs "
             "(the token endpoint also does this every few minutes).",
+        )
+
+        state = groups.add_parser("state", help="Workers' cached view of the database.").add_subparsers(
+            dest="action", required=True
+        )
+        state.add_parser(
+            "refresh",
+            help="Make every worker reload client data and revocation state within STATE_REFRESH_SECONDS "
+            "(needed only after changing oauth_cc tables with QuerySet.update() or SQL).",
         )
 
         report = groups.add_parser("report", help="Reports for operators.").add_subparsers(
@@ -641,6 +660,17 @@ class Command(BaseCommand):
                     f"{target['type']} {target['id']}{name}  {changes}"
                 )
             )
+
+    # -- state -----------------------------------------------------------------------------
+    def state_refresh(self, **_: Any) -> None:
+        # Every worker drops its client data; publish() shares a fresh revocation snapshot.
+        with transaction.atomic():
+            generation.bump(generation.CLIENTS)
+            revocation.publish()
+        self.stdout.write(
+            "Every worker reloads client data and revocation state within "
+            f"{oauth_cc_settings.STATE_REFRESH_SECONDS} seconds."
+        )
 
 
 def _read_jwks(path: Path) -> dict:
