@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_CACHE_SIZE": 10_000,
     # Seconds an old secret stays valid after a rotation.
     "SECRET_ROTATION_GRACE": 24 * 3600,
-    # At most one "last used" write per client and per secret in this many seconds.
+    # Each worker writes the "last used" times it collected in one statement per this many
+    # seconds, however many clients (oauth_cc.usage): they are late by at most this much.
     "LAST_USED_WRITE_INTERVAL": 60,
     # Usage counts (oauth_cc.usage_counts): each worker writes its per-client, per-hour token
     # counts at most once per this many seconds (0: on every token request).
