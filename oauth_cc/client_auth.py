@@ -136,7 +136,9 @@ def authenticate_client(
     Failed authentications are counted per remote address and per presented client_id
     (``FAILED_AUTH_RATE_PER_*``); past either limit the request is refused with 429 before
     the client is looked up or its secret or assertion checked, so a flood costs one cache
-    round trip per request. The shared counts are read only for an address or client_id this
+    round trip per request; only a secret that matches a client and secret this worker
+    already holds still gets through (one hash, no query), so a flood cannot lock out a
+    client in use. The shared counts are read only for an address or client_id this
     worker has seen fail recently (:data:`_suspects`), unless the site fails closed: a request
     from one that has not failed here costs no cache round trip, and a flood spread over W
     workers gets at most W attempts past the limit, one per worker before it saw a failure.
@@ -149,7 +151,7 @@ def authenticate_client(
         _note_failure(checks)
         raise
     checks += _client_id_checks(presented.client_id)
-    _refuse_if_over(checks)
+    _refuse_if_over(checks, presented)
     try:
         client, verified, secret_pk = _verify(presented, endpoint)
     except InvalidClient:
@@ -195,7 +197,30 @@ def _note_failure(checks: list[ratelimit.Check]) -> None:
         _suspects.put((scope, key), now + 2 * rate.period)
 
 
-def _refuse_if_over(checks: list[ratelimit.Check]) -> None:
+def _held_secret_matches(presented: PresentedCredentials) -> bool:
+    """Whether secret credentials match a client and secret this worker holds: no query, one hash.
+
+    Lets the right secret through a failure limit, so that a flood of bad credentials from a
+    shared address (a proxy, a NAT) or for a known client_id cannot lock out a client that is
+    in use. Only a pre-check: the request is then authenticated in full as usual.
+    """
+    if presented.assertion is not None or not presented.secret:
+        return False
+    client = client_cache.held_client(presented.client_id)
+    if client is None or client.auth_method != presented.method or not client.is_active:
+        return False
+    presented_hash = hash_secret(presented.secret)
+    record = client_cache.held_secret(presented_hash)
+    return (
+        record is not None
+        and hashes_match(record.secret_hash, presented_hash)
+        and hmac.compare_digest(record.client_id.encode("utf-8"), client.client_id.encode("utf-8"))
+        and not record.revoked
+        and not record.expired(time.time())
+    )
+
+
+def _refuse_if_over(checks: list[ratelimit.Check], presented: PresentedCredentials | None = None) -> None:
     if oauth_cc_settings.RATE_LIMIT_FAIL_OPEN:
         # Failing closed reads every count, so that a cache outage refuses as promised.
         now = time.monotonic()
@@ -208,7 +233,7 @@ def _refuse_if_over(checks: list[ratelimit.Check]) -> None:
         raise TemporarilyUnavailable(
             "Client authentication is unavailable right now; retry shortly."
         ) from None
-    if refusal is not None:
+    if refusal is not None and not (presented is not None and _held_secret_matches(presented)):
         raise TooManyRequests(
             f"Too many failed client authentications; retry after {refusal.reset} seconds.",
             retry_after=refusal.reset,

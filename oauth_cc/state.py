@@ -126,6 +126,16 @@ class ClientCache:
                 self._secrets.put(secret_hash, record)
         return record
 
+    def held_client(self, client_id: str) -> ClientRecord | None:
+        """The client if this worker holds it, without a query or a change-token read."""
+        record = self._clients.get(client_id, None)
+        return record if isinstance(record, ClientRecord) else None
+
+    def held_secret(self, secret_hash: str) -> SecretRecord | None:
+        """The secret if this worker holds it, without a query or a change-token read."""
+        record = self._secrets.get(secret_hash, None)
+        return record if isinstance(record, SecretRecord) else None
+
     def clear(self) -> None:
         """Drop every entry (this worker made a change, so it sees it at once)."""
         self._clients.clear()

@@ -4,6 +4,7 @@ the failed-authentication limits, the DRF throttle, and a cache that is down."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from io import StringIO
 from typing import Any
 
@@ -232,9 +233,10 @@ def test_failures_from_one_address_stop_the_work_and_then_everything_from_it(cli
         for _ in range(20):
             response = token_request(client, "anyone", "wrong")
             assert_too_many(response, FAILED.format(response["Retry-After"]))
-        # The right secret from the same address is refused too: it cannot be told apart unchecked.
+        # The right secret of a client this worker does not hold yet is refused too: it cannot be
+        # told apart without a query (the client was loaded by the failures; one hash to look).
         assert token_request(client, application.client_id, secret).status_code == 429
-        assert counted == {"lookup": 3, "hash": 3}
+        assert counted == {"lookup": 3, "hash": 4}
         # Another address is not affected.
         assert (
             token_request(client, application.client_id, secret, REMOTE_ADDR="198.51.100.9").status_code
@@ -250,7 +252,7 @@ def test_failures_for_one_client_id_are_refused_from_every_address(client, svc, 
             assert response.status_code == 401
         response = token_request(client, application.client_id, secret, REMOTE_ADDR="203.0.113.1")
         assert_too_many(response, FAILED.format(response["Retry-After"]))
-        assert counted["hash"] == 4
+        assert counted["hash"] == 5  # the four failures, and one to see the secret is not held
 
 
 @pytest.fixture
@@ -292,10 +294,13 @@ def test_failures_counted_by_other_workers_stop_this_one_after_its_first_failure
         # and one wrong one is checked, refused and remembered;
         assert token_request(client, application.client_id, "wrong").status_code == 401
         assert counted["hash"] == 2
-        # after which every attempt is refused unchecked.
-        response = token_request(client, application.client_id, secret)
+        # after which every attempt is refused without a query; only the secret this worker
+        # holds still gets through (one hash each).
+        response = token_request(client, application.client_id, "wrong-again")
         assert_too_many(response, FAILED.format(response["Retry-After"]))
-        assert counted["hash"] == 2
+        assert counted["hash"] == 3
+        assert token_request(client, application.client_id, secret).status_code == 200
+        assert counted["hash"] == 5  # one for the held-secret look, one for the authentication
 
 
 def test_failing_closed_reads_the_counts_of_every_caller(client, svc, cache_reads):
@@ -645,5 +650,49 @@ def test_requests_without_an_address_are_not_limited_as_one_address(client, svc)
         assert token_request(client, application.client_id, secret, REMOTE_ADDR="").status_code == 200
         for _ in range(3):
             assert token_request(client, application.client_id, "wrong", REMOTE_ADDR="").status_code == 401
-        response = token_request(client, application.client_id, secret, REMOTE_ADDR="")
+        response = token_request(client, application.client_id, "wrong", REMOTE_ADDR="")
         assert_too_many(response, FAILED.format(response["Retry-After"]))
+
+
+def test_a_flood_from_a_shared_address_cannot_lock_out_a_client_in_use(client, svc, make_client, counted):
+    """Behind a proxy without CLIENT_IP_HEADER every caller shares one address: a caller in use
+    (its client and secret held by the worker) still gets tokens; anyone else gets 429 unchecked."""
+    application, secret = svc
+    other, other_secret = make_client("other", scopes=["reports:read"])
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="5/minute", FAILED_AUTH_RATE_PER_CLIENT_ID="5/minute"):
+        assert token_request(client, application.client_id, secret).status_code == 200  # in use
+        for i in range(5):
+            assert token_request(client, f"attacker-{i}", "x").status_code == 401
+        lookups = counted["lookup"]
+
+        for i in range(20):
+            response = token_request(client, f"attacker-{i}", "x")
+            assert_too_many(response, FAILED.format(response["Retry-After"]))
+        assert counted["lookup"] == lookups  # refused without a lookup
+        assert token_request(client, application.client_id, secret).status_code == 200
+        # A wrong secret for the client in use, and a client this worker does not hold: 429.
+        assert token_request(client, application.client_id, "guess").status_code == 429
+        assert token_request(client, other.client_id, other_secret).status_code == 429
+
+
+@pytest.mark.parametrize("change", ["revoked", "expired", "disabled", "other_method"])
+def test_a_held_secret_no_longer_valid_does_not_pass_a_limit(client, svc, change):
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="2/minute"):
+        assert token_request(client, application.client_id, secret).status_code == 200
+        for i in range(2):
+            token_request(client, f"attacker-{i}", "x")
+        held = state.client_cache.held_client(application.client_id)
+        secret_record = next(iter(state.client_cache._secrets._data.values()))
+        if change == "revoked":
+            state.client_cache._secrets.put(secret_record.secret_hash, replace(secret_record, revoked=True))
+        elif change == "expired":
+            state.client_cache._secrets.put(secret_record.secret_hash, replace(secret_record, expires_at=1.0))
+        elif change == "disabled":
+            state.client_cache._clients.put(application.client_id, replace(held, is_active=False))
+        else:
+            state.client_cache._clients.put(
+                application.client_id, replace(held, auth_method="client_secret_post")
+            )
+        response = token_request(client, application.client_id, secret)
+    assert_too_many(response, FAILED.format(response["Retry-After"]))
