@@ -683,6 +683,26 @@ def test_w106_limits_on_a_per_process_cache():
         assert "oauth_cc.W106" in ids()
 
 
+def test_w106_the_drf_throttle_alone_on_a_per_process_cache():
+    from django.conf import settings
+
+    throttle = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["oauth_cc.contrib.rest_framework.ClientRateThrottle"],
+    }
+    with override_settings(REST_FRAMEWORK=throttle):
+        assert "oauth_cc.W106" in ids(**NO_FAILURE_LIMITS)
+
+
+def test_w106_looks_at_the_cache_oauth_cc_counts_in_not_the_default():
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}
+    with override_settings(CACHES={"default": locmem, "shared": redis}):
+        assert "oauth_cc.W106" not in ids(CACHE_ALIAS="shared")
+    with override_settings(CACHES={"default": redis, "local": locmem}):
+        assert "oauth_cc.W106" in ids(CACHE_ALIAS="local")
+
+
 @pytest.mark.urls("tests.urls")
 def test_the_throttle_fails_closed_with_a_json_503_when_the_cache_is_down(client, svc, token_for):
     application, secret = svc
