@@ -19,10 +19,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import cache
-from django.db import DatabaseError, OperationalError, ProgrammingError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError, connection
 
-from oauth_cc import outage
+from oauth_cc import outage, state
 from oauth_cc.errors import TemporarilyUnavailable
+from oauth_cc.keys import key_store
 from oauth_cc.models import UsedAssertion
 from tests.assertion_helpers import assertion_claims, generate_key, jwks_of, post_assertion
 from tests.conftest import basic_auth, form_post
@@ -58,6 +59,18 @@ def fast_refresh(settings: Any) -> float:
     """A refresh interval short enough that held state goes stale after a short sleep."""
     settings.OAUTH_CC = {**settings.OAUTH_CC, "STATE_REFRESH_SECONDS": 0.01}
     return 0.01
+
+
+@pytest.fixture
+def clock(monkeypatch: Any) -> list[float]:
+    """The worker's monotonic clock, moved by hand (``clock[0] += 31``): state ages without sleeping."""
+    now = [time.monotonic()]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    return now
+
+
+#: Reload every 10 s; held state served for 30 s after its last load (the clock tests).
+BOUNDED = {"STATE_REFRESH_SECONDS": 10, "STALE_STATE_MAX_SECONDS": 30}
 
 
 def stale(interval: float) -> None:
@@ -117,6 +130,36 @@ def test_token_endpoint_refuses_held_state_older_than_the_bound(client, svc, set
     stale(0.02)
     with database_down():
         assert_unavailable(token_response(client, application, secret), retry_after="1")
+
+
+def test_client_data_older_than_the_bound_is_refused_though_the_keys_are_fresh(
+    client, svc, settings, clock, database_down
+):
+    """Each kind of held state has its own bound: fresh keys do not stretch old client data."""
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **BOUNDED}
+    application, secret = svc
+    assert token_response(client, application, secret).status_code == 200  # client data held at t0
+    clock[0] += 11
+    key_store.signer()  # the keys reloaded at t0 + 11, database up
+    key_store.public_jwks()
+    clock[0] += 20  # client data and secret 31 s old, keys 20 s
+    cache.clear()
+    with database_down():
+        assert_unavailable(token_response(client, application, secret), retry_after="10")
+
+
+def test_signing_key_older_than_the_bound_is_refused_though_client_data_is_fresh(
+    client, svc, settings, clock, database_down
+):
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **BOUNDED}
+    application, secret = svc
+    key_store.signer()  # the signing key held from t0
+    clock[0] += 5
+    assert token_response(client, application, secret).status_code == 200  # client data from t0 + 5
+    clock[0] += 26  # signing key 31 s old, client data 26 s
+    cache.clear()
+    with database_down():
+        assert_unavailable(token_response(client, application, secret), retry_after="10")
 
 
 def test_zero_bound_never_serves_held_state(client, svc, settings, database_down):
@@ -220,6 +263,41 @@ def test_other_database_errors_are_not_an_outage(error):
     assert not gate.down
 
 
+def test_a_closed_connection_is_an_outage_too():
+    """Django raises InterfaceError for a connection already closed: unreachable, like a refusal."""
+    gate = outage.DatabaseGate()
+
+    def closed() -> None:
+        raise InterfaceError("connection already closed")
+
+    with pytest.raises(TemporarilyUnavailable):
+        gate.run("x", closed)
+    assert gate.down
+
+
+def test_while_one_request_probes_the_database_the_others_fail_fast(clock):
+    """Past the retry interval one request tries again; those arriving meanwhile do not."""
+    gate = outage.DatabaseGate()
+
+    def refused() -> None:
+        raise OperationalError(REFUSED)
+
+    with pytest.raises(TemporarilyUnavailable):
+        gate.run("x", refused)
+    clock[0] += 3  # past the retry interval (2 s)
+    tried: list[str] = []
+
+    def probe() -> str:
+        # Another request arrives while this probe is still waiting for the database.
+        with pytest.raises(TemporarilyUnavailable):
+            gate.run("y", lambda: tried.append("other"))
+        return "back"
+
+    assert gate.run("x", probe) == "back"
+    assert tried == []
+    assert not gate.down
+
+
 def test_secret_in_a_connection_error_is_not_logged_by_the_views(client, svc, database_down, caplog):
     application, secret = svc
     with database_down():
@@ -273,6 +351,27 @@ def test_protected_view_refuses_revocation_state_older_than_the_bound(
         )
 
 
+def test_public_keys_older_than_the_bound_are_refused_though_revocation_state_is_fresh(
+    client, svc, token_for, settings, clock, database_down
+):
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **BOUNDED}
+    application, secret = svc
+    first = token_for(application, secret, scope="reports:read")["access_token"]
+    second = token_for(application, secret, scope="reports:read")["access_token"]
+    state.reset_all()  # a worker that has loaded nothing yet
+    cache.clear()
+    key_store.public_jwks()  # the public keys held from t0
+    clock[0] += 5
+    assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 200
+    clock[0] += 26  # public keys 31 s old, revocation state 26 s
+    cache.clear()
+    with database_down():
+        # Another token than the one checked before: no verdict remembered for it.
+        assert_check_unavailable(
+            client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {second}"), retry_after="10"
+        )
+
+
 def test_unknown_kid_during_an_outage_is_503_never_accepted(
     client, svc, token_for, fast_refresh, database_down
 ):
@@ -294,6 +393,10 @@ def test_unknown_kid_during_an_outage_is_503_never_accepted(
         assert_check_unavailable(
             client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {forged}"), retry_after="1"
         )
+        # Again at once: the kid was just looked up, so no new lookup; still no verdict, not 401.
+        assert_check_unavailable(
+            client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {forged}"), retry_after="1"
+        )
         assert client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     # The next reload that works ends the outage; then the same forged token is simply invalid.
     stale(fast_refresh)  # past the retry interval
@@ -305,7 +408,6 @@ def test_unknown_kid_during_an_outage_is_503_never_accepted(
 
 
 def test_cold_worker_cannot_check_tokens(client, svc, token_for, database_down):
-    from oauth_cc import state
 
     application, secret = svc
     token = token_for(application, secret, scope="reports:read")["access_token"]

@@ -6,7 +6,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.checks import WARNING
+from django.core.checks import WARNING, run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
@@ -19,6 +19,7 @@ from oauth_cc.checks import (
     check_settings,
     connect_timeout_warnings,
 )
+from oauth_cc.key_encryption import generate_key
 
 GOOD = {"ISSUER": "https://auth.example.com"}
 REDIS = {
@@ -45,7 +46,24 @@ def message_for(check_id: str, caches: dict[str, Any] = REDIS, **oauth_cc: Any) 
 
 
 def test_a_production_configuration_passes_every_deploy_check():
+    """Every oauth_cc check ``check --deploy`` runs, not only check_deployment: an https issuer,
+    a shared cache, encryption keys of its own; the test databases have a connect_timeout."""
+    production = {**GOOD, "KEY_ENCRYPTION_KEYS": [generate_key()]}
+    with override_settings(OAUTH_CC=production, CACHES=REDIS):
+        messages = run_checks(include_deployment_checks=True)
+    assert [m.id for m in messages if m.id.startswith("oauth_cc.")] == []
     assert deploy_ids() == []
+
+
+def test_w107_without_encryption_keys_of_its_own():
+    with override_settings(OAUTH_CC=GOOD, CACHES=REDIS):
+        ids = [m.id for m in run_checks(include_deployment_checks=True) if m.id.startswith("oauth_cc.")]
+    assert ids == ["oauth_cc.W107"]
+
+
+def test_deploy_checks_leave_a_non_dict_setting_to_e003():
+    with override_settings(OAUTH_CC="https://auth.example.com"):
+        assert check_deployment() == []
 
 
 def test_w101_http_issuer_even_for_a_local_host():
@@ -116,7 +134,7 @@ def test_manage_py_check_deploy_prints_them():
 
 
 @pytest.mark.parametrize("engine", ["django.db.backends.postgresql", "django.db.backends.mysql"])
-def test_w107_database_without_connect_timeout(engine: str):
+def test_w108_database_without_connect_timeout(engine: str):
     messages = connect_timeout_warnings({"default": {"ENGINE": engine, "NAME": "x", "OPTIONS": {}}})
     assert [m.id for m in messages] == ["oauth_cc.W108"]
     assert messages[0].level == WARNING
@@ -131,11 +149,11 @@ def test_w107_database_without_connect_timeout(engine: str):
         {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     ],
 )
-def test_w107_not_raised_with_a_connect_timeout_or_for_sqlite(config: dict[str, Any]):
+def test_w108_not_raised_with_a_connect_timeout_or_for_sqlite(config: dict[str, Any]):
     assert connect_timeout_warnings({"default": config}) == []
 
 
-def test_w107_is_a_deploy_check_of_the_configured_databases():
+def test_w108_is_a_deploy_check_of_the_configured_databases():
     from django.core.checks.registry import registry
 
     assert check_connect_timeout in registry.get_checks(include_deployment_checks=True)

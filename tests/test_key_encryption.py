@@ -278,7 +278,17 @@ def test_secret_key_rotation_without_the_fallback_makes_the_keys_unreadable(clie
     with override_settings(SECRET_KEY="the rotated secret key " + "x" * 40, SECRET_KEY_FALLBACKS=[]):
         new_worker()
         response = request_token(client, *svc)
-    assert response.status_code == 503
+    assert_cannot_issue(response)
+
+
+def assert_cannot_issue(response: Any) -> None:
+    """The token endpoint's 503 for a signing key it cannot use: the reason stays in the log."""
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "30"
+    assert response.json() == {
+        "error": "temporarily_unavailable",
+        "error_description": "The server cannot issue tokens right now; try again later.",
+    }
 
 
 # -- a key no configured key can decrypt --------------------------------------------------------------
@@ -322,7 +332,7 @@ def test_unreadable_key_recovers_as_soon_as_the_key_is_configured_again(client, 
     with encryption_keys(KEY_A):
         issued(client, svc)
     with encryption_keys(KEY_C):
-        assert request_token(client, *svc).status_code == 503
+        assert_cannot_issue(request_token(client, *svc))
     with encryption_keys(KEY_C, KEY_A):
         assert accepted(client, issued(client, svc))
 
@@ -333,10 +343,10 @@ def test_unreadable_key_is_retried_after_the_refresh_interval(client, svc):
         kid = keys.ensure_current_key().kid
         plain = key_encryption.decrypt(raw_rows()[kid], kid)
     with encryption_keys(KEY_C):
-        assert request_token(client, *svc).status_code == 503
+        assert_cannot_issue(request_token(client, *svc))
         # The operator fixes the row (here: re-encrypted under C) without a settings change.
         SigningKey.objects.filter(kid=kid).update(private_jwk=key_encryption.encrypt(plain))
-        assert request_token(client, *svc).status_code == 503  # still within the interval
+        assert_cannot_issue(request_token(client, *svc))  # still within the interval
         keys.key_store._signing_loaded_at = float("-inf")
         assert request_token(client, *svc).status_code == 200
 
@@ -345,7 +355,7 @@ def test_verification_keeps_working_while_the_signing_key_is_unreadable(client, 
     with encryption_keys(KEY_A):
         token = issued(client, svc)
     with encryption_keys(KEY_C):
-        assert request_token(client, *svc).status_code == 503
+        assert_cannot_issue(request_token(client, *svc))
         assert accepted(client, token)  # public keys are not encrypted
 
 
@@ -353,8 +363,7 @@ def test_invalid_key_setting_at_the_token_endpoint_gives_503_not_500(client, svc
     issued(client, svc)
     with encryption_keys("not a key"):
         response = request_token(client, *svc)
-    assert response.status_code == 503
-    assert response.json()["error"] == "temporarily_unavailable"
+    assert_cannot_issue(response)
 
 
 def test_key_list_reports_each_keys_storage(db):
@@ -426,7 +435,7 @@ def test_tampered_current_key_gives_503(client, svc):
     row = keys.ensure_current_key()
     SigningKey.objects.filter(kid=row.kid).update(private_jwk=tampered(row.private_jwk, 40))
     new_worker()
-    assert request_token(client, *svc).status_code == 503
+    assert_cannot_issue(request_token(client, *svc))
 
 
 @pytest.mark.parametrize("algorithm", ["none", "HS256", "RS256", "EdDSA", "PS256", "ES384", ""])
@@ -438,8 +447,7 @@ def test_an_altered_algorithm_column_is_503_never_another_algorithm(client, svc,
 
     response = request_token(client, *svc)
 
-    assert response.status_code == 503, response.content
-    assert response.json()["error"] == "temporarily_unavailable"
+    assert_cannot_issue(response)
     assert f"Signing key {row.kid} is stored with algorithm {algorithm!r}" in caplog.text
     assert accepted(client, good)  # verification uses the public key, unaffected
 
@@ -456,11 +464,23 @@ def test_a_ciphertext_copied_from_another_row_is_refused(db):
         key_encryption.load_private_key(current.private_jwk, current.kid, upcoming.public_jwk)
 
 
+UNKNOWN_FORMAT = "signing key kid1 is in an unknown format"
+NOT_DECRYPTED = "decrypts the private key of signing key kid1, or it was altered"
+
+
 @pytest.mark.parametrize(
-    "stored", ["fernet:v2:" + "A" * 100, "fernet:v1:", "fernet:v1:not base64!", "gAAAAABk", "", "null"]
+    ("stored", "reason"),
+    [
+        ("fernet:v2:" + "A" * 100, UNKNOWN_FORMAT),
+        ("fernet:v1:", NOT_DECRYPTED),
+        ("fernet:v1:not base64!", NOT_DECRYPTED),
+        ("gAAAAABk", UNKNOWN_FORMAT),
+        ("", UNKNOWN_FORMAT),
+        ("null", UNKNOWN_FORMAT),
+    ],
 )
-def test_values_in_no_known_format_are_refused(db, stored):
-    with pytest.raises(KeyDecryptionError, match="signing key kid1"):
+def test_values_in_no_known_format_are_refused(db, stored, reason):
+    with pytest.raises(KeyDecryptionError, match=reason):
         key_encryption.decrypt(stored, "kid1")
     assert key_encryption.storage(stored) is Storage.UNREADABLE
 

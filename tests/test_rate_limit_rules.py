@@ -4,6 +4,7 @@ caller's address read from REMOTE_ADDR or a trusted proxy's header (attacker byt
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from django.test import RequestFactory, override_settings
@@ -177,6 +178,50 @@ def test_an_admitted_request_reports_the_end_of_its_window():
         "RateLimit-Policy": '"token";q=10;w=3600',
         "RateLimit": '"token";r=9;t=3000',
     }
+
+
+def test_an_admitted_request_rounds_remaining_down_and_its_reset_up():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0)
+    # 1000.5 s into the next window: 10 * (1 - 1000.5/3600) + 1 = 8.22 used, 1.78 left;
+    # the window ends in 2599.5 s.
+    decision = hit("t", "k", HOUR, now=T0 + 3600 + 1000.5)
+    assert (decision.allowed, decision.remaining, decision.reset) == (True, 1, 2600)
+
+
+def test_a_limit_of_one_held_by_the_previous_window_waits_for_this_window_to_end():
+    one = Rate(1, 3600)
+    assert hit("t", "k", one, now=T0).allowed
+    # Half-way into the next window the previous request still weighs 0.5: 1.5 > 1. Only in
+    # the window after, where this one has no requests, does one fit: in 1800 s.
+    refused = hit("t", "k", one, now=T0 + 3600 + 1800)
+    assert (refused.allowed, refused.remaining, refused.reset) == (False, 0, 1800)
+
+
+@pytest.fixture
+def wall_clock(monkeypatch) -> list[float]:
+    """``time.time`` moved by hand: the counters and the cache's own expiry both follow it."""
+    now = [T0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    return now
+
+
+def test_a_window_count_outlives_its_window_until_the_next_one_has_read_it(wall_clock):
+    for _ in range(10):
+        assert hit("t", "k", HOUR).allowed
+    # One second into the next window the previous one still weighs 10 * 3599/3600: full.
+    wall_clock[0] = T0 + 3600 + 1
+    refused = hit("t", "k", HOUR)
+    assert (refused.allowed, refused.remaining) == (False, 0)
+
+
+def test_a_noted_failure_outlives_its_window_until_the_next_one_has_read_it(wall_clock):
+    rate = Rate(3, 60)
+    for _ in range(3):
+        ratelimit.note([("f", "a", rate)])
+    wall_clock[0] = T0 + 60 + 1
+    refusal = over([("f", "a", rate)])
+    assert refusal is not None and not refusal.allowed
 
 
 def test_over_reads_without_counting():

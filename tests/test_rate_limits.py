@@ -4,6 +4,7 @@ the failed-authentication limits, the DRF throttle, and a cache that is down."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from io import StringIO
 from typing import Any
@@ -53,6 +54,9 @@ def svc(make_client) -> tuple[Application, str]:
     return make_client("svc", scopes=["reports:read"])
 
 
+LIMITED = "This client may request {} tokens; retry after {} seconds."
+
+
 def assert_too_many(response: Any, description: str, retry_after: int | None = None) -> None:
     assert response.status_code == 429
     assert response["Content-Type"] == "application/json"
@@ -99,7 +103,8 @@ def test_the_site_default_applies_to_a_client_without_its_own(client, svc):
     application, secret = svc
     with limits(TOKEN_RATE_LIMIT="1/minute"):
         assert token_request(client, application.client_id, secret).status_code == 200
-        assert token_request(client, application.client_id, secret).status_code == 429
+        response = token_request(client, application.client_id, secret)
+    assert_too_many(response, LIMITED.format("1/minute", response["Retry-After"]))
 
 
 def test_a_clients_own_limit_overrides_the_site_default(client, make_client):
@@ -121,7 +126,8 @@ def test_each_client_has_its_own_count(client, make_client):
     b, b_secret = make_client("b", scopes=["reports:read"], token_limit="1/hour")
     assert token_request(client, a.client_id, a_secret).status_code == 200
     assert token_request(client, b.client_id, b_secret).status_code == 200
-    assert token_request(client, a.client_id, a_secret).status_code == 429
+    response = token_request(client, a.client_id, a_secret)
+    assert_too_many(response, LIMITED.format("1/hour", response["Retry-After"]))
 
 
 def test_failed_authentication_does_not_use_the_token_limit(client, make_client):
@@ -328,6 +334,39 @@ def test_malformed_credentials_count_against_the_address(client, svc):
         assert token_request(client, application.client_id, secret).status_code == 429
 
 
+def test_malformed_credentials_past_the_limit_are_refused_unchecked(client, svc):
+    def malformed() -> Any:
+        return form_post(
+            client, "/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION="Basic !!"
+        )
+
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="2/minute"):
+        assert [malformed().status_code for _ in range(2)] == [401, 401]
+        response = malformed()
+    assert_too_many(response, FAILED.format(response["Retry-After"]))
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The worker's monotonic clock, moved by hand (how long a caller stays a suspect)."""
+    now = [1_000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_caller_that_failed_is_read_first_for_two_periods_then_no_more(client, svc, cache_reads, clock):
+    """The sliding window looks back two periods, so a failure matters, and is read, that long."""
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="5/minute", FAILED_AUTH_RATE_PER_ADDRESS="5/minute"):
+        assert token_request(client, application.client_id, "wrong").status_code == 401
+        clock[0] += 61  # past one period, inside two
+        assert token_request(client, application.client_id, secret).status_code == 200
+        assert cache_reads == [["auth-fail-addr", "auth-fail-id"]]
+        clock[0] += 60  # 121 s: past two periods
+        assert token_request(client, application.client_id, secret).status_code == 200
+    assert len(cache_reads) == 1
+
+
 def test_successes_are_not_counted_as_failures(client, svc):
     application, secret = svc
     with limits(FAILED_AUTH_RATE_PER_CLIENT_ID="2/minute", FAILED_AUTH_RATE_PER_ADDRESS="2/minute"):
@@ -343,7 +382,8 @@ def test_the_failure_limit_guards_introspection_and_revocation_too(client, svc):
             form_post(client, "/oauth/introspect/", {"token": "x"}, HTTP_AUTHORIZATION=auth).status_code
             == 401
         )
-        assert form_post(client, "/oauth/revoke/", {"token": "x"}, HTTP_AUTHORIZATION=auth).status_code == 429
+        response = form_post(client, "/oauth/revoke/", {"token": "x"}, HTTP_AUTHORIZATION=auth)
+    assert_too_many(response, FAILED.format(response["Retry-After"]))
 
 
 def test_the_address_comes_from_the_trusted_header_when_configured(client, svc):
@@ -358,7 +398,7 @@ def test_the_address_comes_from_the_trusted_header_when_configured(client, svc):
         spoofed = token_request(
             client, application.client_id, secret, HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.5", **proxied
         )
-        assert spoofed.status_code == 429
+        assert_too_many(spoofed, FAILED.format(spoofed["Retry-After"]))
         other = token_request(
             client, application.client_id, secret, HTTP_X_FORWARDED_FOR="203.0.113.6", **proxied
         )
@@ -473,6 +513,26 @@ def test_a_none_rate_turns_the_throttle_off(client, svc, token_for):
         assert [throttled(client, token).status_code for _ in range(3)] == [200] * 3
 
 
+def test_each_throttle_scope_has_its_own_budget_and_a_rate_set_on_the_class_applies(svc, token_for):
+    from types import SimpleNamespace
+
+    from oauth_cc.contrib.rest_framework import ClientRateThrottle
+    from oauth_cc.verification import check_access_token
+
+    class ReportsThrottle(ClientRateThrottle):
+        scope = "reports"  # no DEFAULT_THROTTLE_RATES entry: the class's own rate is the one
+        rate = "1/minute"
+
+    application, secret = svc
+    request = SimpleNamespace(
+        auth=check_access_token(token_for(application, secret, scope="reports:read")["access_token"])
+    )
+    with drf_rates("3/minute"):
+        reports, site = ReportsThrottle(), ClientRateThrottle()
+        assert [reports.allow_request(request, None) for _ in range(2)] == [True, False]
+        assert [site.allow_request(request, None) for _ in range(4)] == [True, True, True, False]
+
+
 @pytest.mark.parametrize(
     ("rates", "message"),
     [
@@ -547,7 +607,8 @@ def test_a_changed_limit_reaches_the_token_endpoint(client, svc):
     run("client", "update", application.client_id, "--token-limit", "1/hour")
     state.reset_all()  # as after STATE_REFRESH_SECONDS
     assert token_request(client, application.client_id, secret).status_code == 200
-    assert token_request(client, application.client_id, secret).status_code == 429
+    response = token_request(client, application.client_id, secret)
+    assert_too_many(response, LIMITED.format("1/hour", response["Retry-After"]))
 
 
 def test_the_admin_edits_the_limit_in_its_one_spelling(admin_client, svc):
@@ -614,7 +675,7 @@ def test_trusted_proxy_count_is_a_whole_number_from_one(count):
     assert "oauth_cc.E007" not in ids(TRUSTED_PROXY_COUNT=2)
 
 
-def test_w005_limits_on_a_per_process_cache():
+def test_w106_limits_on_a_per_process_cache():
     # tests/settings.py: LocMemCache. The defaults turn the failure limits on.
     assert "oauth_cc.W106" in ids()
     assert "oauth_cc.W106" not in ids(**NO_FAILURE_LIMITS)
@@ -625,6 +686,26 @@ def test_w005_limits_on_a_per_process_cache():
     dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     with override_settings(CACHES=dummy):
         assert "oauth_cc.W106" in ids()
+
+
+def test_w106_the_drf_throttle_alone_on_a_per_process_cache():
+    from django.conf import settings
+
+    throttle = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["oauth_cc.contrib.rest_framework.ClientRateThrottle"],
+    }
+    with override_settings(REST_FRAMEWORK=throttle):
+        assert "oauth_cc.W106" in ids(**NO_FAILURE_LIMITS)
+
+
+def test_w106_looks_at_the_cache_oauth_cc_counts_in_not_the_default():
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}
+    with override_settings(CACHES={"default": locmem, "shared": redis}):
+        assert "oauth_cc.W106" not in ids(CACHE_ALIAS="shared")
+    with override_settings(CACHES={"default": redis, "local": locmem}):
+        assert "oauth_cc.W106" in ids(CACHE_ALIAS="local")
 
 
 @pytest.mark.urls("tests.urls")

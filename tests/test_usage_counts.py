@@ -197,13 +197,45 @@ def stored_nothing_yet(counter: UsageCounter) -> bool:
 
 def test_failed_flush_keeps_the_newest_hours_within_the_bound(monkeypatch):
     counter = counter_at(max_buckets=2)
-    for hour in (NOW_HOUR - 2, NOW_HOUR - 1):
+    for hour in (NOW_HOUR - 2, NOW_HOUR - 2, NOW_HOUR - 1):
         counter.count("a", now=hour * HOUR)
     batch = counter._pending
     counter._pending = {("a", NOW_HOUR): 4}  # counted while the failed flush ran
     counter._restore(batch)
     assert counter.pending() == {("a", NOW_HOUR): 4, ("a", NOW_HOUR - 1): 1}
-    assert counter.dropped == 1
+    assert counter.dropped == 2  # tokens, not buckets: the oldest bucket held two
+
+
+def test_tokens_counted_while_a_failed_flush_runs_are_added_to_its_counts(monkeypatch):
+    counter = counter_at()
+    for _ in range(4):
+        counter.count("a", now=NOW_HOUR * HOUR)
+
+    def failing(counts: Any) -> None:
+        counter.count("a", now=NOW_HOUR * HOUR)  # another thread's token, mid-flush
+        raise DatabaseError("database is down")
+
+    monkeypatch.setattr(usage_counts, "add_counts", failing)
+    assert counter.flush(now=NOW_HOUR * HOUR) is False
+    assert counter.pending() == {("a", NOW_HOUR): 5}
+
+
+def test_databases_without_upsert_add_with_an_update_then_an_insert(db, monkeypatch):
+    """The path for databases other than PostgreSQL and SQLite (MySQL, Oracle): still additive."""
+    monkeypatch.setattr(connection, "vendor", "mysql")
+    usage_counts.add_counts({("a", NOW_HOUR): 2, ("b", NOW_HOUR): 1})
+    usage_counts.add_counts({("a", NOW_HOUR): 3, ("a", NOW_HOUR + 1): 1})
+    monkeypatch.undo()
+    assert stored() == {("a", NOW_HOUR): 5, ("b", NOW_HOUR): 1, ("a", NOW_HOUR + 1): 1}
+
+
+def test_counting_flushes_once_exactly_the_interval_has_elapsed(db):
+    with oauth_settings(USAGE_FLUSH_SECONDS=60):
+        counter = counter_at()
+        counter.count("a", now=NOW_HOUR * HOUR + 59)
+        assert stored() == {}
+        counter.count("a", now=NOW_HOUR * HOUR + 60)
+        assert stored() == {("a", NOW_HOUR): 2}
 
 
 def test_a_clock_set_back_triggers_a_flush(db):

@@ -99,6 +99,13 @@ def test_client_usage_uses_the_clients_own_lifetime(make_client, monkeypatch):
     assert run_json("client", "usage", application.client_id)["not_caching_tokens"] is True
 
 
+def test_client_usage_limit_for_a_lifetime_over_an_hour_is_the_threshold(make_client):
+    """An hour is the shortest window measured: a two-hour lifetime does not lower the limit to 5."""
+    application, _ = make_client("long", lifetime=7200)
+    data = run_json("client", "usage", application.client_id)
+    assert (data["token_lifetime"], data["not_caching_limit_per_hour"]) == (7200, 10)
+
+
 def test_client_usage_text_output(svc):
     application, _ = svc
     at_start_of_hour(application, 50)
@@ -135,6 +142,7 @@ def fleet(make_client):
     age(revoked, 200, used_days_ago=45)
     ClientSecret.objects.filter(pk=revoked.pk).update(revoked_at=now)  # revoked: not "unused"
     expired = ClientSecret.objects.get(application=made["never"])
+    age(expired, 200)  # old and never used: only its expiry keeps it out of "unused"
     ClientSecret.objects.filter(pk=expired.pk).update(expires_at=now - timedelta(days=1))
     made["recent_secret"] = secret
     made["expired_secret"] = expired
@@ -283,6 +291,28 @@ def test_not_caching_filter_boundary(admin_client, make_client, monkeypatch):
     assert "edge" not in changelist(admin_client, caching="no")
     UsageBucket.objects.filter(client_id=application.client_id).update(count=11)
     assert "edge" in changelist(admin_client, caching="no")
+
+
+def test_not_caching_counts_the_previous_hour_in_the_list_and_the_filter(
+    admin_client, make_client, monkeypatch
+):
+    application, _ = make_client("previous-hour")
+    current = hour_of(time.time())
+    monkeypatch.setattr(time, "time", lambda: current * HOUR)  # the previous hour weighs fully
+    UsageBucket.objects.create(client_id=application.client_id, hour=current - 1, count=40)
+    assert '40 <strong class="oauth-cc-not-caching"' in changelist(admin_client)
+    assert "previous-hour" in changelist(admin_client, caching="no")
+
+
+def test_not_caching_clients_include_this_workers_unflushed_tokens(make_client, monkeypatch):
+    application, _ = make_client("unflushed")
+    now = hour_of(time.time()) * HOUR + 10
+    monkeypatch.setattr(time, "time", lambda: now)
+    usage_counts.counter.reset(now=now)  # a flush interval that has not elapsed
+    for _ in range(11):
+        usage_counts.count_issued(application.client_id)
+    assert not UsageBucket.objects.exists()
+    assert usage_counts.not_caching_client_ids() == {application.client_id}
 
 
 def test_unused_filter_lists_stale_clients(admin_client, fleet):
