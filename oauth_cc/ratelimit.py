@@ -135,8 +135,10 @@ def cache_failed(what: str) -> None:
 
 
 def reset_outage_log() -> None:
-    global _last_outage_log
+    """Forget which warnings this worker has logged (tests, settings changes)."""
+    global _last_outage_log, _forwarded_warned
     _last_outage_log = 0.0
+    _forwarded_warned = False
 
 
 def ident(value: str) -> str:
@@ -320,4 +322,23 @@ def client_address(request: HttpRequest) -> str | None:
         found = address_from_header(request.META.get(header), int(oauth_cc_settings.TRUSTED_PROXY_COUNT))
         if found is not None:
             return found
+    elif not _forwarded_warned and (
+        "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    ):
+        _warn_forwarded()
     return address_key(request.META.get("REMOTE_ADDR"))
+
+
+_forwarded_warned = False
+
+
+def _warn_forwarded() -> None:
+    """Once per worker: requests seem to come through a proxy that CLIENT_IP_HEADER does not name."""
+    global _forwarded_warned
+    _forwarded_warned = True
+    logger.warning(
+        "Requests carry X-Forwarded-For or Forwarded but OAUTH_CC['CLIENT_IP_HEADER'] is not set: "
+        "failed authentications are counted per REMOTE_ADDR, which behind a proxy is the proxy's "
+        "address, shared by every caller. If a proxy you run sets that header, set "
+        "CLIENT_IP_HEADER and TRUSTED_PROXY_COUNT (see the README's Rate limits section)."
+    )

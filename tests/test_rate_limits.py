@@ -777,3 +777,24 @@ def test_a_held_secret_no_longer_valid_does_not_pass_a_limit(client, svc, change
             )
         response = token_request(client, application.client_id, secret)
     assert_too_many(response, FAILED.format(response["Retry-After"]))
+
+
+def test_a_forwarded_header_without_client_ip_header_is_logged_once(client, svc, caplog):
+    application, _ = svc
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="100/minute"):
+        token_request(client, application.client_id, "wrong")  # no proxy header: nothing said
+        for _ in range(3):
+            token_request(client, application.client_id, "wrong", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "oauth_cc.ratelimit"]
+    assert len(warnings) == 1, warnings
+    assert "OAUTH_CC['CLIENT_IP_HEADER'] is not set" in warnings[0]
+    assert "203.0.113.9" not in warnings[0]
+
+
+def test_no_forwarded_warning_when_client_ip_header_is_set(client, svc, caplog):
+    application, _ = svc
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="100/minute", CLIENT_IP_HEADER="HTTP_X_FORWARDED_FOR"):
+        token_request(client, application.client_id, "wrong", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert not [r for r in caplog.records if r.name == "oauth_cc.ratelimit"]
