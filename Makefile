@@ -7,7 +7,7 @@ MUTATION_WORKERS ?= 2
 MUTATION_FUZZ_REQUESTS ?= 1000
 MUTATION_FUZZ_RAW_REQUESTS ?= 500
 
-.PHONY: demo test lint bench mutation clean
+.PHONY: demo test lint bench mutation clean newman
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ mutation: $(BIN)/.installed-mutation
 		HYPOTHESIS_PROFILE=oauth_cc-mutation $(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
 	$(BIN)/python mutation/report.py
 
+## newman (npm) in .node/, for tests/test_postman_export.py (run by .ci/run)
+newman: .node/node_modules/.bin/newman
+.node/node_modules/.bin/newman:
+	npm install --prefix .node --no-audit --no-fund --silent newman@6
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) example.sqlite3 .pytest_cache mutants
+	rm -rf $(VENV) example.sqlite3 .pytest_cache mutants .node

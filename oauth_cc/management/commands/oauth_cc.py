@@ -10,6 +10,7 @@ the OS user as the actor, in the transaction of the change; ``oauth_cc audit`` p
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         groups = parser.add_subparsers(
-            dest="group", metavar="{scope,client,key,tokens,state,report,audit}", required=True
+            dest="group", metavar="{scope,client,key,tokens,state,report,audit,export}", required=True
         )
 
         scope = groups.add_parser("scope", help="Scopes clients may be granted.").add_subparsers(
@@ -278,6 +279,17 @@ class Command(BaseCommand):
         )
         p.add_argument("--days", default="90", help="Unused for at least this many days (default 90).")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
+
+        export = groups.add_parser("export", help="Files for API users.").add_subparsers(
+            dest="action", required=True
+        )
+        p = export.add_parser(
+            "postman",
+            help="Print a Postman v2.1 collection: client-credentials auth, a token-fetching pre-request "
+            "script and one request per API operation (the secret is always a placeholder).",
+        )
+        p.add_argument("--client", dest="client_id", help="Fill in this client's client_id and scopes.")
+        p.add_argument("--base-url", help="The site's URL in the requests (default: the ISSUER setting).")
 
         p = groups.add_parser("audit", help="Print the audit trail of operator actions, oldest first.")
         p.add_argument("--since", help="Only events at or after this ISO 8601 date or time.")
@@ -637,6 +649,20 @@ class Command(BaseCommand):
         self.stdout.write(f"Deleted {records} expired record(s) and {len(removed_keys)} retired key(s).")
         buckets = usage_counts.prune()
         self.stdout.write(f"Deleted {buckets} usage count(s) older than the retention period.")
+
+    # -- export ----------------------------------------------------------------------------
+    def export_postman(self, *, client_id: str | None, base_url: str | None, **_: Any) -> None:
+        from oauth_cc import postman
+
+        application = clients.get_client(client_id) if client_id is not None else None
+        if base_url is not None:
+            base_url = base_url.strip()
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
+                raise CommandError(
+                    f"--base-url {_one_line(base_url)} is not an http(s) URL without query or fragment; "
+                    "use e.g. https://api.example.com."
+                )
+        self._json(postman.build_collection(application, base_url=base_url))
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, *, since: str | None, client_id: str | None, as_json: bool, **_: Any) -> None:
