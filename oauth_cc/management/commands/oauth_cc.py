@@ -673,7 +673,7 @@ class Command(BaseCommand):
         )
 
 
-def _read_jwks(path: Path) -> dict:
+def _read_jwks(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
