@@ -247,7 +247,7 @@ def revoke_secret(application: Application, secret_ref: str, *, actor: str | Non
             secret.revoked_at = timezone.now()
             secret.save(update_fields=["revoked_at"])
         if actor is not None:
-            changes = {"secret": audit.secret_ref(secret), "revoked_at": secret.revoked_at}
+            changes: dict[str, Any] = {"secret": audit.secret_ref(secret), "revoked_at": secret.revoked_at}
             if already:
                 changes["already_revoked"] = True
             audit.record(actor, AuditAction.SECRET_REVOKED, application, changes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,6 +42,9 @@ from oauth_cc.models import (
     SigningKey,
     TokenEndpointAuthMethod,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 TOKEN_LIMIT_HELP = (
     'Token requests allowed, like "100/hour" (second, minute, hour, day); "none": the site default.'
@@ -81,7 +84,10 @@ def client_details(application: Application) -> dict[str, Any]:
         audiences=list(application.audiences or []),
         can_introspect=application.can_introspect,
         token_limit=application.token_limit or None,
-        run_as_user=application.user.get_username() if application.user_id else None,
+        # A user_id means a user (the FK is nullable, so it is typed optional).
+        run_as_user=cast("AbstractBaseUser", application.user).get_username()
+        if application.user_id
+        else None,
         jwks_uri=application.jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
         secrets=[
