@@ -28,6 +28,7 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check oauth_cc
+	$(BIN)/mypy oauth_cc
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations --check --dry-run
 
 $(BIN)/.installed-mutation: pyproject.toml $(BIN)/.installed
@@ -51,4 +52,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) example.sqlite3 .pytest_cache mutants .node
+	rm -rf $(VENV) example.sqlite3 .pytest_cache .mypy_cache mutants .node

@@ -18,8 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import router, transaction
 from django.db.models import Count, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.forms.fields import InvalidJSONInput
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -49,6 +48,9 @@ from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
 from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey, UsageBucket
 from .usage_chart import bar_chart
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 _DOT_MODEL_GETTERS = (
     "get_application_model",
@@ -111,7 +113,7 @@ def _holds_private_key(raw: Any) -> bool:
     return any(isinstance(e, dict) and PRIVATE_JWK_MEMBERS & e.keys() for e in entries or ())
 
 
-class ApplicationForm(forms.ModelForm):
+class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """The client's settings. JWKS and audiences are checked by ``Application.clean()``."""
 
     class Meta:
@@ -167,21 +169,23 @@ class ApplicationForm(forms.ModelForm):
         except clients.ClientError as exc:
             raise forms.ValidationError(str(exc), code="invalid_rate") from None
 
-    def clean_jwks(self) -> dict | None:
+    def clean_jwks(self) -> dict[str, Any] | None:
         value = self.cleaned_data.get("jwks")
         return None if value in (None, "", {}) else value
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # private to Django, absent from django-stubs
         # A private key pasted by mistake must not be echoed back into the page (and the
         # browser's cache and history) with the error: clear the box.
         field = self.add_prefix("jwks")
         if self.has_error("jwks") and _holds_private_key(self.data.get(field)):
-            self.data = self.data.copy()
-            self.data[field] = ""
+            # The admin binds its forms to request.POST, a QueryDict.
+            data = cast(QueryDict, self.data).copy()
+            data[field] = ""
+            self.data = data
 
 
-class ClientSecretInline(admin.TabularInline):
+class ClientSecretInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """The client's secrets, read-only: only a prefix of each is known."""
 
     model = ClientSecret
@@ -222,7 +226,7 @@ class NotCachingFilter(admin.SimpleListFilter):
     title = _("token caching")
     parameter_name = "caching"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [("no", _("not caching tokens"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
@@ -238,7 +242,7 @@ class UnusedClientFilter(admin.SimpleListFilter):
     parameter_name = "unused"
     DAYS = {"30": 30, "90": 90, "365": 365}
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [(key, _("%s days or more") % key) for key in self.DAYS] + [("never", _("never used"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> QuerySet[Application]:
@@ -257,7 +261,7 @@ class StaleSecretFilter(admin.SimpleListFilter):
     parameter_name = "secrets"
     DAYS = {"unused30": 30, "unused90": 90}
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [
             ("unused30", _("a valid secret unused for 30 days")),
             ("unused90", _("a valid secret unused for 90 days")),
@@ -274,7 +278,7 @@ class StaleSecretFilter(admin.SimpleListFilter):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     form = ApplicationForm
     list_display = (
         "name",
@@ -328,7 +332,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         now = time.time()
         hour = usage_counts.hour_of(now)
         buckets = UsageBucket.objects.filter(client_id=OuterRef("client_id"))
-        return (
+        return (  # type: ignore[no-any-return]  # super() is ModelAdmin[Any]: see the class line
             super()
             .get_queryset(request)
             .prefetch_related("scopes")
@@ -339,7 +343,9 @@ class ApplicationAdmin(admin.ModelAdmin):
             )
         )
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         usage_counts.flush()  # this worker's own counts, so the page is current for them at least
         return super().changelist_view(request, extra_context)
 
@@ -349,8 +355,8 @@ class ApplicationAdmin(admin.ModelAdmin):
         if at is None:
             return "-"
         counts = {
-            usage_counts.hour_of(at): application.usage_this_hour or 0,
-            usage_counts.hour_of(at) - 1: application.usage_previous_hour or 0,
+            usage_counts.hour_of(at): application.usage_this_hour or 0,  # type: ignore[attr-defined]  # get_queryset() annotates it
+            usage_counts.hour_of(at) - 1: application.usage_previous_hour or 0,  # type: ignore[attr-defined]  # as above
         }
         tokens = usage_counts.window_count(counts, at, 1)
         lifetime = usage_counts.effective_lifetime(application.access_token_lifetime)
@@ -401,7 +407,7 @@ class ApplicationAdmin(admin.ModelAdmin):
             _("Counts reach the database once per USAGE_FLUSH_SECONDS from each worker."),
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> tuple[str, ...]:
         return self._add_only_readonly if obj is not None else ()
 
     def get_fieldsets(self, request: HttpRequest, obj: Application | None = None) -> Any:
@@ -424,7 +430,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         return " ".join(sorted(scope.name for scope in application.scopes.all())) or "-"
 
     @admin.display(description=_("public key thumbprints (RFC 7638, SHA-256)"))
-    def key_thumbprints(self, application: Application) -> str:
+    def key_thumbprints(self, application: Application) -> StrOrPromise:
         if application.jwks:
             from .client_keys import jwk_thumbprints
 
@@ -446,7 +452,9 @@ class ApplicationAdmin(admin.ModelAdmin):
         if not change and obj.uses_secret:
             setattr(request, _NEW_SECRET_ATTR, clients.add_secret(obj))
 
-    def save_related(self, request: HttpRequest, form: forms.Form, formsets: Any, change: bool) -> None:
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm[Application], formsets: Any, change: bool
+    ) -> None:
         super().save_related(request, form, formsets, change)
         # Still inside the change view's transaction: the event commits with the change.
         application = form.instance
@@ -492,7 +500,11 @@ class ApplicationAdmin(admin.ModelAdmin):
         return super().response_change(request, obj)
 
     def _render_secrets(
-        self, request: HttpRequest, issued: list[tuple[Application, clients.IssuedSecret]], *, title: str
+        self,
+        request: HttpRequest,
+        issued: list[tuple[Application, clients.IssuedSecret]],
+        *,
+        title: StrOrPromise,
     ) -> TemplateResponse:
         items = [
             {
@@ -597,7 +609,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         ]
 
     def _get_for_change(self, request: HttpRequest, object_id: str) -> Application:
-        application = self.get_object(request, object_id)
+        application: Application | None = self.get_object(request, object_id)
         if application is None:
             raise Http404(_("No API client with this id exists."))
         if not self.has_change_permission(request, application):
@@ -664,7 +676,13 @@ class ApplicationAdmin(admin.ModelAdmin):
         )
 
     def _confirm(
-        self, request: HttpRequest, application: Application, *, title: str, question: str, confirm_label: str
+        self,
+        request: HttpRequest,
+        application: Application,
+        *,
+        title: StrOrPromise,
+        question: str,
+        confirm_label: StrOrPromise,
     ) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -679,18 +697,18 @@ class ApplicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Scope)
-class ScopeAdmin(admin.ModelAdmin):
+class ScopeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     list_display = ("name", "description", "is_default", "client_count")
     list_filter = ("is_default",)
     search_fields = ("name", "description")
     fields = ("name", "description", "is_default")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Scope]:
-        return super().get_queryset(request).annotate(client_count=Count("applications"))
+        return super().get_queryset(request).annotate(client_count=Count("applications"))  # type: ignore[no-any-return]  # super() is ModelAdmin[Any]: see the class line
 
     @admin.display(description=_("clients"), ordering="client_count")
     def client_count(self, scope: Scope) -> int:
-        return scope.client_count
+        return scope.client_count  # type: ignore[attr-defined,no-any-return]  # get_queryset() annotates it
 
     def save_model(self, request: HttpRequest, obj: Scope, form: forms.Form, change: bool) -> None:
         # Inside the add/change view's transaction, like the save.
@@ -724,7 +742,7 @@ class ScopeAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """View-only: keys are made and retired by rotation, never edited by hand."""
 
     list_display = (
@@ -781,7 +799,9 @@ class SigningKeyAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "can_rotate": self._can_rotate(request)}
         return super().changelist_view(request, extra_context)
 
@@ -832,7 +852,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """The audit trail, read-only: nobody adds, changes or deletes events here, superusers included."""
 
     list_display = ("time", "actor", "action", "object_type", "object_id", "object_repr")

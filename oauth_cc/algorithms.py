@@ -13,10 +13,13 @@ asymmetric public key, so an "HMAC keyed with the public key" forgery has nothin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 #: RFC 7518 §3.3: RSA keys for RS256/PS256 must be at least 2048 bits.
 MIN_RSA_BITS = 2048
@@ -49,7 +52,8 @@ class Algorithm:
         several ways.
         """
         if self.kty == "RSA":
-            return (key.get_op_key("verify").key_size + 7) // 8
+            # An RSA JWK's verifying key is an RSAPublicKey (get_op_key() is typed for every kty).
+            return (cast("RSAPublicKey", key.get_op_key("verify")).key_size + 7) // 8
         if self.kty == "EC":
             return 64  # P-256: R and S, 32 bytes each
         return 114 if key.get("crv") == "Ed448" else 64
@@ -95,6 +99,6 @@ def generate_key(algorithm: str, **members: Any) -> JWK:
 def rsa_key_bits(key: JWK) -> int:
     """The modulus size of an RSA key; raises ``ValueError`` if it cannot be read."""
     try:
-        return int(key.get_op_key("verify").key_size)
+        return int(cast("RSAPublicKey", key.get_op_key("verify")).key_size)  # an RSA key, as above
     except (JWException, ValueError, TypeError) as exc:
         raise ValueError(str(exc)) from exc

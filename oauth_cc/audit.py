@@ -21,11 +21,14 @@ from __future__ import annotations
 import getpass
 import os
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.http import HttpRequest
 
 from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 #: The client fields an event shows, in this order; "jwks" as kid/thumbprint pairs.
 CLIENT_FIELDS = (
@@ -128,7 +131,8 @@ def client_snapshot(application: Application) -> dict[str, Any]:
             jwks = [f"{kid} {thumbprint}" for kid, thumbprint in jwk_thumbprints(application.jwks)]
         except Exception:  # an event must not fail on a key set the client check would refuse
             jwks = ["(unreadable key set)"]
-    user = application.user.get_username() if application.user_id else None
+    # A user_id means a user (the FK is nullable, so it is typed optional).
+    user = cast("AbstractBaseUser", application.user).get_username() if application.user_id else None
     scopes = sorted(application.scopes.values_list("name", flat=True)) if application.pk else []
     snapshot = {
         "name": application.name,

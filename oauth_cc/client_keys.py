@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import certifi
@@ -33,6 +33,9 @@ from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import shown
 from .state import ClientRecord
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 # Which key types, curves and sizes may verify an assertion comes from oauth_cc.algorithms.
 # ``oct`` (HMAC) is never accepted: a client secret has no place in a public JWKS.
@@ -99,7 +102,7 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
             valid = isinstance(value, str)
         if not valid:
             raise ValueError(f'Key "{name}" has a malformed "{member}" member.')
-    curves = curves_for_key_type(kty)
+    curves = curves_for_key_type(cast(str, kty))  # algorithms is empty unless kty is a str
     if curves is not None and members.get("crv") not in curves:
         raise ValueError(
             f'Key "{name}" uses curve {shown(members.get("crv"))}; '
@@ -115,7 +118,8 @@ def public_jwk(entry: Any, *, position: int = 1, require_kid: bool = True) -> JW
         key = JWK(**members)
         # jwcrypto parses lazily; building the verifying key checks the numbers themselves
         # (a point on the curve, a well-formed modulus) and that "use"/"key_ops" allow signing.
-        verifier = key.get_op_key("verify")
+        # Its key_size is read for an RSA key only, whose verifying key is an RSAPublicKey.
+        verifier = cast("RSAPublicKey", key.get_op_key("verify"))
     except (JWException, ValueError, TypeError, KeyError) as exc:
         # KeyError: jwcrypto refuses a member of another key type ("e" on an EC key) with it.
         reason = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -169,7 +173,7 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return address.is_global and not address.is_multicast
 
 
-def jwk_thumbprints(jwks: dict) -> list[tuple[str, str]]:
+def jwk_thumbprints(jwks: dict[str, Any]) -> list[tuple[str, str]]:
     """``(kid, RFC 7638 SHA-256 thumbprint)`` of each key, for operators to compare with the client's."""
     result: list[tuple[str, str]] = []
     for entry in (jwks or {}).get("keys", []):
@@ -253,10 +257,10 @@ def _max_cached_sets() -> int:
     return MAX_CACHED_SETS  # read at each insertion, so a test can lower it
 
 
-_inline_cache: BoundedMap[str, tuple[dict, tuple[JWK, ...]]] = BoundedMap(_max_cached_sets)
+_inline_cache: BoundedMap[str, tuple[dict[str, Any], tuple[JWK, ...]]] = BoundedMap(_max_cached_sets)
 
 
-def _inline_keys(client_id: str, jwks: dict) -> tuple[JWK, ...]:
+def _inline_keys(client_id: str, jwks: dict[str, Any]) -> tuple[JWK, ...]:
     # Parsing a JWK builds a cryptography key object (tens of µs for RSA), so it is done once
     # per worker and per JWKS value; a changed JWKS compares unequal and is parsed again.
     hit = _inline_cache.get(client_id)
@@ -273,7 +277,7 @@ _uri_cache: BoundedMap[str, KeySet] = BoundedMap(_max_cached_sets)
 _failures: BoundedMap[str, tuple[float, str]] = BoundedMap(_max_cached_sets)
 _last_kid_refetch: BoundedMap[str, float] = BoundedMap(_max_cached_sets)
 # Not bounded by size: an entry lives only while its fetch runs or waits for a pool thread.
-_inflight: dict[str, Future[dict]] = {}
+_inflight: dict[str, Future[dict[str, Any]]] = {}
 _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
 
@@ -349,7 +353,7 @@ def _refresh(url: str) -> KeySet:
     return entry
 
 
-def _run_with_deadline(url: str, timeout: float) -> dict:
+def _run_with_deadline(url: str, timeout: float) -> dict[str, Any]:
     """Fetch on a pool thread and wait at most ``timeout`` seconds in total.
 
     The HTTP library's timeouts apply per socket operation, and name resolution has none, so
@@ -390,13 +394,13 @@ def _run_with_deadline(url: str, timeout: float) -> dict:
         raise JWKSFetchError("the JWKS URI could not be fetched") from None
 
 
-def _forget_inflight(url: str, future: Future[dict]) -> None:
+def _forget_inflight(url: str, future: Future[dict[str, Any]]) -> None:
     with _lock:
         if _inflight.get(url) is future:
             del _inflight[url]
 
 
-def _fetch_document(url: str, deadline: float) -> dict:
+def _fetch_document(url: str, deadline: float) -> dict[str, Any]:
     """GET ``url`` and parse it as a JWK Set. Runs on a pool thread.
 
     No redirects are followed, the body is read in chunks and abandoned past
@@ -469,7 +473,7 @@ def _checked_addresses(hostname: str, port: int) -> list[str]:
     return addresses
 
 
-def _get(target: _Target, address: str, deadline: float) -> dict:
+def _get(target: _Target, address: str, deadline: float) -> dict[str, Any]:
     remaining = max(0.001, deadline - time.monotonic())
     timeout = urllib3.Timeout(connect=remaining, read=remaining)
     pool: urllib3.HTTPConnectionPool

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -107,7 +108,7 @@ def create_client(
     lifetime: int | None = None,
     description: str = "",
     auth_method: str = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
-    jwks: dict | None = None,
+    jwks: dict[str, Any] | None = None,
     jwks_uri: str = "",
     audiences: Iterable[str] = (),
     can_introspect: bool = False,
@@ -246,7 +247,7 @@ def revoke_secret(application: Application, secret_ref: str, *, actor: str | Non
             secret.revoked_at = timezone.now()
             secret.save(update_fields=["revoked_at"])
         if actor is not None:
-            changes = {"secret": audit.secret_ref(secret), "revoked_at": secret.revoked_at}
+            changes: dict[str, Any] = {"secret": audit.secret_ref(secret), "revoked_at": secret.revoked_at}
             if already:
                 changes["already_revoked"] = True
             audit.record(actor, AuditAction.SECRET_REVOKED, application, changes)
@@ -270,7 +271,7 @@ def set_active(application: Application, active: bool, *, actor: str | None = No
     with transaction.atomic():
         application.save(update_fields=fields)
         if actor is not None:
-            changes: dict = {"is_active": {"old": was_active, "new": active}}
+            changes: dict[str, Any] = {"is_active": {"old": was_active, "new": active}}
             if not active:
                 changes["tokens_valid_after"] = application.tokens_valid_after
             action = AuditAction.CLIENT_ENABLED if active else AuditAction.CLIENT_DISABLED

@@ -8,7 +8,7 @@ so no module reads settings at import time.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -125,13 +125,13 @@ class OAuthCCSettings:
         """``ISSUER`` without a trailing slash (read on every token request, so cached)."""
         if "_issuer" not in self._cached:
             self._cached["_issuer"] = str(self.ISSUER).rstrip("/") if self.ISSUER else ""
-        return self._cached["_issuer"]
+        return cast(str, self._cached["_issuer"])  # set just above, or before, as a str
 
     @property
     def resource_identifier(self) -> str:
         if "_resource" not in self._cached:
             self._cached["_resource"] = str(self.RESOURCE_IDENTIFIER or self.issuer)
-        return self._cached["_resource"]
+        return cast(str, self._cached["_resource"])  # as above
 
     def rate(self, name: str) -> Any:
         """A rate setting parsed once (a :class:`~oauth_cc.ratelimit.Rate`), or None."""

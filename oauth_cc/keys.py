@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
@@ -36,6 +37,11 @@ from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
 from .shared import share, shared_or_loaded
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from .models import SigningKey
 
 logger = logging.getLogger("oauth_cc.keys")
 
@@ -56,7 +62,7 @@ def generate_jwk(algorithm: str) -> jwk.JWK:
     return generate_key(algorithm, kid=uuid.uuid4().hex, use="sig")
 
 
-def _new_key_row(state: str, algorithm: str | None = None):  # -> SigningKey
+def _new_key_row(state: str, algorithm: str | None = None) -> SigningKey:
     from .models import SigningKey
 
     algorithm = algorithm or oauth_cc_settings.SIGNING_ALGORITHM
@@ -81,7 +87,7 @@ def max_token_lifetime() -> int:
     return max(int(oauth_cc_settings.ACCESS_TOKEN_LIFETIME), int(longest))
 
 
-def ensure_current_key():  # -> SigningKey
+def ensure_current_key() -> SigningKey:
     """The current signing key, creating the site's first key pair if there is none."""
     from .models import SigningKey
 
@@ -180,13 +186,13 @@ def prune_retired_keys() -> tuple[str, ...]:
     return kids
 
 
-def published_key_rows():
+def published_key_rows() -> QuerySet[SigningKey]:
     from .models import SigningKey
 
     return SigningKey.objects.filter(Q(remove_after__isnull=True) | Q(remove_after__gt=timezone.now()))
 
 
-def load_public_keys() -> dict[str, dict]:
+def load_public_keys() -> dict[str, dict[str, Any]]:
     """``kid -> public JWK dict`` of every published key (one query)."""
     return {row.kid: row.public_jwk for row in published_key_rows().only("kid", "public_jwk")}
 
@@ -197,7 +203,7 @@ def publish_public_keys() -> None:
     key_store.reset()
 
 
-def jwks_document() -> dict:
+def jwks_document() -> dict[str, Any]:
     """The RFC 7517 JWK Set: the next, current and retired public keys."""
     if not key_store.public_jwks():
         ensure_current_key()
@@ -222,11 +228,12 @@ class Signer:
         self.alg = alg
         self._key = key
         self._engine = JWA.signing_alg(alg)
-        self._protected = base64url_encode(json_encode({"alg": alg, "typ": "at+jwt", "kid": kid}))
+        self._protected = base64url_encode(json_encode({"alg": alg, "typ": "at+jwt", "kid": kid}))  # type: ignore[arg-type]  # types-jwcrypto: str only; json.dumps takes any
 
     def sign(self, payload: bytes) -> str:
         signing_input = f"{self._protected}.{base64url_encode(payload)}"
-        signature = self._engine.sign(self._key, signing_input.encode("ascii"))
+        # types-jwcrypto types signing_alg() as the JWAAlgorithm base, which declares no sign().
+        signature = self._engine.sign(self._key, signing_input.encode("ascii"))  # type: ignore[attr-defined]
         return f"{signing_input}.{base64url_encode(signature)}"
 
 
@@ -242,7 +249,7 @@ class KeyStore:
         self.reset()
 
     def reset(self) -> None:
-        self._public: dict[str, dict] = {}
+        self._public: dict[str, dict[str, Any]] = {}
         self._verifiers: dict[str, tuple[str, jwk.JWK]] = {}
         self._public_loaded_at = float("-inf")
         self._signer: Signer | None = None
@@ -281,7 +288,7 @@ class KeyStore:
         return signer
 
     @staticmethod
-    def _load_signer(row) -> tuple[Signer | None, SigningKeyUnavailable | None]:  # row: SigningKey
+    def _load_signer(row: SigningKey) -> tuple[Signer | None, SigningKeyUnavailable | None]:
         try:
             private = key_encryption.load_private_key(row.private_jwk, row.kid, row.public_jwk)
         except (key_encryption.KeyDecryptionError, ImproperlyConfigured) as exc:
@@ -304,7 +311,7 @@ class KeyStore:
         return Signer(row.kid, row.algorithm, private), None
 
     # -- verification --------------------------------------------------------------------
-    def public_jwks(self) -> dict[str, dict]:
+    def public_jwks(self) -> dict[str, dict[str, Any]]:
         self._refresh_public()
         return self._public
 
@@ -348,7 +355,7 @@ class KeyStore:
             return
         self._set_public(keys)
 
-    def _set_public(self, keys: dict[str, dict]) -> None:
+    def _set_public(self, keys: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             if keys != self._public:
                 verifiers = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +15,9 @@ from oauth2_provider.models import AbstractApplication
 
 from .ratelimit import RateError, parse_rate
 from .resource_indicators import is_resource_identifier
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
@@ -209,7 +212,7 @@ class Application(AbstractApplication):
     def clean(self) -> None:
         # DOT's clean() validates redirect URIs and grant types of interactive flows, none
         # of which apply here.
-        errors: dict[str, str] = {}
+        errors: dict[str, StrOrPromise] = {}
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
             if bool(self.jwks) == bool(self.jwks_uri):
                 errors["jwks"] = _(
@@ -393,7 +396,7 @@ class AppendOnlyError(Exception):
 _APPEND_ONLY = "Audit events are append-only: they cannot be changed or deleted."
 
 
-class AuditEventQuerySet(models.QuerySet):
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     """Refuses the bulk ways of changing or deleting rows; ``create`` and reads stay."""
 
     def update(self, **kwargs: object) -> int:
@@ -405,13 +408,13 @@ class AuditEventQuerySet(models.QuerySet):
     def bulk_update(self, *args: object, **kwargs: object) -> int:
         raise AppendOnlyError(_APPEND_ONLY)
 
-    def update_or_create(self, *args: object, **kwargs: object) -> object:
+    def update_or_create(self, *args: object, **kwargs: object) -> tuple[AuditEvent, bool]:
         raise AppendOnlyError(_APPEND_ONLY)
 
     def _raw_delete(self, *args: object, **kwargs: object) -> int:
         raise AppendOnlyError(_APPEND_ONLY)
 
-    def bulk_create(self, objs: Any, *args: object, **kwargs: Any) -> Any:
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
         # Conflict handling would rewrite (or silently keep) a row that exists already.
         if kwargs.get("update_conflicts") or kwargs.get("ignore_conflicts"):
             raise AppendOnlyError(_APPEND_ONLY)

@@ -316,7 +316,8 @@ def _oauth_paths() -> set[str]:
 def _spectacular_operations() -> list[Operation]:
     from drf_spectacular.generators import SchemaGenerator
 
-    schema = SchemaGenerator().get_schema(request=None, public=True)
+    # drf-spectacular ships no type information.
+    schema = SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
     components = schema.get("components", {}).get("schemas", {})
     oauth = _oauth_paths()
     operations = []
@@ -364,7 +365,7 @@ def _sample_from_schema(schema: dict[str, Any], components: dict[str, Any], dept
         }
     if kind == "array":
         return [_sample_from_schema(schema.get("items", {}), components, depth + 1)]
-    return {"integer": 0, "number": 0, "boolean": False}.get(kind, "example")
+    return {"integer": 0, "number": 0, "boolean": False}.get(str(kind), "example")
 
 
 def _urlconf_operations() -> list[Operation]:

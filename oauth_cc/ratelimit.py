@@ -25,7 +25,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from django.http import HttpRequest
 
 from .conf import oauth_cc_settings
@@ -176,7 +176,7 @@ def _wait(rate: Rate, previous: int, current: int, elapsed: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-def _incr(cache, key: str, timeout: int) -> int:
+def _incr(cache: BaseCache, key: str, timeout: int) -> int:
     """Atomically add one to ``key``, creating it (with a timeout) if missing."""
     try:
         return int(cache.incr(key))

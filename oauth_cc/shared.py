@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.cache import caches
 
@@ -39,7 +39,7 @@ def shared_or_loaded(key: str, load: Callable[[], T]) -> T:
     if value is None:
         value = load()
         share(key, value)
-    return value
+    return cast(T, value)  # what load() returned, here or in the worker that shared it
 
 
 def claim(key: str, timeout: float) -> bool:

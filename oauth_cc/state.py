@@ -75,7 +75,7 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-_MISSING = object()
+_MISSING: Any = object()  # Any: a sentinel passed where a record is typed
 
 
 class ClientCache:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -44,7 +44,7 @@ class AccessToken:
 
     @property
     def scope(self) -> str:
-        return self.claims.get("scope", "")
+        return cast(str, self.claims.get("scope", ""))  # tokens.verify() checked it is a string
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         return set(required).issubset(self.scopes)

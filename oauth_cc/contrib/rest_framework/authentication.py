@@ -8,7 +8,7 @@ view that does not touch it makes no query), or ``AnonymousUser``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -40,7 +40,10 @@ def _run_as_user(client_id: str) -> Any:
             return AnonymousUser()
         user = outage.database.run(
             "the run-as user",
-            lambda: get_user_model()._default_manager.filter(pk=record.user_id, is_active=True).first(),
+            # cast: not None (checked above); mypy does not carry that into the lambda.
+            lambda: (
+                get_user_model()._default_manager.filter(pk=cast(int, record.user_id), is_active=True).first()
+            ),
         )
     except TemporarilyUnavailable as exc:
         # Neither the client's anonymous view nor its user's: the view cannot run as asked.
@@ -110,7 +113,7 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
     def _fail(self, request: Request, description: str, error: str) -> None:
         description = client_safe(description)
         # DRF asks authenticate_header() for WWW-Authenticate; remember what went wrong.
-        request._oauth_cc_error = (error, description)
+        request._oauth_cc_error = (error, description)  # type: ignore[attr-defined]  # our own mark on the request
         raise exceptions.AuthenticationFailed(description, code=error)
 
     def authenticate_header(self, request: Request) -> str:

@@ -56,7 +56,8 @@ class ClientRateThrottle(BaseThrottle):
                 f"No throttle rate for the {self.scope!r} scope: set "
                 f'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["{self.scope}"], like "1000/hour".'
             )
-        return rates[self.scope]
+        # djangorestframework-stubs types the rates as numbers; DRF's are "N/period" strings or None.
+        return rates[self.scope]  # type: ignore[return-value]
 
     def allow_request(self, request: Request, view: Any) -> bool:
         token = request.auth

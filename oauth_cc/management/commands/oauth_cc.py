@@ -13,7 +13,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -43,6 +43,9 @@ from oauth_cc.models import (
     SigningKey,
     TokenEndpointAuthMethod,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 TOKEN_LIMIT_HELP = (
     'Token requests allowed, like "100/hour" (second, minute, hour, day); "none": the site default.'
@@ -82,7 +85,10 @@ def client_details(application: Application) -> dict[str, Any]:
         audiences=list(application.audiences or []),
         can_introspect=application.can_introspect,
         token_limit=application.token_limit or None,
-        run_as_user=application.user.get_username() if application.user_id else None,
+        # A user_id means a user (the FK is nullable, so it is typed optional).
+        run_as_user=cast("AbstractBaseUser", application.user).get_username()
+        if application.user_id
+        else None,
         jwks_uri=application.jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
         secrets=[
@@ -699,7 +705,7 @@ class Command(BaseCommand):
         )
 
 
-def _read_jwks(path: Path) -> dict:
+def _read_jwks(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
