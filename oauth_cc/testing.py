@@ -242,13 +242,22 @@ def _checked_claims(extra: dict[str, Any]) -> dict[str, Any]:
     return dict(extra)
 
 
-@pytest.fixture
-def _oauth_cc_kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
-    """Checks the project, enables database access (pytest-django's ``db``), resets oauth_cc's state."""
+@pytest.fixture(scope="session")
+def _oauth_cc_configured() -> None:
+    """Fails every test using the kit, with what to fix, in a project the kit cannot work in.
+
+    Session-scoped, so it runs before pytest-django's database set-up, which would otherwise
+    skip such tests ("no Django settings") or fail them with less to go on.
+    """
     problem = configuration_problem()
     if problem is not None:
         pytest.fail(problem, pytrace=False)
-    request.getfixturevalue("db")
+
+
+@pytest.fixture
+def _oauth_cc_kit(_oauth_cc_configured: None, db: None) -> Iterator[Kit]:
+    """Database access (pytest-django's ``db``: a transaction rolled back after the test) and a
+    process that holds nothing about clients, keys or revocations from an earlier test."""
     _fresh_state()
     yield Kit()
     _fresh_state()
