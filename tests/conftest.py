@@ -13,6 +13,10 @@ from django.core.cache import cache
 from oauth_cc import clients, state, usage
 from oauth_cc.models import Application, Scope
 
+# The kit for oauth_cc's users (also loaded by its pytest11 entry point once installed: same
+# name, so it is registered once), and pytester, which tests/test_testing_kit.py runs it with.
+pytest_plugins = ("pytester", "oauth_cc.testing")
+
 
 @pytest.fixture(autouse=True)
 def _fresh_worker_state() -> Iterator[None]:
