@@ -224,7 +224,7 @@ class Kit:
         token = self.token(*scopes, client=client, resource=resource, **extra_claims)
         api_client = APIClient()
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        api_client.oauth_cc_token = token
+        api_client.oauth_cc_token = token  # type: ignore[attr-defined]  # a marker of the kit on DRF's class
         return api_client
 
 
