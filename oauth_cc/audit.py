@@ -123,9 +123,9 @@ def client_snapshot(application: Application) -> dict[str, Any]:
     from .client_keys import jwk_thumbprints
 
     jwks: list[str] = []
-    if application.jwks:
+    if application.client_jwks:
         try:
-            jwks = [f"{kid} {thumbprint}" for kid, thumbprint in jwk_thumbprints(application.jwks)]
+            jwks = [f"{kid} {thumbprint}" for kid, thumbprint in jwk_thumbprints(application.client_jwks)]
         except Exception:  # an event must not fail on a key set the client check would refuse
             jwks = ["(unreadable key set)"]
     user = application.user.get_username() if application.user_id else None
@@ -141,7 +141,7 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "can_introspect": application.can_introspect,
         "auth_method": application.token_endpoint_auth_method,
         "jwks": jwks,
-        "jwks_uri": application.jwks_uri,
+        "jwks_uri": application.client_jwks_uri,
         "token_limit": application.token_limit,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}
