@@ -91,13 +91,8 @@ def test_authlib_client_gets_a_token_with_each_algorithm(
     key = keys[alg]
     application = make_jwt_client(key)
     token_endpoint = f"{live_issuer}/oauth/token/"
-    auth = PrivateKeyJWT(
-        token_endpoint,
-        alg=alg,
-        headers={"kid": key.kid},
-        # Authlib defaults to a one-hour assertion; the server accepts at most five minutes.
-        claims={"exp": int(time.time()) + 120},
-    )
+    # Authlib's defaults: an iat, exp = iat + 3600 and a fresh jti per request.
+    auth = PrivateKeyJWT(token_endpoint, alg=alg, headers={"kid": key.kid})
     with OAuth2Session(application.client_id, _authlib_key(key), token_endpoint_auth_method=auth) as session:
         token = session.fetch_token(token_endpoint, grant_type="client_credentials", scope="reports:read")
 
