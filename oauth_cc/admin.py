@@ -129,12 +129,12 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "can_introspect",
             "token_limit",
             "token_endpoint_auth_method",
-            "jwks",
-            "jwks_uri",
+            "client_jwks",
+            "client_jwks_uri",
         ]
-        field_classes = {"jwks": BoundedJSONField, "audiences": BoundedJSONField}
+        field_classes = {"client_jwks": BoundedJSONField, "audiences": BoundedJSONField}
         widgets = {
-            "jwks": forms.Textarea(
+            "client_jwks": forms.Textarea(
                 attrs={"rows": 8, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}
             ),
             "audiences": forms.Textarea(attrs={"rows": 2, "cols": 80, "spellcheck": "false"}),
@@ -169,16 +169,16 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
         except clients.ClientError as exc:
             raise forms.ValidationError(str(exc), code="invalid_rate") from None
 
-    def clean_jwks(self) -> dict[str, Any] | None:
-        value = self.cleaned_data.get("jwks")
+    def clean_client_jwks(self) -> dict[str, Any] | None:
+        value = self.cleaned_data.get("client_jwks")
         return None if value in (None, "", {}) else value
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]  # private to Django, absent from django-stubs
         # A private key pasted by mistake must not be echoed back into the page (and the
         # browser's cache and history) with the error: clear the box.
-        field = self.add_prefix("jwks")
-        if self.has_error("jwks") and _holds_private_key(self.data.get(field)):
+        field = self.add_prefix("client_jwks")
+        if self.has_error("client_jwks") and _holds_private_key(self.data.get(field)):
             # The admin binds its forms to request.POST, a QueryDict.
             data = cast(QueryDict, self.data).copy()
             data[field] = ""
@@ -319,7 +319,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
         ),
         (
             _("How it authenticates"),
-            {"fields": ("token_endpoint_auth_method", "jwks", "jwks_uri", "key_thumbprints")},
+            {"fields": ("token_endpoint_auth_method", "client_jwks", "client_jwks_uri", "key_thumbprints")},
         ),
         (_("History"), {"fields": ("created", "updated", "last_used_at")}),
         (_("Token usage"), {"fields": ("token_usage",)}),
@@ -431,13 +431,13 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
 
     @admin.display(description=_("public key thumbprints (RFC 7638, SHA-256)"))
     def key_thumbprints(self, application: Application) -> StrOrPromise:
-        if application.jwks:
+        if application.client_jwks:
             from .client_keys import jwk_thumbprints
 
             return format_html_join(
-                "", "<div><code>{}</code>: <code>{}</code></div>", jwk_thumbprints(application.jwks)
+                "", "<div><code>{}</code>: <code>{}</code></div>", jwk_thumbprints(application.client_jwks)
             )
-        if application.jwks_uri:
+        if application.client_jwks_uri:
             return _("Keys are fetched from the JWKS URI when the client authenticates.")
         return "-"
 

@@ -17,17 +17,22 @@ The client proves who it is with a JWT it signed with one of its registered keys
 
    * ``iss`` and ``sub`` are both the client_id;
    * ``aud`` (a string or a list) contains the URL of the endpoint being called or the issuer;
-   * ``exp`` is present, has not passed, and is at most ``ASSERTION_MAX_LIFETIME`` ahead;
+   * ``exp`` is present and has not passed;
    * ``nbf``, if present, has been reached;
-   * ``iat``, if present, is not in the future and not older than ``ASSERTION_MAX_LIFETIME``:
-     an assertion is made to be used at once;
+   * with an ``iat`` (as Keycloak does): ``iat`` is not in the future and not older than
+     ``ASSERTION_MAX_AGE`` (an assertion is made to be used at once), and ``exp`` is at most
+     :data:`MAX_LIFETIME_WITH_IAT` (an hour, Okta's limit) ahead, so a client library's default
+     ``exp = iat + 3600`` (Authlib's) is accepted;
+   * without an ``iat``: ``exp`` is at most ``ASSERTION_MAX_LIFETIME`` ahead, since nothing
+     else bounds how long the assertion stays usable;
    * ``jti`` is present (a printable string of at most 255 characters).
 
 5. **Single use** (RFC 7523 §3 item 7) - the ``(client_id, jti)`` pair is inserted into
    :class:`~oauth_cc.models.UsedAssertion`, whose unique constraint makes the database the
    referee: of two requests racing with the same assertion on different workers, exactly one
-   insert succeeds. Rows are kept until the assertion's ``exp`` (plus leeway), after which the
-   assertion would be refused anyway; ``oauth_cc.revocation`` purges them.
+   insert succeeds. Rows are kept only while the assertion could still be accepted: until
+   ``exp``, or ``iat + ASSERTION_MAX_AGE`` if sooner, plus leeway; after that it would be
+   refused anyway, and ``oauth_cc.revocation`` purges them.
 
 Cost per assertion: a JSON decode of header and claims, one signature verification (RSA
 ~30 µs, ES256 ~60 µs, Ed25519 ~50 µs), and one INSERT. Keys come from the worker's cache;
@@ -56,6 +61,9 @@ from .tokens import ACCEPTED_TYPES as ACCESS_TOKEN_TYPES
 #: Without a ``kid``, at most this many of the client's keys are tried, so a client
 #: publishing a large key set cannot make each of its requests cost many signature checks.
 MAX_KEYS_WITHOUT_KID = 5
+#: How far ahead an assertion with an ``iat`` may set its ``exp`` (seconds, before leeway).
+#: Its age is bounded by ``ASSERTION_MAX_AGE``, so a longer ``exp`` does not keep it usable.
+MAX_LIFETIME_WITH_IAT = 3600
 #: Length of ``UsedAssertion.jti``.
 MAX_JTI_LENGTH = 255
 #: Longest assertion accepted (RSA-signed ones with an x5t are under 1 KiB).
@@ -111,7 +119,9 @@ class VerifiedAssertion:
 
     client_id: str
     jti: str
-    exp: float
+    #: Until when (before leeway) the assertion could still be accepted: its ``exp``, or
+    #: ``iat + ASSERTION_MAX_AGE`` if that is sooner.
+    accepted_until: float
 
 
 def verify_client_assertion(
@@ -132,11 +142,11 @@ def verify_client_assertion(
     try:
         _check_identity(claims, client.client_id)
         _check_audience(claims, endpoint_url)
-        exp = _check_times(claims, time.time())
+        accepted_until = _check_times(claims, time.time())
         jti = _checked_jti(claims)
     except claim_values.ClaimError as exc:
         raise InvalidClient(f"client_assertion {exc}.") from None
-    return VerifiedAssertion(client_id=client.client_id, jti=jti, exp=exp)
+    return VerifiedAssertion(client_id=client.client_id, jti=jti, accepted_until=accepted_until)
 
 
 def _checked_algorithm(alg: str) -> str:
@@ -197,31 +207,41 @@ def _check_audience(claims: dict[str, Any], endpoint_url: str) -> None:
 
 
 def _check_times(claims: dict[str, Any], now: float) -> float:
-    """RFC 7523 §3 items 4-6, with ``LEEWAY`` for clock skew. Returns ``exp``."""
+    """RFC 7523 §3 items 4-6, with ``LEEWAY`` for clock skew.
+
+    Returns the time until which (before leeway) the assertion could be accepted.
+    """
     leeway = float(oauth_cc_settings.LEEWAY)
-    max_lifetime = float(oauth_cc_settings.ASSERTION_MAX_LIFETIME)
     exp = claim_values.numeric_date(claims, "exp", required=True)
     assert exp is not None  # required=True
     if exp + leeway <= now:
         raise claim_values.ClaimError(
             '"exp" claim has passed: the assertion has expired; sign a new one for each request'
         )
-    if exp > now + max_lifetime + leeway:
-        raise claim_values.ClaimError(
-            f'"exp" claim is more than {int(max_lifetime)} seconds ahead; use short-lived assertions'
-        )
     nbf = claim_values.numeric_date(claims, "nbf", required=False)
     if nbf is not None and nbf > now + leeway:
         raise claim_values.ClaimError('"nbf" claim is in the future: the assertion is not valid yet')
     iat = claim_values.numeric_date(claims, "iat", required=False)
-    if iat is not None:
-        if iat > now + leeway:
-            raise claim_values.ClaimError('"iat" claim is in the future; check the client\'s clock')
-        if iat < now - max_lifetime - leeway:
+    if iat is None:
+        max_lifetime = float(oauth_cc_settings.ASSERTION_MAX_LIFETIME)
+        if exp > now + max_lifetime + leeway:
             raise claim_values.ClaimError(
-                f'"iat" claim says it was issued more than {int(max_lifetime)} seconds ago; sign a new one'
+                f'"exp" claim is more than {int(max_lifetime)} seconds ahead; use short-lived '
+                'assertions, or add an "iat" claim'
             )
-    return exp
+        return exp
+    max_age = float(oauth_cc_settings.ASSERTION_MAX_AGE)
+    if iat > now + leeway:
+        raise claim_values.ClaimError('"iat" claim is in the future; check the client\'s clock')
+    if iat < now - max_age - leeway:
+        raise claim_values.ClaimError(
+            f'"iat" claim says it was issued more than {int(max_age)} seconds ago; sign a new one'
+        )
+    if exp > now + MAX_LIFETIME_WITH_IAT + leeway:
+        raise claim_values.ClaimError(
+            f'"exp" claim is more than {MAX_LIFETIME_WITH_IAT} seconds ahead; use short-lived assertions'
+        )
+    return min(exp, iat + max_age)
 
 
 def _checked_jti(claims: dict[str, Any]) -> str:
@@ -232,7 +252,11 @@ def record_use(verified: VerifiedAssertion) -> None:
     """RFC 7523 §3 item 7: accept each ``jti`` once. One INSERT; the unique constraint decides races."""
     from .models import UsedAssertion
 
-    keep_until = datetime.fromtimestamp(verified.exp + float(oauth_cc_settings.LEEWAY), tz=timezone.utc)
+    # Kept exactly as long as the assertion could be accepted again: after that it is refused
+    # by its exp or iat anyway.
+    keep_until = datetime.fromtimestamp(
+        verified.accepted_until + float(oauth_cc_settings.LEEWAY), tz=timezone.utc
+    )
 
     def insert() -> bool:
         try:

@@ -126,9 +126,9 @@ def client_snapshot(application: Application) -> dict[str, Any]:
     from .client_keys import jwk_thumbprints
 
     jwks: list[str] = []
-    if application.jwks:
+    if application.client_jwks:
         try:
-            jwks = [f"{kid} {thumbprint}" for kid, thumbprint in jwk_thumbprints(application.jwks)]
+            jwks = [f"{kid} {thumbprint}" for kid, thumbprint in jwk_thumbprints(application.client_jwks)]
         except Exception:  # an event must not fail on a key set the client check would refuse
             jwks = ["(unreadable key set)"]
     # A user_id means a user (the FK is nullable, so it is typed optional).
@@ -145,7 +145,7 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "can_introspect": application.can_introspect,
         "auth_method": application.token_endpoint_auth_method,
         "jwks": jwks,
-        "jwks_uri": application.jwks_uri,
+        "jwks_uri": application.client_jwks_uri,
         "token_limit": application.token_limit,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}

@@ -28,6 +28,7 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "CLIENT_CACHE_SIZE": (int, 1),
     "SECRET_ROTATION_GRACE": (int, 1),
     "ASSERTION_MAX_LIFETIME": (float, 1),
+    "ASSERTION_MAX_AGE": (float, 1),
     "JWKS_URI_TIMEOUT": (float, 0.001),
     "JWKS_URI_MAX_BYTES": (int, 1),
     "JWKS_URI_CACHE_SECONDS": (float, 0),

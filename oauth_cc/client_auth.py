@@ -1,8 +1,11 @@
 """Client authentication at the token, introspection and revocation endpoints.
 
 RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``) and RFC 7523 §2.2 /
-OpenID Connect Core §9 (``private_key_jwt``). A client may use only the one method it is
-registered with, and a request may carry only one method (RFC 6749 §2.3).
+OpenID Connect Core §9 (``private_key_jwt``). A client with a secret (registered for either
+secret method) may present it either way, as Keycloak and django-oauth-toolkit accept: the two
+differ only in where the same secret travels, and client libraries pick one by default. A
+``private_key_jwt`` client may use only its assertion, never a secret (RFC 9700 §2.5). A
+request may carry only one method (RFC 6749 §2.3).
 
 Cost on the token endpoint: one SHA-256 of the presented secret and dict lookups in the
 worker's :class:`~oauth_cc.state.ClientCache`; no query in steady state.
@@ -28,7 +31,7 @@ from .assertions import ParsedAssertion, parse_assertion, record_use, verify_cli
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
-from .models import TokenEndpointAuthMethod
+from .models import SECRET_AUTH_METHODS, TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
 from .tokens import MAX_CLIENT_ID_LENGTH
@@ -207,7 +210,7 @@ def _held_secret_matches(presented: PresentedCredentials) -> bool:
     if presented.assertion is not None or not presented.secret:
         return False
     client = client_cache.held_client(presented.client_id)
-    if client is None or client.auth_method != presented.method or not client.is_active:
+    if client is None or not _method_allowed(client, presented) or not client.is_active:
         return False
     presented_hash = hash_secret(presented.secret)
     record = client_cache.held_secret(presented_hash)
@@ -245,7 +248,7 @@ def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecor
     client = client_cache.client(presented.client_id)
     if client is None:
         raise InvalidClient(basic=presented.basic)
-    if client.auth_method != presented.method:
+    if not _method_allowed(client, presented):
         # The same answer as a wrong secret: before authentication, a caller learns neither that
         # the client exists nor how it authenticates. The operator's log says what happened.
         logger.info(
@@ -264,6 +267,17 @@ def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecor
     if not client.is_active:
         raise InvalidClient("This client is disabled.", basic=presented.basic)
     return client, verified, secret_pk
+
+
+def _method_allowed(client: ClientRecord, presented: PresentedCredentials) -> bool:
+    """Whether ``client`` may authenticate with the method ``presented`` uses.
+
+    The method a secret client is registered with is what it prefers (server metadata, the
+    admin); it may present its secret either way. A private_key_jwt client only by assertion.
+    """
+    if client.auth_method in SECRET_AUTH_METHODS:
+        return presented.method in SECRET_AUTH_METHODS
+    return client.auth_method == presented.method
 
 
 def endpoint_url(name: str) -> str:

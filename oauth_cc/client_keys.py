@@ -1,7 +1,7 @@
 """Public keys of private_key_jwt clients (RFC 7523 §2.2, OpenID Connect Core §9, RFC 7517).
 
-A client registers its public keys either inline (``Application.jwks``, a JWK Set document,
-RFC 7517 §5) or by URL (``Application.jwks_uri``). This module validates what an operator
+A client registers its public keys either inline (``Application.client_jwks``, a JWK Set document,
+RFC 7517 §5) or by URL (``Application.client_jwks_uri``). This module validates what an operator
 enters and, for the assertion check, gives the keys of a client.
 """
 

@@ -60,8 +60,11 @@ DEFAULTS: dict[str, Any] = {
     "NOT_CACHING_THRESHOLD": 10,
     # Max-Age of the JWKS document.
     "JWKS_MAX_AGE": 300,
-    # private_key_jwt: how far ahead an assertion's exp may be, in seconds.
+    # private_key_jwt: how far ahead an assertion's exp may be, in seconds, when it has no iat
+    # (with an iat, its age is bounded instead; see oauth_cc.assertions).
     "ASSERTION_MAX_LIFETIME": 300,
+    # private_key_jwt: how old (by its iat) an assertion may be, in seconds.
+    "ASSERTION_MAX_AGE": 300,
     # private_key_jwt: jwks_uri fetching.
     "JWKS_URI_TIMEOUT": 3.0,
     "JWKS_URI_MAX_BYTES": 64 * 1024,

@@ -166,7 +166,11 @@ class Application(AbstractApplication):
         choices=TokenEndpointAuthMethod.choices,
         default=TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     )
-    jwks = models.JSONField(
+    # client_jwks / client_jwks_uri / token_endpoint_auth_method: the names and meanings of
+    # django-oauth-toolkit's own fields for RFC 7523 (DOT PR #1762), so that when DOT's
+    # AbstractApplication gains them, these definitions override its ones and no second set
+    # of columns appears. The JSON document is a JSONField here (DOT: a TextField of JSON).
+    client_jwks = models.JSONField(
         _("public keys (JWKS)"),
         null=True,
         blank=True,
@@ -176,7 +180,7 @@ class Application(AbstractApplication):
     )
     # A CharField with a URL validator rather than URLField: URLField's form field guesses a
     # scheme for bare hosts (and warns about that guess changing across Django versions).
-    jwks_uri = models.CharField(
+    client_jwks_uri = models.CharField(
         _("JWKS URI"),
         blank=True,
         max_length=500,
@@ -214,26 +218,26 @@ class Application(AbstractApplication):
         # of which apply here.
         errors: dict[str, StrOrPromise] = {}
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
-            if bool(self.jwks) == bool(self.jwks_uri):
-                errors["jwks"] = _(
+            if bool(self.client_jwks) == bool(self.client_jwks_uri):
+                errors["client_jwks"] = _(
                     "A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI."
                 )
-            elif self.jwks:
+            elif self.client_jwks:
                 from .client_keys import validate_public_jwks
 
                 try:
-                    validate_public_jwks(self.jwks)
+                    validate_public_jwks(self.client_jwks)
                 except ValueError as exc:
-                    errors["jwks"] = str(exc)
-            elif self.jwks_uri:
+                    errors["client_jwks"] = str(exc)
+            elif self.client_jwks_uri:
                 from .client_keys import validate_jwks_uri
 
                 try:
-                    validate_jwks_uri(self.jwks_uri)
+                    validate_jwks_uri(self.client_jwks_uri)
                 except ValueError as exc:
-                    errors["jwks_uri"] = str(exc)
-        elif self.jwks or self.jwks_uri:
-            errors["jwks"] = _(
+                    errors["client_jwks_uri"] = str(exc)
+        elif self.client_jwks or self.client_jwks_uri:
+            errors["client_jwks"] = _(
                 "Public keys are only used by private_key_jwt clients; clear them or change the method."
             )
         if not isinstance(self.audiences, list) or not all(is_resource_identifier(a) for a in self.audiences):

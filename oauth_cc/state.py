@@ -163,8 +163,8 @@ def load_client(client_id: str) -> ClientRecord | None:
             "audiences",
             "can_introspect",
             "user_id",
-            "jwks",
-            "jwks_uri",
+            "client_jwks",
+            "client_jwks_uri",
             "tokens_valid_after",
             "token_limit",
         )
@@ -186,8 +186,8 @@ def load_client(client_id: str) -> ClientRecord | None:
         audiences=tuple(row["audiences"] or ()),
         can_introspect=row["can_introspect"],
         user_id=row["user_id"],
-        jwks=row["jwks"],
-        jwks_uri=row["jwks_uri"],
+        jwks=row["client_jwks"],
+        jwks_uri=row["client_jwks_uri"],
         tokens_valid_after=_ts(row["tokens_valid_after"]),
         token_limit=_stored_rate(row["client_id"], row["token_limit"]),
     )

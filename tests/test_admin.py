@@ -42,8 +42,8 @@ def client_form(**overrides: Any) -> dict[str, Any]:
         "user": "",
         "audiences": "",
         "token_endpoint_auth_method": "client_secret_basic",
-        "jwks": "",
-        "jwks_uri": "",
+        "client_jwks": "",
+        "client_jwks_uri": "",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -147,7 +147,8 @@ def test_add_page_shows_no_dot_interactive_flow_fields(admin_client):
         "cimd_expires_at",
     ):
         assert f'name="{field}"' not in content, field
-    for field in ("name", "scopes", "access_token_lifetime", "user", "audiences", "jwks", "jwks_uri"):
+    shown = ("name", "scopes", "access_token_lifetime", "user", "audiences", "client_jwks", "client_jwks_uri")
+    for field in shown:
         assert f'name="{field}"' in content, field
 
 
@@ -155,12 +156,12 @@ def test_private_key_jwt_client_is_created_without_a_secret(admin_client):
     public, _ = public_jwks()
     response = admin_client.post(
         ADD_URL + "add/",
-        client_form(token_endpoint_auth_method="private_key_jwt", jwks=json.dumps(public)),
+        client_form(token_endpoint_auth_method="private_key_jwt", client_jwks=json.dumps(public)),
     )
 
     assert response.status_code == 302
     application = Application.objects.get(name="reporting-service")
-    assert application.jwks == public
+    assert application.client_jwks == public
     assert not application.secrets.exists()
     thumbprint = jwk.JWK(**public["keys"][0]).thumbprint()
     page = admin_client.get(change_url(application)).content.decode()
@@ -173,12 +174,12 @@ def test_private_key_pasted_into_jwks_is_refused_and_not_echoed(admin_client):
     _, private = public_jwks()
     response = admin_client.post(
         ADD_URL + "add/",
-        client_form(token_endpoint_auth_method="private_key_jwt", jwks=json.dumps(private)),
+        client_form(token_endpoint_auth_method="private_key_jwt", client_jwks=json.dumps(private)),
     )
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "private key" in " ".join(errors["jwks"])
+    assert "private key" in " ".join(errors["client_jwks"])
     assert "Paste only the public keys" in response.content.decode()
     assert private["keys"][0]["d"] not in response.content.decode()
     assert not Application.objects.exists()
@@ -190,11 +191,11 @@ def test_private_key_pasted_as_broken_json_is_not_echoed(admin_client):
 
     response = admin_client.post(
         ADD_URL + "add/",
-        client_form(token_endpoint_auth_method="private_key_jwt", jwks=broken),
+        client_form(token_endpoint_auth_method="private_key_jwt", client_jwks=broken),
     )
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors["jwks"]
+    assert response.context["adminform"].form.errors["client_jwks"]
     assert private["keys"][0]["d"] not in response.content.decode()
     assert not Application.objects.exists()
 
@@ -203,7 +204,7 @@ def test_private_key_jwt_without_keys_gets_a_sentence(admin_client):
     response = admin_client.post(ADD_URL + "add/", client_form(token_endpoint_auth_method="private_key_jwt"))
 
     assert response.status_code == 200
-    assert "needs exactly one of" in " ".join(response.context["adminform"].form.errors["jwks"])
+    assert "needs exactly one of" in " ".join(response.context["adminform"].form.errors["client_jwks"])
     assert not Application.objects.exists()
 
 

@@ -74,7 +74,9 @@ def refused(client: ClientRecord, assertion: str, message: str) -> None:
 def test_a_genuine_assertion_gives_the_client_jti_and_exp(es_key):
     values = claims()
     verified = verify(record(es_key), es_key.sign(values))
-    assert verified == assertions.VerifiedAssertion(client_id=CLIENT_ID, jti="j-1", exp=float(values["exp"]))
+    assert verified == assertions.VerifiedAssertion(
+        client_id=CLIENT_ID, jti="j-1", accepted_until=float(values["exp"])
+    )
 
 
 @pytest.mark.parametrize("alg", ["HS256", "none", "ES384", "RS512"])
@@ -182,7 +184,12 @@ NOW = 1_700_000_000
 
 @pytest.fixture
 def clock(monkeypatch: Any, settings: Any) -> _Clock:
-    settings.OAUTH_CC = {**settings.OAUTH_CC, "LEEWAY": 30, "ASSERTION_MAX_LIFETIME": 300}
+    settings.OAUTH_CC = {
+        **settings.OAUTH_CC,
+        "LEEWAY": 30,
+        "ASSERTION_MAX_LIFETIME": 300,
+        "ASSERTION_MAX_AGE": 300,
+    }
     clock = _Clock(NOW)
     monkeypatch.setattr(assertions, "time", clock)
     return clock
@@ -212,13 +219,47 @@ def test_exp_boundary_with_leeway(es_key, clock):
     assert verify(record(es_key), es_key.sign(timed(exp=NOW - 29)))
 
 
-def test_exp_may_be_at_most_the_maximum_lifetime_ahead(es_key, clock):
+def test_without_iat_exp_may_be_at_most_the_maximum_lifetime_ahead(es_key, clock):
     assert verify(record(es_key), es_key.sign(timed(exp=NOW + 330)))
     refused(
         record(es_key),
         es_key.sign(timed(exp=NOW + 331)),
-        'client_assertion "exp" claim is more than 300 seconds ahead; use short-lived assertions.',
+        'client_assertion "exp" claim is more than 300 seconds ahead; use short-lived assertions, '
+        'or add an "iat" claim.',
     )
+
+
+def test_with_iat_exp_may_be_an_hour_ahead(es_key, clock):
+    """Authlib's PrivateKeyJWT default: exp = iat + 3600. Keycloak and Okta accept it."""
+    verified = verify(record(es_key), es_key.sign(timed(iat=NOW, exp=NOW + 3600)))
+    assert verified.accepted_until == NOW + 300  # the age bound ends it, not the exp
+    assert verify(record(es_key), es_key.sign(timed(iat=NOW, exp=NOW + 3630)))
+    refused(
+        record(es_key),
+        es_key.sign(timed(iat=NOW, exp=NOW + 3631)),
+        'client_assertion "exp" claim is more than 3600 seconds ahead; use short-lived assertions.',
+    )
+
+
+def test_with_iat_the_age_not_the_exp_bounds_the_assertion(es_key, clock, settings):
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "ASSERTION_MAX_AGE": 120}
+    assertion = es_key.sign(timed(iat=NOW, exp=NOW + 3600))
+    clock.now = NOW + 150  # 120 + 30 leeway
+    assert verify(record(es_key), assertion)
+    clock.now = NOW + 151
+    refused(
+        record(es_key),
+        assertion,
+        'client_assertion "iat" claim says it was issued more than 120 seconds ago; sign a new one.',
+    )
+
+
+def test_accepted_until_is_the_sooner_of_exp_and_the_age_bound(es_key, clock):
+    assert verify(record(es_key), es_key.sign(timed(iat=NOW - 100, exp=NOW + 60))).accepted_until == NOW + 60
+    assert (
+        verify(record(es_key), es_key.sign(timed(iat=NOW - 100, exp=NOW + 900))).accepted_until == NOW + 200
+    )
+    assert verify(record(es_key), es_key.sign(timed(iat=None, exp=NOW + 200))).accepted_until == NOW + 200
 
 
 def test_nbf_boundary(es_key, clock):
@@ -239,7 +280,7 @@ def test_iat_may_not_be_in_the_future(es_key, clock):
     )
 
 
-def test_iat_may_not_be_older_than_the_maximum_lifetime(es_key, clock):
+def test_iat_may_not_be_older_than_the_maximum_age(es_key, clock):
     assert verify(record(es_key), es_key.sign(timed(iat=NOW - 330)))
     refused(
         record(es_key),
@@ -290,7 +331,7 @@ def test_record_use_keeps_the_jti_until_exp_plus_leeway_and_refuses_a_replay(db,
     from oauth_cc.models import UsedAssertion
 
     settings.OAUTH_CC = {**settings.OAUTH_CC, "LEEWAY": 30}
-    verified = assertions.VerifiedAssertion(client_id=CLIENT_ID, jti="once", exp=float(NOW))
+    verified = assertions.VerifiedAssertion(client_id=CLIENT_ID, jti="once", accepted_until=float(NOW))
     assertions.record_use(verified)
 
     row = UsedAssertion.objects.get(client_id=CLIENT_ID, jti="once")
@@ -332,3 +373,13 @@ def test_a_long_kid_is_shown_cut_at_100_characters(es_key, rsa_key):
         es_key.sign(claims(), kid=kid),
         f'No key with kid "{"k" * 100}..." is registered for this client.',
     )
+
+
+def test_an_hour_long_assertion_keeps_its_jti_only_until_its_age_bound(db, es_key, clock):
+    """The used-jti row lives as long as the assertion could be accepted, not until its far exp."""
+    from oauth_cc.models import UsedAssertion
+
+    assertions.record_use(verify(record(es_key), es_key.sign(timed(iat=NOW - 10, exp=NOW + 3600))))
+
+    row = UsedAssertion.objects.get(client_id=CLIENT_ID, jti="j-1")
+    assert row.expires_at == datetime.fromtimestamp(NOW - 10 + 300 + 30, tz=timezone.utc)

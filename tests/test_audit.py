@@ -438,7 +438,7 @@ def audit_secrets_in(text: str) -> list[str]:
 def test_admin_add_refused_by_validation_records_nothing(admin_client, db):
     response = admin_client.post(
         reverse("admin:oauth_cc_application_add"),
-        client_form(token_endpoint_auth_method="private_key_jwt", jwks=""),
+        client_form(token_endpoint_auth_method="private_key_jwt", client_jwks=""),
     )
 
     assert response.status_code == 200 and response.context["adminform"].form.errors

@@ -173,7 +173,7 @@ def test_client_create_with_jwks_file_is_private_key_jwt_without_secret(db, publ
     assert created["client_secret"] is None
     application = Application.objects.get(client_id=created["client_id"])
     assert application.token_endpoint_auth_method == "private_key_jwt"
-    assert application.jwks == public
+    assert application.client_jwks == public
     assert not application.secrets.exists()
 
 
@@ -182,7 +182,7 @@ def test_client_create_with_jwks_uri(db):
 
     application = Application.objects.get(client_id=created["client_id"])
     assert application.token_endpoint_auth_method == "private_key_jwt"
-    assert application.jwks_uri == "https://keys.example.com/jwks.json"
+    assert application.client_jwks_uri == "https://keys.example.com/jwks.json"
 
 
 def test_client_create_refuses_unknown_scope(reports_read):

@@ -321,7 +321,7 @@ def test_key_set_without_usable_keys_is_refused(
 def test_unreachable_key_server_gives_invalid_client(
     client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
 ) -> None:
-    Application.objects.filter(pk=uri_client.pk).update(jwks_uri="http://127.0.0.1:9/jwks.json")
+    Application.objects.filter(pk=uri_client.pk).update(client_jwks_uri="http://127.0.0.1:9/jwks.json")
     assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "could not connect")
 
 
@@ -355,7 +355,7 @@ def test_public_https_jwks_uri_is_accepted_at_registration(db: Any, secure_only:
     application, _ = clients.create_client(
         "c", auth_method="private_key_jwt", jwks_uri="https://keys.example.com/"
     )
-    assert application.jwks_uri == "https://keys.example.com/"
+    assert application.client_jwks_uri == "https://keys.example.com/"
 
 
 def test_insecure_jwks_uri_already_stored_is_refused_at_fetch_time(
@@ -494,7 +494,7 @@ def test_https_certificate_for_another_name_is_refused(
 ) -> None:
     monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
     other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
-    Application.objects.filter(pk=tls_client.pk).update(jwks_uri=other_name)
+    Application.objects.filter(pk=tls_client.pk).update(client_jwks_uri=other_name)
     assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
 
 

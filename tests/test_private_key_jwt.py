@@ -91,13 +91,8 @@ def test_authlib_client_gets_a_token_with_each_algorithm(
     key = keys[alg]
     application = make_jwt_client(key)
     token_endpoint = f"{live_issuer}/oauth/token/"
-    auth = PrivateKeyJWT(
-        token_endpoint,
-        alg=alg,
-        headers={"kid": key.kid},
-        # Authlib defaults to a one-hour assertion; the server accepts at most five minutes.
-        claims={"exp": int(time.time()) + 120},
-    )
+    # Authlib's defaults: an iat, exp = iat + 3600 and a fresh jti per request.
+    auth = PrivateKeyJWT(token_endpoint, alg=alg, headers={"kid": key.kid})
     with OAuth2Session(application.client_id, _authlib_key(key), token_endpoint_auth_method=auth) as session:
         token = session.fetch_token(token_endpoint, grant_type="client_credentials", scope="reports:read")
 
@@ -200,8 +195,11 @@ def test_assertion_expiring_within_the_leeway_is_still_accepted(
 
 
 def test_far_future_expiry_is_refused(client: Any, es_client: Any, keys: Any) -> None:
-    claims = assertion_claims(es_client.client_id, ENDPOINT, exp=int(time.time()) + 3600)
-    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "seconds ahead")
+    now = int(time.time())
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=now, exp=now + 7200)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "more than 3600 seconds ahead")
+    claims = assertion_claims(es_client.client_id, ENDPOINT, iat=None, exp=now + 3600)
+    assert_invalid_client(post_assertion(client, keys["ES256"].sign(claims)), "more than 300 seconds ahead")
 
 
 def test_missing_expiry_is_refused(client: Any, es_client: Any, keys: Any) -> None:
@@ -346,6 +344,27 @@ def test_private_key_jwt_client_cannot_use_a_secret(client: Any, es_client: Any,
         )
     assert_invalid_client(response, "Client authentication failed.")
     assert "presented client_secret_basic but is registered for private_key_jwt" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_private_key_jwt_client_refuses_even_its_real_secret_either_way(
+    client: Any, make_client: Any, keys: Any, caplog: Any, method: str
+) -> None:
+    """A client moved from a secret to private_key_jwt keeps its secret rows; they no longer work."""
+    application, secret = make_client("moved", scopes=["reports:read"])
+    application.token_endpoint_auth_method = "private_key_jwt"
+    application.client_jwks = jwks_of(keys["ES256"])
+    application.save()
+    data = {"grant_type": "client_credentials"}
+    extra = {}
+    if method == "client_secret_post":
+        data.update(client_id=application.client_id, client_secret=secret)
+    else:
+        extra["HTTP_AUTHORIZATION"] = basic_auth(application.client_id, secret)
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        response = form_post(client, "/oauth/token/", data, **extra)
+    assert_invalid_client(response, "Client authentication failed.")
+    assert f"presented {method} but is registered for private_key_jwt" in caplog.text
 
 
 def test_secret_client_cannot_use_an_assertion(client: Any, make_client: Any, keys: Any, caplog: Any) -> None:

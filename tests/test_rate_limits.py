@@ -772,8 +772,9 @@ def test_a_held_secret_no_longer_valid_does_not_pass_a_limit(client, svc, change
         elif change == "disabled":
             state.client_cache._clients.put(application.client_id, replace(held, is_active=False))
         else:
+            # A secret client may present its secret either way; a private_key_jwt one never.
             state.client_cache._clients.put(
-                application.client_id, replace(held, auth_method="client_secret_post")
+                application.client_id, replace(held, auth_method="private_key_jwt")
             )
         response = token_request(client, application.client_id, secret)
     assert_too_many(response, FAILED.format(response["Retry-After"]))

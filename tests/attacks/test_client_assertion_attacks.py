@@ -776,7 +776,7 @@ def test_site_access_token_presented_as_client_assertion_is_refused_for_its_typ(
     )
     access_token = accepted(response)["access_token"]
     application.token_endpoint_auth_method = "private_key_jwt"
-    application.jwks = client.get("/.well-known/jwks.json").json()
+    application.client_jwks = client.get("/.well-known/jwks.json").json()
     application.save()
     payload = b64url_decode(access_token.split(".")[1])
     claims = json.loads(payload)
@@ -893,13 +893,20 @@ CLAIM_CASES = [
     # -- exp (item 4)
     pytest.param(lambda c: {"exp": OMIT}, {}, '"exp" claim is missing', id="exp-missing"),
     pytest.param(lambda c: {"exp": c.now - 3600}, {}, '"exp" claim has passed', id="exp-expired"),
+    # With an iat the age bounds the assertion and exp may be an hour ahead; without, 300 s.
     pytest.param(
-        lambda c: {"exp": c.now + 3600}, {}, '"exp" claim is more than 300 seconds ahead', id="exp-too-far"
+        lambda c: {"exp": c.now + 3700}, {}, '"exp" claim is more than 3600 seconds ahead', id="exp-too-far"
+    ),
+    pytest.param(
+        lambda c: {"iat": OMIT, "exp": c.now + 3600},
+        {},
+        '"exp" claim is more than 300 seconds ahead; use short-lived assertions, or add an "iat" claim',
+        id="exp-too-far-without-iat",
     ),
     pytest.param(
         lambda c: {"exp": 253_402_300_799},
         {},
-        '"exp" claim is more than 300 seconds ahead',
+        '"exp" claim is more than 3600 seconds ahead',
         id="exp-year-9999",
     ),
     pytest.param(lambda c: {"exp": 2**53}, {}, '"exp" claim is out of range', id="exp-2**53"),

@@ -116,13 +116,13 @@ def test_deeply_nested_jwks_in_the_admin_is_a_form_error(admin_client, db):
             "is_active": "on",
             "audiences": "",
             "token_endpoint_auth_method": "private_key_jwt",
-            "jwks": nested(20_000),
-            "jwks_uri": "",
+            "client_jwks": nested(20_000),
+            "client_jwks_uri": "",
         },
     )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "nested more than 16 levels" in errors["jwks"][0]
+    assert "nested more than 16 levels" in errors["client_jwks"][0]
     assert not Application.objects.exists()
 
 
@@ -134,8 +134,8 @@ def test_deeply_nested_audiences_in_the_admin_is_a_form_error(admin_client, db):
             "is_active": "on",
             "audiences": nested(20_000, '"https://x.example"'),
             "token_endpoint_auth_method": "client_secret_basic",
-            "jwks": "",
-            "jwks_uri": "",
+            "client_jwks": "",
+            "client_jwks_uri": "",
         },
     )
     assert response.status_code == 200

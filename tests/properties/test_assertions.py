@@ -50,7 +50,9 @@ from .strategies import (
 
 TOKEN_URL = ISSUER + "/oauth/token/"
 LEEWAY = 30
-MAX_LIFETIME = 300
+MAX_LIFETIME = 300  # exp ahead, without an iat
+MAX_AGE = 300  # iat ago
+MAX_LIFETIME_WITH_IAT = 3600  # exp ahead, with an iat
 #: Seconds around a time limit within which the outcome depends on when the request is handled.
 MARGIN = 5
 
@@ -165,13 +167,15 @@ def claims_verdict(claims: dict[str, Any], client_id: str, now: float) -> bool |
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else aud
     exp, nbf, iat, jti = claims.get("exp"), claims.get("nbf"), claims.get("iat"), claims.get("jti")
+    # With an iat its age is bounded and exp may be an hour ahead; without, exp is bounded.
+    furthest_exp = MAX_LIFETIME if "iat" not in claims else MAX_LIFETIME_WITH_IAT
     limits = []
     if number(exp):
-        limits += [exp - (now - LEEWAY), exp - (now + MAX_LIFETIME + LEEWAY)]
+        limits += [exp - (now - LEEWAY), exp - (now + furthest_exp + LEEWAY)]
     if number(nbf):
         limits += [nbf - (now + LEEWAY)]
     if number(iat):
-        limits += [iat - (now + LEEWAY), iat - (now - MAX_LIFETIME - LEEWAY)]
+        limits += [iat - (now + LEEWAY), iat - (now - MAX_AGE - LEEWAY)]
     if any(abs(limit) < MARGIN for limit in limits):
         return None
     return (
@@ -182,9 +186,9 @@ def claims_verdict(claims: dict[str, Any], client_id: str, now: float) -> bool |
         and all(isinstance(a, str) and a for a in auds)
         and bool({TOKEN_URL, ISSUER} & set(auds))
         and number(exp)
-        and now - LEEWAY < exp <= now + MAX_LIFETIME + LEEWAY
+        and now - LEEWAY < exp <= now + furthest_exp + LEEWAY
         and ("nbf" not in claims or (number(nbf) and nbf <= now + LEEWAY))
-        and ("iat" not in claims or (number(iat) and now - MAX_LIFETIME - LEEWAY <= iat <= now + LEEWAY))
+        and ("iat" not in claims or (number(iat) and now - MAX_AGE - LEEWAY <= iat <= now + LEEWAY))
         and isinstance(jti, str)
         and bool(jti)
         and len(jti) <= 255
@@ -195,7 +199,7 @@ def claims_verdict(claims: dict[str, Any], client_id: str, now: float) -> bool |
 
 
 OFFSETS = st.one_of(
-    st.sampled_from([-400, -331, -300, -60, -31, 0, 29, 60, 299, 331, 400, 10**6]),
+    st.sampled_from([-400, -331, -300, -60, -31, 0, 29, 60, 299, 331, 400, 3599, 3631, 3700, 10**6]),
     st.integers(-1000, 1000),
     st.floats(-1000, 1000),
 )

@@ -89,7 +89,7 @@ def client_details(application: Application) -> dict[str, Any]:
         run_as_user=cast("AbstractBaseUser", application.user).get_username()
         if application.user_id
         else None,
-        jwks_uri=application.jwks_uri or None,
+        jwks_uri=application.client_jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
         secrets=[
             {
@@ -107,11 +107,13 @@ def client_details(application: Application) -> dict[str, Any]:
 
 
 def _thumbprints(application: Application) -> list[dict[str, str]]:
-    if not application.jwks:
+    if not application.client_jwks:
         return []
     from oauth_cc.client_keys import jwk_thumbprints
 
-    return [{"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.jwks)]
+    return [
+        {"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.client_jwks)
+    ]
 
 
 def event_details(event: AuditEvent) -> dict[str, Any]:

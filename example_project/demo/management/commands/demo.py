@@ -72,7 +72,7 @@ class Command(BaseCommand):
         # Put back what the walkthrough relies on, in case someone changed it in the admin.
         application.is_active = True
         application.token_endpoint_auth_method = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
-        application.jwks, application.jwks_uri = None, ""
+        application.client_jwks, application.client_jwks_uri = None, ""
         application.save()
         application.scopes.add(*Scope.objects.filter(name__in=[name for name, _, _ in SCOPES]))
         # Grace 0: only the secret printed now works, so the demo never collects live secrets.
