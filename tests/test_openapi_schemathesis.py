@@ -11,12 +11,11 @@ token refused where the schema requires one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest

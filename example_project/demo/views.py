@@ -4,8 +4,8 @@ The ``extend_schema`` decorators describe the bodies for the OpenAPI schema at /
 the security requirements come from oauth_cc.openapi (the scopes HasScope checks).
 """
 
-from drf_spectacular.utils import extend_schema, inline_serializer
 from django.db import models
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
