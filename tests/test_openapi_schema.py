@@ -36,7 +36,9 @@ def test_the_extension_is_registered_for_the_authentication_class_and_its_subcla
     class Subclass(JWTAccessTokenAuthentication):
         pass
 
-    assert isinstance(OpenApiAuthenticationExtension.get_match(JWTAccessTokenAuthentication()), JWTAccessTokenScheme)
+    assert isinstance(
+        OpenApiAuthenticationExtension.get_match(JWTAccessTokenAuthentication()), JWTAccessTokenScheme
+    )
     assert isinstance(OpenApiAuthenticationExtension.get_match(Subclass()), JWTAccessTokenScheme)
 
 
