@@ -107,6 +107,7 @@ password = "{secret}"
             "--report-junit-path",
             str(report),
         ],
+        cwd=tmp_path,  # schemathesis keeps a cache in .schemathesis/ under its working directory
         capture_output=True,
         text=True,
         timeout=110,
