@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from example_project.demo import views
 
@@ -15,4 +16,6 @@ urlpatterns = [
     path("api/whoami/", views.WhoAmI.as_view(), name="whoami"),
     path("api/ping/", views.Ping.as_view(), name="ping"),
     path("api/health/", views.Health.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
