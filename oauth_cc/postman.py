@@ -377,6 +377,8 @@ def _urlconf_operations() -> list[Operation]:
         if path in oauth or method.upper() in SKIPPED_METHODS:
             continue
         view_class = callback.cls
+        if view_class.__module__.split(".")[0] == "drf_spectacular":
+            continue  # the schema and its documentation pages are not operations of the API
         body = None
         serializer_class = getattr(view_class, "serializer_class", None)
         if method.upper() in ("POST", "PUT", "PATCH") and serializer_class is not None:
