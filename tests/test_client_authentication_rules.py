@@ -218,8 +218,19 @@ def test_another_clients_secret_is_refused(svc, make_client):
     )
 
 
-def test_a_client_must_use_its_registered_method_and_the_caller_is_not_told_which(svc, caplog):
+def test_a_secret_client_may_send_its_secret_by_basic_or_in_the_form(svc):
+    application, secret = svc  # registered for client_secret_basic
+    params = {"client_id": application.client_id, "client_secret": secret}
+    assert authenticate_client(req(), params, endpoint="token").client_id == application.client_id
+    by_basic = authenticate_client(req(basic(application.client_id, secret)), {}, endpoint="token")
+    assert by_basic.client_id == application.client_id
+
+
+def test_a_private_key_jwt_client_is_refused_a_secret_and_the_caller_is_not_told_why(svc, caplog):
     application, secret = svc
+    application.token_endpoint_auth_method = "private_key_jwt"
+    application.client_jwks = {"keys": []}
+    application.save()
     params = {"client_id": application.client_id, "client_secret": secret}
     with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
         refused(
@@ -231,7 +242,7 @@ def test_a_client_must_use_its_registered_method_and_the_caller_is_not_told_whic
     [record] = [r for r in caplog.records if r.name == "oauth_cc.client_auth"]
     assert record.getMessage() == (
         f"client {application.client_id} presented client_secret_post but is registered for "
-        "client_secret_basic"
+        "private_key_jwt"
     )
     assert record.levelno == logging.INFO
 
