@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from django.core.cache import caches
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -188,8 +189,10 @@ _suspects: BoundedMap[tuple[str, str], float] = BoundedMap(10_000)
 
 
 def reset() -> None:
-    """Forget which addresses and client_ids failed here (settings changed, or a test)."""
+    """Forget which addresses and client_ids failed here, and which secrets succeeded (a test)."""
     _suspects.clear()
+    _good_secrets.clear()
+    _good_shared.clear()
 
 
 def _note_failure(checks: list[ratelimit.Check]) -> None:
@@ -200,27 +203,75 @@ def _note_failure(checks: list[ratelimit.Check]) -> None:
         _suspects.put((scope, key), now + 2 * rate.period)
 
 
+#: How long a secret that authenticated stays "known good" for the failure limits' pre-check.
+GOOD_SECRET_SECONDS = 24 * 3600
+#: How often a worker refreshes a known-good secret's entry in the shared cache.
+GOOD_SECRET_SHARE_SECONDS = 300
+#: (client_id, secret hash) -> when this worker last saw it authenticate (monotonic). Only
+#: successful authentications add entries, so a flood of bad credentials cannot evict them.
+_good_secrets: BoundedMap[tuple[str, str], float] = BoundedMap(10_000)
+#: (client_id, secret hash) -> when this worker last wrote it to the shared cache (monotonic).
+_good_shared: BoundedMap[tuple[str, str], float] = BoundedMap(10_000)
+
+
+def _good_secret_key(client_id: str) -> str:
+    return f"oauth_cc:good-secret:v1:{ratelimit.ident(client_id)}"
+
+
+def _note_good_secret(client_id: str, secret_hash: str) -> None:
+    """Remember a secret that authenticated: in this worker at once, site-wide now and then.
+
+    The site-wide entry (the latest few hashes per client, for a day) lets a worker that has
+    restarted, or dropped its caches after a change elsewhere, still recognise a client in use.
+    """
+    now = time.monotonic()
+    entry = (client_id, secret_hash)
+    _good_secrets.put(entry, now)
+    last = _good_shared.get(entry)
+    if last is not None and now - last < GOOD_SECRET_SHARE_SECONDS:
+        return
+    _good_shared.put(entry, now)
+    try:
+        cache = caches[oauth_cc_settings.CACHE_ALIAS]
+        key = _good_secret_key(client_id)
+        hashes = [h for h in (cache.get(key) or []) if isinstance(h, str) and h != secret_hash]
+        cache.set(key, [secret_hash, *hashes][:3], timeout=GOOD_SECRET_SECONDS)
+    except Exception:
+        # Only an aid to the failure limits: a cache outage must not fail an authentication.
+        logger.warning("oauth_cc could not share a known-good secret in the cache")
+
+
 def _held_secret_matches(presented: PresentedCredentials) -> bool:
-    """Whether secret credentials match a client and secret this worker holds: no query, one hash.
+    """Whether secret credentials are ones that authenticated lately: one hash, no query.
 
     Lets the right secret through a failure limit, so that a flood of bad credentials from a
-    shared address (a proxy, a NAT) or for a known client_id cannot lock out a client that is
-    in use. Only a pre-check: the request is then authenticated in full as usual.
+    shared address (a proxy, a NAT) or for a known client_id cannot lock out a client in use:
+    known from this worker's own record of recent successes, from its client cache, or from the
+    site-wide entry in the shared cache (survives restarts and cache drops). Only a pre-check:
+    the request is then authenticated in full as usual, so a secret revoked since is refused.
     """
     if presented.assertion is not None or not presented.secret:
         return False
-    client = client_cache.held_client(presented.client_id)
-    if client is None or not _method_allowed(client, presented) or not client.is_active:
-        return False
     presented_hash = hash_secret(presented.secret)
-    record = client_cache.held_secret(presented_hash)
-    return (
-        record is not None
-        and hashes_match(record.secret_hash, presented_hash)
-        and hmac.compare_digest(record.client_id.encode("utf-8"), client.client_id.encode("utf-8"))
-        and not record.revoked
-        and not record.expired(time.time())
-    )
+    seen = _good_secrets.get((presented.client_id, presented_hash))
+    if seen is not None and time.monotonic() - seen < GOOD_SECRET_SECONDS:
+        return True
+    client = client_cache.held_client(presented.client_id)
+    if client is not None and _method_allowed(client, presented) and client.is_active:
+        record = client_cache.held_secret(presented_hash)
+        if (
+            record is not None
+            and hashes_match(record.secret_hash, presented_hash)
+            and hmac.compare_digest(record.client_id.encode("utf-8"), client.client_id.encode("utf-8"))
+            and not record.revoked
+            and not record.expired(time.time())
+        ):
+            return True
+    try:
+        shared = caches[oauth_cc_settings.CACHE_ALIAS].get(_good_secret_key(presented.client_id)) or []
+    except Exception:
+        return False
+    return any(isinstance(h, str) and hashes_match(h, presented_hash) for h in shared)
 
 
 def _refuse_if_over(checks: list[ratelimit.Check], presented: PresentedCredentials | None = None) -> None:
@@ -302,4 +353,5 @@ def _verify_secret(client: ClientRecord, presented: PresentedCredentials) -> int
         raise InvalidClient("This client secret has been revoked.", basic=presented.basic)
     if record.expired(time.time()):
         raise InvalidClient("This client secret has expired.", basic=presented.basic)
+    _note_good_secret(client.client_id, presented_hash)
     return record.pk

@@ -47,10 +47,25 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def live_scopes() -> dict[str, str]:
-    """``{name: description}`` of every ``Scope`` row, as the schema's OAuth 2.0 flow lists them."""
-    return {
-        name: description or name for name, description in Scope.objects.values_list("name", "description")
-    }
+    """``{name: description}`` of every ``Scope`` row, as the schema's OAuth 2.0 flow lists them.
+
+    Through the outage gate: with the database down the schema view answers a JSON 503, as
+    the metadata endpoint does, not a 500.
+    """
+    from . import outage
+    from .contrib.rest_framework.authentication import CheckUnavailable
+    from .errors import TemporarilyUnavailable
+
+    try:
+        rows = outage.database.run(
+            "the scopes", lambda: list(Scope.objects.values_list("name", "description"))
+        )
+    except TemporarilyUnavailable as exc:
+        # The schema view is a DRF view: a DRF exception, so the answer is a JSON 503.
+        raise CheckUnavailable(
+            exc.retry_after, "The schema cannot be generated right now; try again shortly."
+        ) from None
+    return {name: description or name for name, description in rows}
 
 
 # drf-spectacular ships no type information: its calls below are untyped.

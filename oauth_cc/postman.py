@@ -124,6 +124,21 @@ class Operation:
     body: dict[str, Any] | None = field(default=None, compare=False)
 
 
+class ExportError(ValueError):
+    """A value the collection cannot carry safely; the message says what to change."""
+
+
+def refuse_variable_syntax(what: str, value: str) -> None:
+    """Postman resolves ``{{name}}`` in variable values, recursively and with no escape: a value
+    holding ``{{client_secret}}`` would make Postman send the secret wherever that value goes
+    (a scope echoed back in an error, say). Such values are refused, not exported."""
+    if "{{" in value or "}}" in value:
+        raise ExportError(
+            f'{what} contain(s) "{{{{" or "}}}}", which Postman reads as a variable reference; rename it '
+            "before exporting (or export without --client)."
+        )
+
+
 def build_collection(
     application: Application | None = None, *, base_url: str | None = None
 ) -> dict[str, Any]:
@@ -136,6 +151,8 @@ def build_collection(
         name = f"{application.name} ({base})"
     else:
         client_id, scope, name = CLIENT_ID_PLACEHOLDER, "", base
+    for what, value in (("The site URL", base), ("The client_id", client_id), ("The client's scopes", scope)):
+        refuse_variable_syntax(what, value)
     script = PRE_REQUEST_SCRIPT % {
         "margin": REFRESH_MARGIN_MS,
         "placeholder": SECRET_PLACEHOLDER,

@@ -285,12 +285,20 @@ def _prune_all() -> None:
     usage_counts.prune()  # hourly usage counts past USAGE_RETENTION_DAYS
 
 
+#: Seconds a single-use assertion record outlives its assertion's acceptance window.
+USED_ASSERTION_PRUNE_MARGIN = 300
+
+
 def prune_expired() -> int:
     """Delete revocation, deleted-client and single-use records that can no longer matter."""
     from .models import DeletedClient, RevokedToken, UsedAssertion
 
     now = timezone.now()
     removed = RevokedToken.objects.filter(expires_at__lte=now).delete()[0]
-    removed += UsedAssertion.objects.filter(expires_at__lte=now).delete()[0]
+    # A margin past the last moment an assertion is accepted: the request that checked its times
+    # records its use a little later (and another host's clock may be ahead), so a record must
+    # outlive the acceptance window, or a replay could pass in between.
+    used_until = now - timedelta(seconds=USED_ASSERTION_PRUNE_MARGIN)
+    removed += UsedAssertion.objects.filter(expires_at__lte=used_until).delete()[0]
     removed += DeletedClient.objects.filter(expires_at__lte=now).delete()[0]
     return removed

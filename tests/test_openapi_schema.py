@@ -198,3 +198,17 @@ def test_hasscope_fallbacks_and_other_permissions(capsys: Any):
     # This urlconf does not include oauth_cc's URLs... but reverse() uses the site's, so the
     # OAuth endpoints are still described, under the site's paths.
     assert "/oauth/token/" in paths
+
+
+def test_schema_with_the_database_down_is_a_json_503(client, db):
+    from django.db import OperationalError, connection
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    with connection.execute_wrapper(refuse):
+        response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 503, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "The schema cannot be generated right now; try again shortly."}
+    assert int(response["Retry-After"]) >= 1

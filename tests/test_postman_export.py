@@ -22,7 +22,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from example_project.demo.models import Report
-from oauth_cc import postman
+from oauth_cc import clients, postman
+from oauth_cc.models import Application, Scope
 from oauth_cc.signals import token_issued
 from tests.helpers import clear_shared_cache
 
@@ -374,3 +375,19 @@ def test_newman_with_a_wrong_secret_reports_invalid_client(
     assert "Token request answered 401: invalid_client Client authentication failed." in messages, output
     assert issued == []
     assert not Report.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["scope", "client_id"])
+def test_values_postman_would_read_as_variables_are_refused(db: Any, where: str):
+    """Postman resolves {{...}} in variable values recursively: a scope named
+    "x:{{client_secret}}" would make it send the secret as a scope, which the endpoint echoes."""
+    application, _ = clients.create_client("svc", scopes=[])
+    if where == "scope":
+        application.scopes.add(Scope.objects.create(name="weird:{{client_secret}}"))
+    else:
+        Application.objects.filter(pk=application.pk).update(client_id="id{{client_secret}}")
+        application.refresh_from_db()
+    with pytest.raises(
+        CommandError, match=r'contain\(s\) "\{\{" or "\}\}", which Postman reads as a variable'
+    ):
+        call_command("oauth_cc", "export", "postman", "--client", application.client_id, stdout=io.StringIO())

@@ -39,3 +39,21 @@ def test_token_request_within_the_interval_does_not_prune(make_client, token_for
 
     assert RevokedToken.objects.count() == 1
     assert UsedAssertion.objects.count() == 1
+
+
+def test_a_used_assertion_record_outlives_its_acceptance_window_by_the_margin(db):
+    """The request that checked an assertion's times records its use a little later: pruned
+    at its exact end, a record could be gone while the assertion is still being accepted."""
+    now = timezone.now()
+    margin = revocation.USED_ASSERTION_PRUNE_MARGIN
+    UsedAssertion.objects.create(jti="just-ended", client_id="c", expires_at=now - timedelta(seconds=1))
+    UsedAssertion.objects.create(
+        jti="within-margin", client_id="c", expires_at=now - timedelta(seconds=margin - 5)
+    )
+    UsedAssertion.objects.create(
+        jti="past-margin", client_id="c", expires_at=now - timedelta(seconds=margin + 5)
+    )
+
+    revocation.prune_expired()
+
+    assert sorted(UsedAssertion.objects.values_list("jti", flat=True)) == ["just-ended", "within-margin"]

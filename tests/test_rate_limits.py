@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from io import StringIO
 from typing import Any
 
@@ -14,9 +13,10 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
-from oauth_cc import client_auth, ratelimit, state
-from oauth_cc.models import Application
+from oauth_cc import client_auth, clients, ratelimit, state
+from oauth_cc.models import Application, ClientSecret
 from oauth_cc.signals import token_issued
 
 from .conftest import basic_auth, form_post
@@ -239,10 +239,11 @@ def test_failures_from_one_address_stop_the_work_and_then_everything_from_it(cli
         for _ in range(20):
             response = token_request(client, "anyone", "wrong")
             assert_too_many(response, FAILED.format(response["Retry-After"]))
-        # The right secret of a client this worker does not hold yet is refused too: it cannot be
-        # told apart without a query (the client was loaded by the failures; one hash to look).
+        # A refused request costs one hash (to see whether it is a secret known to be good) and
+        # no lookup. The right secret of a client that has not authenticated lately is refused
+        # too: it cannot be told apart without a query.
         assert token_request(client, application.client_id, secret).status_code == 429
-        assert counted == {"lookup": 3, "hash": 4}
+        assert counted == {"lookup": 3, "hash": 3 + 21}
         # Another address is not affected.
         assert (
             token_request(client, application.client_id, secret, REMOTE_ADDR="198.51.100.9").status_code
@@ -258,7 +259,7 @@ def test_failures_for_one_client_id_are_refused_from_every_address(client, svc, 
             assert response.status_code == 401
         response = token_request(client, application.client_id, secret, REMOTE_ADDR="203.0.113.1")
         assert_too_many(response, FAILED.format(response["Retry-After"]))
-        assert counted["hash"] == 5  # the four failures, and one to see the secret is not held
+        assert counted["hash"] == 5  # the four failures, and one to see the secret is not known good
 
 
 @pytest.fixture
@@ -756,28 +757,48 @@ def test_a_flood_from_a_shared_address_cannot_lock_out_a_client_in_use(client, s
         assert token_request(client, other.client_id, other_secret).status_code == 429
 
 
-@pytest.mark.parametrize("change", ["revoked", "expired", "disabled", "other_method"])
-def test_a_held_secret_no_longer_valid_does_not_pass_a_limit(client, svc, change):
+@pytest.mark.parametrize(
+    ("change", "answer"),
+    [
+        ("revoked", "This client secret has been revoked."),
+        ("expired", "This client secret has expired."),
+        ("disabled", "This client is disabled."),
+    ],
+)
+def test_a_known_good_secret_passes_the_limit_but_not_the_authentication(client, svc, change, answer):
     application, secret = svc
     with limits(FAILED_AUTH_RATE_PER_ADDRESS="2/minute"):
         assert token_request(client, application.client_id, secret).status_code == 200
         for i in range(2):
             token_request(client, f"attacker-{i}", "x")
-        held = state.client_cache.held_client(application.client_id)
-        secret_record = next(iter(state.client_cache._secrets._data.values()))
+        stored = ClientSecret.objects.get(application=application)
         if change == "revoked":
-            state.client_cache._secrets.put(secret_record.secret_hash, replace(secret_record, revoked=True))
+            clients.revoke_secret(application, str(stored.pk))
         elif change == "expired":
-            state.client_cache._secrets.put(secret_record.secret_hash, replace(secret_record, expires_at=1.0))
-        elif change == "disabled":
-            state.client_cache._clients.put(application.client_id, replace(held, is_active=False))
+            ClientSecret.objects.filter(pk=stored.pk).update(expires_at=timezone.now())
         else:
-            # A secret client may present its secret either way; a private_key_jwt one never.
-            state.client_cache._clients.put(
-                application.client_id, replace(held, auth_method="private_key_jwt")
-            )
+            clients.set_active(application, False)
+        state.reset_all()  # every worker has taken in the change
         response = token_request(client, application.client_id, secret)
-    assert_too_many(response, FAILED.format(response["Retry-After"]))
+    # Past the limit's pre-check (one hash), then authenticated in full and refused for its reason.
+    assert response.status_code == 401, response.content
+    assert response.json() == {"error": "invalid_client", "error_description": answer}
+
+
+def test_a_secret_known_good_on_another_worker_passes_the_limit_here(client, svc, counted):
+    """The site-wide entry in the shared cache: a worker that restarted still knows the client."""
+    application, secret = svc
+    with limits(FAILED_AUTH_RATE_PER_ADDRESS="2/minute"):
+        assert token_request(client, application.client_id, secret).status_code == 200
+        for i in range(2):
+            token_request(client, f"attacker-{i}", "x")
+        lookups = counted["lookup"]
+        state.reset_all()  # a fresh worker: nothing held, only the shared cache knows the secret
+        client_auth._suspects.put(("auth-fail-addr", "127.0.0.1"), float("inf"))  # and the flood
+        assert token_request(client, application.client_id, secret).status_code == 200
+        assert counted["lookup"] == lookups + 1
+        response = token_request(client, application.client_id, "guess")
+        assert_too_many(response, FAILED.format(response["Retry-After"]))
 
 
 def test_a_forwarded_header_without_client_ip_header_is_logged_once(client, svc, caplog):

@@ -670,7 +670,11 @@ class Command(BaseCommand):
                     f"--base-url {_one_line(base_url)} is not an http(s) URL without query or fragment; "
                     "use e.g. https://api.example.com."
                 )
-        self._json(postman.build_collection(application, base_url=base_url))
+        try:
+            collection = postman.build_collection(application, base_url=base_url)
+        except postman.ExportError as exc:
+            raise CommandError(str(exc)) from None
+        self._json(collection)
 
     # -- audit -----------------------------------------------------------------------------
     def audit(self, *, since: str | None, client_id: str | None, as_json: bool, **_: Any) -> None:
