@@ -281,7 +281,11 @@ class KeyStore:
             if signer is None or signer.kid != row.kid:
                 signer, error = self._load_signer(row)
                 # Error first: a thread that sees no signer must find the reason.
-                self._signing_error, self._signer = error, signer
+                self._signing_error = error
+            # Stored whether or not it was just loaded: a reset() by another thread (a rotation
+            # publishing its keys) since this call read it must not leave the store without a
+            # signer until the next refresh, failing every request in between.
+            self._signer = signer
             self._signing_loaded_at = time.monotonic()
         if signer is None:
             raise self._signing_error or SigningKeyUnavailable("No signing key is loaded.")

@@ -397,3 +397,27 @@ def test_two_threads_creating_the_first_key_at_once_end_with_one_current_key():
     assert errors == []
     assert len(results) == 2 and results[0] == results[1]
     assert SigningKey.objects.filter(state="current").count() == 1
+
+
+def test_a_reset_by_another_thread_during_a_refresh_does_not_leave_the_store_without_a_signer(
+    db, settings, monkeypatch
+):
+    """A rotation on another thread resets the store (publish_public_keys) while this thread is
+    between reading its signer and reloading the row: the next requests must still sign."""
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "STATE_REFRESH_SECONDS": 3600}
+    keys.key_store.reset()
+    first = keys.key_store.signer()
+    keys.key_store._signing_loaded_at = float("-inf")  # this request refreshes
+    real = keys.ensure_current_key
+
+    def ensure_while_another_thread_resets():
+        row = real()
+        keys.key_store.reset()  # what the rotating thread does meanwhile
+        return row
+
+    monkeypatch.setattr(keys, "ensure_current_key", ensure_while_another_thread_resets)
+    assert keys.key_store.signer().kid == first.kid
+    monkeypatch.setattr(keys, "ensure_current_key", real)
+
+    # Within the refresh interval: no reload, and a signer is there.
+    assert keys.key_store.signer().kid == first.kid
