@@ -12,6 +12,7 @@ handler500 = "example_project.errors.server_error"
 
 urlpatterns = [
     path("", home.home, name="home"),
+    path("favicon.ico", home.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("", include("oauth_cc.urls")),
     path("api/reports/", views.ReportList.as_view(), name="reports"),

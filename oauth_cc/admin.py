@@ -100,9 +100,9 @@ AUTH_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
 
 #: The auth method as the client list shows it (its full name is the cell's tooltip).
 AUTH_METHOD_SHORT: dict[str, str] = {
-    TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: "secret, Basic",
-    TokenEndpointAuthMethod.CLIENT_SECRET_POST: "secret, POST",
-    TokenEndpointAuthMethod.PRIVATE_KEY_JWT: "private key JWT",
+    TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: "secret (Basic)",
+    TokenEndpointAuthMethod.CLIENT_SECRET_POST: "secret (POST)",
+    TokenEndpointAuthMethod.PRIVATE_KEY_JWT: "key (JWT)",
 }
 
 
@@ -196,7 +196,7 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
     """The client's settings. JWKS and audiences are checked by ``Application.clean()``."""
 
     audiences = AudiencesField(
-        label=_("allowed audiences"),
+        label=_("Allowed audiences"),
         required=False,
         help_text=_(
             "Resource identifiers (RFC 8707) this client may request tokens for, one per line, "
@@ -261,6 +261,20 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             data = cast(QueryDict, self.data).copy()
             data[field] = ""
             self.data = data
+
+
+def _short_time(at: Any) -> str:
+    """A time in a list column: "2025-05-01 14:30" (local time), the date and time on two lines
+    when the column is narrow."""
+    if at is None:
+        return "-"
+    local = timezone.localtime(at)
+    return format_html(
+        '<time datetime="{}">{} {}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M"),
+    )
 
 
 class ClientSecretInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
@@ -366,7 +380,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
         "is_active",
         "scope_names",
         "auth_method_short",
-        "last_used_at",
+        "last_used",
         "secret_expires",
         "tokens_last_hour",
     )
@@ -448,6 +462,10 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
             AUTH_METHOD_SHORT.get(method, method),
         )
 
+    @admin.display(description=_("last used"), ordering="last_used_at")
+    def last_used(self, application: Application) -> str:
+        return _short_time(application.last_used_at)
+
     @admin.display(description=_("secret expires"), ordering="secret_expires_at")
     def secret_expires(self, application: Application) -> str:
         """When the first of its valid secrets with an expiry (a rotated-out one) stops working."""
@@ -457,7 +475,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
         return format_html(
             '<span class="oauth-cc-secret-expires" title="{}">{}</span>',
             _("A secret of this client stops working then; rotation gives the old one a grace period."),
-            timezone.localtime(at).strftime("%Y-%m-%d %H:%M"),
+            _short_time(at),
         )
 
     @admin.display(description=_("tokens last hour"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.db import DatabaseError
 from django.urls import reverse
+from django.utils import timezone
 from jwcrypto import jwk
 
 from oauth_cc import clients, key_encryption, keys
@@ -693,6 +695,7 @@ def test_keys_posted_for_a_secret_client_are_still_refused(admin_client):
 def test_client_list_columns(admin_client, make_client):
     basic, _ = make_client("basic-svc", scopes=["reports:read", "reports:write"])
     clients.rotate_secret(basic)  # the first secret now expires after the grace period
+    Application.objects.filter(pk=basic.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
     make_client("post-svc", auth_method="client_secret_post")
     clients.create_client("signer", auth_method="private_key_jwt", jwks=public_jwks()[0])
 
@@ -705,22 +708,24 @@ def test_client_list_columns(admin_client, make_client):
         "is_active",
         "scope_names",
         "auth_method_short",
-        "last_used_at",
+        "last_used",
         "secret_expires",
         "tokens_last_hour",
     ]
-    assert '<span title="client_secret_basic (HTTP Basic)">secret, Basic</span>' in page
-    assert '<span title="client_secret_post (form fields)">secret, POST</span>' in page
-    assert "private key JWT</span>" in page
+    assert '<span title="client_secret_basic (HTTP Basic)">secret (Basic)</span>' in page
+    assert '<span title="client_secret_post (form fields)">secret (POST)</span>' in page
+    assert '<span title="private_key_jwt (signed JWT assertion, RFC 7523)">key (JWT)</span>' in page
     assert "reports:read reports:write" in page
-    expires = basic.secrets.exclude(expires_at=None).get().expires_at
-    from django.utils import timezone
-
+    expires = timezone.localtime(basic.secrets.exclude(expires_at=None).get().expires_at)
     assert re.search(
         r'<td class="field-secret_expires"><span class="oauth-cc-secret-expires"[^>]*>'
-        + re.escape(timezone.localtime(expires).strftime("%Y-%m-%d %H:%M")),
+        + re.escape(f'<time datetime="{expires.isoformat()}">{expires:%Y-%m-%d %H:%M}</time></span></td>'),
         page,
-    )
+    ), page
+    used = timezone.localtime(Application.objects.get(pk=basic.pk).last_used_at)
+    last_used = f'<time datetime="{used.isoformat()}">{used:%Y-%m-%d %H:%M}</time>'
+    assert f'<td class="field-last_used">{last_used}</td>' in page
+    assert page.count('<td class="field-last_used">-</td>') == 2
     # Only the rotated client has a secret that expires.
     assert page.count('class="oauth-cc-secret-expires"') == 1
     assert "/static/oauth_cc/admin/admin.css" in page

@@ -41,3 +41,11 @@ def test_home_page_only_answers_get_and_head(client):
     response = client.post("/")
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
+
+
+def test_favicon_is_served_so_browsers_get_no_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b'<svg xmlns="http://www.w3.org/2000/svg"')
+    assert 'rel="icon" href="/favicon.ico"' in client.get("/").content.decode()
