@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from example_project import home
 from example_project.demo import views
 
 handler400 = "example_project.errors.bad_request"
@@ -10,6 +11,8 @@ handler404 = "example_project.errors.page_not_found"
 handler500 = "example_project.errors.server_error"
 
 urlpatterns = [
+    path("", home.home, name="home"),
+    path("favicon.ico", home.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("", include("oauth_cc.urls")),
     path("api/reports/", views.ReportList.as_view(), name="reports"),

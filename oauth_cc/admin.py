@@ -24,11 +24,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import router, transaction
-from django.db.models import Count, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, DateTimeField, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -46,7 +47,17 @@ from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
 from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
-from .models import Application, AuditAction, AuditEvent, ClientSecret, Scope, SigningKey, UsageBucket
+from .models import (
+    Application,
+    AuditAction,
+    AuditEvent,
+    ClientSecret,
+    Scope,
+    SigningKey,
+    TokenEndpointAuthMethod,
+    UsageBucket,
+)
+from .resource_indicators import is_resource_identifier
 from .usage_chart import bar_chart
 
 if TYPE_CHECKING:
@@ -76,6 +87,24 @@ _BEFORE_ATTR = "_oauth_cc_audit_before"
 #: Bound on what an operator pastes into a JSON box (a JWKS of a few keys is ~2 KiB).
 MAX_JSON_INPUT_BYTES = 64 * 1024
 
+#: The client form's rows that apply only to some token endpoint auth methods, by method: a row
+#: named here is shown only while one of the methods listing it is selected (the page's script,
+#: static/oauth_cc/admin/auth_method_fields.js, reads this map). A method not in the map shows
+#: none of them; rows named nowhere here always show. ``Application.clean()`` stays the rule:
+#: a value in a hidden row is still checked (and refused where it does not apply).
+AUTH_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: (),
+    TokenEndpointAuthMethod.CLIENT_SECRET_POST: (),
+    TokenEndpointAuthMethod.PRIVATE_KEY_JWT: ("client_jwks", "client_jwks_uri", "key_thumbprints"),
+}
+
+#: The auth method as the client list shows it (its full name is the cell's tooltip).
+AUTH_METHOD_SHORT: dict[str, str] = {
+    TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: "secret (Basic)",
+    TokenEndpointAuthMethod.CLIENT_SECRET_POST: "secret (POST)",
+    TokenEndpointAuthMethod.PRIVATE_KEY_JWT: "key (JWT)",
+}
+
 
 class BoundedJSONField(forms.JSONField):
     """Django's JSON form field, decoding through :mod:`oauth_cc.json_input`.
@@ -100,6 +129,56 @@ class BoundedJSONField(forms.JSONField):
         except json_input.JSONInputError:
             return InvalidJSONInput(data)
 
+    def prepare_value(self, value: Any) -> Any:
+        # No document is an empty box, not the text "null".
+        return "" if value is None else super().prepare_value(value)
+
+
+class AudiencesField(forms.Field):
+    """Resource identifiers, one per line in a textarea, cleaned to the model's JSON list.
+
+    Blank lines and surrounding spaces are dropped and repeats kept once; every line must be a
+    resource identifier (:func:`~oauth_cc.resource_indicators.is_resource_identifier`: an
+    absolute URI without a fragment), or the field's error names the lines that are not.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 80, "spellcheck": "false", "class": "vLargeTextField"})
+    default_error_messages = {
+        "invalid_audience": _(
+            'Not an absolute URI without a "#" fragment: %(values)s. '
+            "Enter one resource identifier per line, like https://api.example.com."
+        ),
+        "too_long": _("Enter at most %(max)d bytes."),
+    }
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return "\n".join(str(item) for item in value)
+        return "" if value is None else value
+
+    def to_python(self, value: Any) -> list[str]:
+        if value in self.empty_values:
+            return []
+        if isinstance(value, (list, tuple)):  # the initial value, never posted data
+            return [str(item) for item in value]
+        text = str(value)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_JSON_INPUT_BYTES:
+            raise forms.ValidationError(
+                self.error_messages["too_long"], code="too_long", params={"max": MAX_JSON_INPUT_BYTES}
+            )
+        lines = (line.strip() for line in text.splitlines())
+        return list(dict.fromkeys(line for line in lines if line))
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        refused = [item for item in value if not is_resource_identifier(item)]
+        if refused:
+            raise forms.ValidationError(
+                self.error_messages["invalid_audience"],
+                code="invalid_audience",
+                params={"values": ", ".join(repr(item) for item in refused[:5])},
+            )
+
 
 def _holds_private_key(raw: Any) -> bool:
     try:
@@ -115,6 +194,15 @@ def _holds_private_key(raw: Any) -> bool:
 
 class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """The client's settings. JWKS and audiences are checked by ``Application.clean()``."""
+
+    audiences = AudiencesField(
+        label=_("Allowed audiences"),
+        required=False,
+        help_text=_(
+            "Resource identifiers (RFC 8707) this client may request tokens for, one per line, "
+            "like https://api.example.com. Leave empty for only this site."
+        ),
+    )
 
     class Meta:
         model = Application
@@ -132,12 +220,11 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "client_jwks",
             "client_jwks_uri",
         ]
-        field_classes = {"client_jwks": BoundedJSONField, "audiences": BoundedJSONField}
+        field_classes = {"client_jwks": BoundedJSONField}
         widgets = {
             "client_jwks": forms.Textarea(
                 attrs={"rows": 8, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}
             ),
-            "audiences": forms.Textarea(attrs={"rows": 2, "cols": 80, "spellcheck": "false"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -152,15 +239,6 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
                 )
                 % site
             )
-        self.fields["audiences"].help_text = _(
-            "A JSON list of resource identifiers (RFC 8707) this client may request tokens for, e.g. "
-            '["https://api.example.com"]. Leave empty for only this site.'
-        )
-
-    def clean_audiences(self) -> list[str]:
-        # An empty box means "no extra audiences", not JSON null.
-        value = self.cleaned_data.get("audiences")
-        return [] if value in (None, "") else value
 
     def clean_token_limit(self) -> str:
         # Stored in its one spelling ("100/min" becomes "100/minute"); "none" or empty: the default.
@@ -183,6 +261,20 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             data = cast(QueryDict, self.data).copy()
             data[field] = ""
             self.data = data
+
+
+def _short_time(at: Any) -> str:
+    """A time in a list column: "2025-05-01 14:30" (local time), the date and time on two lines
+    when the column is narrow."""
+    if at is None:
+        return "-"
+    local = timezone.localtime(at)
+    return format_html(
+        '<time datetime="{}">{} {}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M"),
+    )
 
 
 class ClientSecretInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
@@ -280,16 +372,20 @@ class StaleSecretFilter(admin.SimpleListFilter):
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     form = ApplicationForm
+    # What an operator scans, narrow enough for a 1280-pixel window beside the filters
+    # (static/oauth_cc/admin/admin.css wraps the long cells).
     list_display = (
         "name",
         "client_id",
         "is_active",
         "scope_names",
-        "token_endpoint_auth_method",
-        "created",
-        "last_used_at",
+        "auth_method_short",
+        "last_used",
+        "secret_expires",
         "tokens_last_hour",
     )
+    # An API client has no page on the site (Application.get_absolute_url is absent).
+    view_on_site = False
     list_filter = (
         "is_active",
         "token_endpoint_auth_method",
@@ -326,12 +422,19 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
     )
     _add_only_readonly = ("client_id", "key_thumbprints", "created", "updated", "last_used_at", "token_usage")
 
+    class Media:
+        css = {"all": ("oauth_cc/admin/admin.css",)}
+        js = ("oauth_cc/admin/auth_method_fields.js",)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Application]:
         # The list's usage column: this hour's and the previous hour's bucket, by subquery, so the
         # page costs no query per row. The time is pinned so every row is judged at one instant.
         now = time.time()
         hour = usage_counts.hour_of(now)
         buckets = UsageBucket.objects.filter(client_id=OuterRef("client_id"))
+        expiring = ClientSecret.objects.filter(
+            application=OuterRef("pk"), revoked_at__isnull=True, expires_at__gt=timezone.now()
+        ).order_by("expires_at")
         return (  # type: ignore[no-any-return]  # super() is ModelAdmin[Any]: see the class line
             super()
             .get_queryset(request)
@@ -340,6 +443,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
                 usage_this_hour=Subquery(buckets.filter(hour=hour).values("count")[:1]),
                 usage_previous_hour=Subquery(buckets.filter(hour=hour - 1).values("count")[:1]),
                 usage_at=Value(now, output_field=FloatField()),
+                secret_expires_at=Subquery(expiring.values("expires_at")[:1], output_field=DateTimeField()),
             )
         )
 
@@ -348,6 +452,31 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
     ) -> HttpResponse:
         usage_counts.flush()  # this worker's own counts, so the page is current for them at least
         return super().changelist_view(request, extra_context)
+
+    @admin.display(description=_("auth method"), ordering="token_endpoint_auth_method")
+    def auth_method_short(self, application: Application) -> str:
+        method = application.token_endpoint_auth_method
+        return format_html(
+            '<span title="{}">{}</span>',
+            application.get_token_endpoint_auth_method_display(),
+            AUTH_METHOD_SHORT.get(method, method),
+        )
+
+    @admin.display(description=_("last used"), ordering="last_used_at")
+    def last_used(self, application: Application) -> str:
+        return _short_time(application.last_used_at)
+
+    @admin.display(description=_("secret expires"), ordering="secret_expires_at")
+    def secret_expires(self, application: Application) -> str:
+        """When the first of its valid secrets with an expiry (a rotated-out one) stops working."""
+        at = getattr(application, "secret_expires_at", None)
+        if at is None:
+            return "-"
+        return format_html(
+            '<span class="oauth-cc-secret-expires" title="{}">{}</span>',
+            _("A secret of this client stops working then; rotation gives the old one a grace period."),
+            _short_time(at),
+        )
 
     @admin.display(description=_("tokens last hour"))
     def tokens_last_hour(self, application: Application) -> str:
@@ -406,6 +535,22 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
             ),
             _("Counts reach the database once per USAGE_FLUSH_SECONDS from each worker."),
         )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Application | None = None,
+    ) -> HttpResponse:
+        # The script that shows each method's rows reads this (change_form.html: json_script).
+        context["oauth_cc_auth_method_fields"] = {
+            "fields": {str(method): list(names) for method, names in AUTH_METHOD_FIELDS.items()},
+            "method": obj.token_endpoint_auth_method if obj is not None else None,
+        }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Application | None = None) -> tuple[str, ...]:
         return self._add_only_readonly if obj is not None else ()

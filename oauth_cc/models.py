@@ -210,6 +210,17 @@ class Application(AbstractApplication):
         return f"{self.name or self.client_id}"
 
     @property
+    def get_absolute_url(self) -> Any:  # DOT's model has a method of this name: see below
+        """Absent: an API client has no page on the site.
+
+        DOT's method reverses ``oauth2_provider:detail``, a page of DOT's interactive-flow views
+        that this site does not include, so the admin's "View on site" answered 500. Raising
+        AttributeError makes ``hasattr(client, "get_absolute_url")`` false: the admin shows no
+        such button, and its ``/admin/r/<content type>/<id>/`` redirect answers 404.
+        """
+        raise AttributeError("An API client has no page on the site.")
+
+    @property
     def uses_secret(self) -> bool:
         return self.token_endpoint_auth_method in SECRET_AUTH_METHODS
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.db import DatabaseError
 from django.urls import reverse
+from django.utils import timezone
 from jwcrypto import jwk
 
 from oauth_cc import clients, key_encryption, keys
@@ -208,11 +210,49 @@ def test_private_key_jwt_without_keys_gets_a_sentence(admin_client):
     assert not Application.objects.exists()
 
 
-def test_audiences_must_be_a_json_list(admin_client):
-    response = admin_client.post(ADD_URL + "add/", client_form(audiences='"https://api.example.com"'))
+def test_audiences_are_entered_one_per_line(admin_client):
+    response = admin_client.post(
+        ADD_URL + "add/",
+        client_form(
+            token_endpoint_auth_method="private_key_jwt",
+            client_jwks=json.dumps(public_jwks()[0]),
+            audiences="https://api.example.com\r\n\r\n  urn:example:reports  \r\nhttps://api.example.com\r\n",
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    application = Application.objects.get(name="reporting-service")
+    # Blank lines and spaces dropped, a repeat kept once, stored as the model's JSON list.
+    assert application.audiences == ["https://api.example.com", "urn:example:reports"]
+    page = admin_client.get(change_url(application)).content.decode()
+    assert re.search(
+        r'<textarea name="audiences"[^>]*>\s*https://api.example.com\nurn:example:reports</textarea>', page
+    ), page
+
+
+@pytest.mark.parametrize(
+    ("lines", "refused"),
+    [
+        ("https://api.example.com/#reports", ["https://api.example.com/#reports"]),
+        ("https://api.example.com/#", ["https://api.example.com/#"]),
+        ("api.example.com/reports", ["api.example.com/reports"]),
+        ('["https://api.example.com"]', ['["https://api.example.com"]']),
+        ("https://ok.example\n/relative\nhttps://a b.example", ["/relative", "https://a b.example"]),
+    ],
+)
+def test_audience_lines_that_are_not_resource_identifiers_are_named(admin_client, lines, refused):
+    response = admin_client.post(ADD_URL + "add/", client_form(audiences=lines))
 
     assert response.status_code == 200
-    assert "JSON list" in " ".join(response.context["adminform"].form.errors["audiences"])
+    form = response.context["adminform"].form
+    assert form.has_error("audiences", code="invalid_audience")
+    (message,) = form.errors["audiences"]
+    assert message.startswith('Not an absolute URI without a "#" fragment: ')
+    for value in refused:
+        assert repr(value) in message
+    assert "'https://ok.example'" not in message
+    # The box keeps what was typed, so it can be corrected.
+    assert lines.split("\n")[-1] in response.content.decode().replace("&quot;", '"')
     assert not Application.objects.exists()
 
 
@@ -223,7 +263,7 @@ def test_editing_a_client_keeps_its_secrets(admin_client, reports_read, make_cli
     response = admin_client.post(
         change_url(application),
         {
-            **client_form(name="svc renamed", scopes=[scope.pk], audiences='["https://api.example.com"]'),
+            **client_form(name="svc renamed", scopes=[scope.pk], audiences="https://api.example.com"),
             **inline_management(application),
         },
     )
@@ -598,3 +638,103 @@ def test_unticking_active_in_the_admin_form_invalidates_tokens_for_good(
     response = client.get("/api/ping/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 401
     assert "invalidated" in response.json()["detail"]
+
+
+# -- what the pages show (issue 11) -------------------------------------------------------------
+
+
+def test_clients_have_no_view_on_site_and_its_url_answers_404(admin_client, make_client):
+    from django.contrib.contenttypes.models import ContentType
+
+    application, _ = make_client("svc")
+    page = admin_client.get(change_url(application)).content.decode()
+    assert "viewsitelink" not in page
+    assert "/admin/r/" not in page
+    assert not hasattr(application, "get_absolute_url")
+
+    content_type = ContentType.objects.get_for_model(Application)
+    response = admin_client.get(f"/admin/r/{content_type.pk}/{application.pk}/")
+    assert response.status_code == 404  # was a 500: NoReverseMatch for oauth2_provider:detail
+
+
+def test_secret_client_page_marks_key_fields_for_private_key_jwt_only(admin_client, make_client):
+    application, _ = make_client("svc")
+
+    response = admin_client.get(change_url(application))
+    page = response.content.decode()
+    # No document is an empty box, not "null"; no extra audiences is an empty box, not "[]".
+    assert re.search(r'<textarea name="client_jwks"[^>]*>\s*</textarea>', page), page
+    assert re.search(r'<textarea name="audiences"[^>]*>\s*</textarea>', page), page
+    assert ">null</textarea>" not in page and ">[]</textarea>" not in page
+    # The script's map: which rows each method shows, and the saved method.
+    match = re.search(r'<script id="oauth-cc-auth-method-fields" type="application/json">(.*?)<', page)
+    config = json.loads(match.group(1))
+    assert config == {
+        "fields": {
+            "client_secret_basic": [],
+            "client_secret_post": [],
+            "private_key_jwt": ["client_jwks", "client_jwks_uri", "key_thumbprints"],
+        },
+        "method": "client_secret_basic",
+    }
+    assert "/static/oauth_cc/admin/auth_method_fields.js" in page
+    for row in ("field-client_jwks", "field-client_jwks_uri", "field-key_thumbprints"):
+        assert f"form-row {row}" in page, row
+
+
+def test_keys_posted_for_a_secret_client_are_still_refused(admin_client):
+    # The page hides the key rows for a secret method; the server still checks what is posted.
+    response = admin_client.post(ADD_URL + "add/", client_form(client_jwks=json.dumps(public_jwks()[0])))
+
+    assert response.status_code == 200
+    (message,) = response.context["adminform"].form.errors["client_jwks"]
+    assert message == "Public keys are only used by private_key_jwt clients; clear them or change the method."
+    assert not Application.objects.exists()
+
+
+def test_client_list_columns(admin_client, make_client):
+    basic, _ = make_client("basic-svc", scopes=["reports:read", "reports:write"])
+    clients.rotate_secret(basic)  # the first secret now expires after the grace period
+    Application.objects.filter(pk=basic.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    make_client("post-svc", auth_method="client_secret_post")
+    clients.create_client("signer", auth_method="private_key_jwt", jwks=public_jwks()[0])
+
+    response = admin_client.get(changelist_url())
+    page = response.content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', page)
+    assert headers == [
+        "name",
+        "client_id",
+        "is_active",
+        "scope_names",
+        "auth_method_short",
+        "last_used",
+        "secret_expires",
+        "tokens_last_hour",
+    ]
+    assert '<span title="client_secret_basic (HTTP Basic)">secret (Basic)</span>' in page
+    assert '<span title="client_secret_post (form fields)">secret (POST)</span>' in page
+    assert '<span title="private_key_jwt (signed JWT assertion, RFC 7523)">key (JWT)</span>' in page
+    assert "reports:read reports:write" in page
+    expires = timezone.localtime(basic.secrets.exclude(expires_at=None).get().expires_at)
+    assert re.search(
+        r'<td class="field-secret_expires"><span class="oauth-cc-secret-expires"[^>]*>'
+        + re.escape(f'<time datetime="{expires.isoformat()}">{expires:%Y-%m-%d %H:%M}</time></span></td>'),
+        page,
+    ), page
+    used = timezone.localtime(Application.objects.get(pk=basic.pk).last_used_at)
+    last_used = f'<time datetime="{used.isoformat()}">{used:%Y-%m-%d %H:%M}</time>'
+    assert f'<td class="field-last_used">{last_used}</td>' in page
+    assert page.count('<td class="field-last_used">-</td>') == 2
+    # Only the rotated client has a secret that expires.
+    assert page.count('class="oauth-cc-secret-expires"') == 1
+    assert "/static/oauth_cc/admin/admin.css" in page
+
+
+def test_signing_key_list_says_the_first_token_creates_a_key(admin_client, db):
+    page = admin_client.get(reverse("admin:oauth_cc_signingkey_changelist")).content.decode()
+    assert "No signing key yet. The first token request creates one" in page
+
+    keys.ensure_current_key()
+    page = admin_client.get(reverse("admin:oauth_cc_signingkey_changelist")).content.decode()
+    assert "No signing key yet" not in page
