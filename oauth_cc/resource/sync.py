@@ -35,8 +35,9 @@ def ensure_running() -> None:
     with _lock:
         if _thread_pid == os.getpid():
             return
-        threading.Thread(target=_run, name="oauth_cc-resource-sync", daemon=True).start()
+        # Set first: the thread runs while it equals its own pid.
         _thread_pid = os.getpid()
+        threading.Thread(target=_run, name="oauth_cc-resource-sync", daemon=True).start()
 
 
 def tick() -> None:
