@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import introspection, issuance, keys, outage, revocation
 from .algorithms import ASSERTION_ALGORITHMS
-from .client_auth import endpoint_url
+from .client_auth import authenticate_client, endpoint_url
 from .conf import oauth_cc_settings
 from .errors import MethodNotAllowed, OAuthError, ServerError
 from .models import Scope, TokenEndpointAuthMethod
@@ -99,7 +99,7 @@ def revocation_feed(request: HttpRequest) -> HttpResponse:
     (within ``STATE_REFRESH_SECONDS`` of a change); ``If-None-Match`` with the ``ETag`` of an
     unchanged feed gets a 304 without a body.
     """
-    client = introspection.authenticate_client(request, {}, endpoint="revocation_feed")
+    client = authenticate_client(request, {}, endpoint="revocation_feed")
     if not client.can_introspect:
         raise introspection.UnauthorizedIntrospection(
             "This client is not allowed to read the revocation feed."
