@@ -40,6 +40,14 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "USAGE_RETENTION_DAYS": (int, 30),
     "NOT_CACHING_THRESHOLD": (int, 1),
     "TRUSTED_PROXY_COUNT": (int, 1),
+    # Resource-only services (oauth_cc.resource; checked here on an issuer only, so far).
+    "REVOCATION_FEED_POLL_SECONDS": (float, 0.1),
+    "REVOCATION_FEED_STALE_SECONDS": (float, 1),
+    "REVOCATION_FEED_MAX_BYTES": (int, 1024),
+    "ISSUER_FETCH_TIMEOUT": (float, 0.001),
+    "ISSUER_FETCH_MAX_BYTES": (int, 1024),
+    "ISSUER_KEYS_MAX_STALE_SECONDS": (float, 0),
+    "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": (float, 0.1),
 }
 
 #: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by

@@ -93,6 +93,29 @@ DEFAULTS: dict[str, Any] = {
     # random bytes, urlsafe base64). The first encrypts, all decrypt (rotation). None: a key
     # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/key_encryption.py.
     "KEY_ENCRYPTION_KEYS": None,
+    # --- Resource-only services (INSTALLED_APPS has "oauth_cc.resource", not "oauth_cc"; see
+    # oauth_cc/resource/). ISSUER names the issuer whose tokens are accepted, RESOURCE_IDENTIFIER
+    # the aud this service accepts (required there).
+    # This service's own client (one allowed to introspect tokens) for the revocation feed.
+    "RESOURCE_CLIENT_ID": None,
+    "RESOURCE_CLIENT_SECRET": None,
+    # Seconds between two polls of the issuer's revocation feed (one worker per poll site-wide).
+    "REVOCATION_FEED_POLL_SECONDS": 2.0,
+    # When the feed has not been read for REVOCATION_FEED_STALE_SECONDS: "keep" serves with the
+    # last state (logged), "refuse" answers 503 until the feed is read again.
+    "REVOCATION_FEED_UNREACHABLE": "keep",
+    "REVOCATION_FEED_STALE_SECONDS": 30,
+    "REVOCATION_FEED_MAX_BYTES": 16 * 1024 * 1024,
+    # The issuer's metadata and JWKS: fetch deadline and size cap.
+    "ISSUER_FETCH_TIMEOUT": 3.0,
+    "ISSUER_FETCH_MAX_BYTES": 64 * 1024,
+    # How long past their Cache-Control max-age the last good issuer keys are used while the
+    # issuer cannot be reached; after that, protected views answer 503.
+    "ISSUER_KEYS_MAX_STALE_SECONDS": 3600,
+    # Seconds between two fetches for a kid the service does not know (per site).
+    "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": 5.0,
+    # Allow http:// and private/loopback addresses for the issuer (development and tests only).
+    "ISSUER_ALLOW_INSECURE": False,
 }
 
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.
@@ -154,6 +177,15 @@ class OAuthCCSettings:
         """
         return max(1, math.ceil(float(self.STATE_REFRESH_SECONDS)))
 
+    @property
+    def resource_only(self) -> bool:
+        """True on a resource-only service: ``oauth_cc.resource`` is installed, not ``oauth_cc``."""
+        if "_resource_only" not in self._cached:
+            from django.apps import apps
+
+            self._cached["_resource_only"] = apps.is_installed("oauth_cc.resource")
+        return cast(bool, self._cached["_resource_only"])
+
     def reload(self) -> None:
         for name in self._cached:
             if name in DEFAULTS:
@@ -168,9 +200,14 @@ def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting in ("OAUTH_CC", "CACHES"):
         oauth_cc_settings.reload()
         # Caches built from settings must follow the settings.
-        from . import state
+        if oauth_cc_settings.resource_only:
+            from .resource import sync
 
-        state.reset_all()
+            sync.reset()
+        else:
+            from . import state
+
+            state.reset_all()
 
 
 setting_changed.connect(_reload)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -38,6 +38,12 @@ MAX_CLIENT_ID_LENGTH = 255
 HEADER_POLICY = jws.HeaderPolicy(accepted=frozenset({"alg", "typ", "kid"}), ignore_unknown=False)
 _JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False, allow_nan=False)
 _WHAT = "The access token"
+
+
+class KeySource(Protocol):
+    """Where the verifying key of a ``kid`` comes from: the site's own keys, or its issuer's."""
+
+    def verifier(self, kid: str) -> Any: ...
 
 
 class InvalidToken(Exception):
@@ -78,10 +84,20 @@ def sign(claims: Mapping[str, Any]) -> str:
     return token
 
 
-def verify(token: str, *, issuer: str, audience: str | None, leeway: int, now: float) -> dict[str, Any]:
+def verify(
+    token: str,
+    *,
+    issuer: str,
+    audience: str | None,
+    leeway: int,
+    now: float,
+    keys: KeySource | None = None,
+) -> dict[str, Any]:
     """Check signature and claims; return the claims or raise :class:`InvalidToken`.
 
     ``audience=None`` skips the ``aud`` check: only the issuer's own introspection does that.
+    ``keys``: where verifying keys come from (default: this site's :data:`~oauth_cc.keys.key_store`;
+    a resource-only service passes its issuer's keys).
 
     Cost: three base64url decodes, two bounded JSON decodes and one signature verification;
     no database query unless ``kid`` is unknown to this worker (then one, rate-limited).
@@ -96,7 +112,7 @@ def verify(token: str, *, issuer: str, audience: str | None, leeway: int, now: f
         raise InvalidToken('The access token must have typ "at+jwt" (RFC 9068).')
     if parsed.kid is None:
         raise InvalidToken("The access token names no signing key (kid).")
-    found = key_store.verifier(parsed.kid)
+    found = (keys or key_store).verifier(parsed.kid)
     if found is None:
         raise InvalidToken("The access token was signed by an unknown key.")
     key_alg, key = found

@@ -13,6 +13,7 @@ urlpatterns = [
     path("oauth/token/", views.token, name="token"),
     path("oauth/introspect/", views.introspect, name="introspect"),
     path("oauth/revoke/", views.revoke, name="revoke"),
+    path("oauth/revocation-feed/", views.revocation_feed, name="revocation_feed"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", views.server_metadata, name="metadata"),
     # The same endpoints without the trailing slash: Django's APPEND_SLASH would answer a POST

@@ -23,12 +23,16 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
-from .revocation import revocation_state
-from .tokens import InvalidToken, verify
+from .revocation import Snapshot, revocation_state
+from .tokens import InvalidToken, KeySource, verify
+
+
+class RevocationSource(Protocol):
+    def current(self) -> Snapshot: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,14 @@ def check_access_token(token: str) -> AccessToken:
     """Return the verified token for this site or raise :class:`~oauth_cc.tokens.InvalidToken`."""
     now = time.time()
     settings = oauth_cc_settings
+    keys: KeySource | None = None
+    revocation: RevocationSource = revocation_state
+    if settings.resource_only:
+        # A resource-only service (oauth_cc.resource): the issuer's keys and revocation feed.
+        from .resource import sync
+
+        sync.ensure_running()
+        keys, revocation = sync.issuer_keys, sync.feed_state
     info = verified_tokens.get(token)
     if info is None:
         claims = verify(
@@ -106,12 +118,13 @@ def check_access_token(token: str) -> AccessToken:
             audience=settings.resource_identifier,
             leeway=settings.LEEWAY,
             now=now,
+            keys=keys,
         )
         info = AccessToken.from_claims(claims)
         verified_tokens.put(token, info)
     elif info.exp <= now - settings.LEEWAY:
         raise InvalidToken("The access token has expired.")
-    reason = revocation_state.current().reason_refused(jti=info.jti, client_id=info.client_id, iat=info.iat)
+    reason = revocation.current().reason_refused(jti=info.jti, client_id=info.client_id, iat=info.iat)
     if reason is not None:
         raise InvalidToken(reason)
     return info

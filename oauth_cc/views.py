@@ -7,6 +7,7 @@ database that cannot be reached with a JSON 503 ``temporarily_unavailable`` (:mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -16,9 +17,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import introspection, issuance, keys, outage
+from . import introspection, issuance, keys, outage, revocation
 from .algorithms import ASSERTION_ALGORITHMS
-from .client_auth import endpoint_url
+from .client_auth import authenticate_client, endpoint_url
 from .conf import oauth_cc_settings
 from .errors import MethodNotAllowed, OAuthError, ServerError
 from .models import Scope, TokenEndpointAuthMethod
@@ -80,6 +81,45 @@ def revoke(request: HttpRequest) -> HttpResponse:
     """RFC 7009 token revocation: 200 with an empty body, also for unknown tokens (§2.2)."""
     introspection.revoke(request)
     return HttpResponse(status=200, content_type="text/plain; charset=utf-8", headers=NO_STORE)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2 weak comparison of ``If-None-Match`` with ``etag``."""
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+@oauth_endpoint("GET", "HEAD")
+def revocation_feed(request: HttpRequest) -> HttpResponse:
+    """What resource-only services need to refuse revoked tokens (oauth_cc.resource.feed).
+
+    For clients allowed to introspect tokens (HTTP Basic). The revoked jtis (until their exp),
+    the disabled and deleted clients and the per-client cut-offs, as this worker holds them
+    (within ``STATE_REFRESH_SECONDS`` of a change); ``If-None-Match`` with the ``ETag`` of an
+    unchanged feed gets a 304 without a body.
+    """
+    client = authenticate_client(request, {}, endpoint="revocation_feed")
+    if not client.can_introspect:
+        raise introspection.UnauthorizedIntrospection(
+            "This client is not allowed to read the revocation feed."
+        )
+    snapshot = revocation.revocation_state.current()
+    body = json.dumps(
+        {
+            "issuer": oauth_cc_settings.issuer,
+            "revoked_jtis": sorted(snapshot.revoked_jtis),
+            "disabled_clients": sorted(snapshot.disabled_clients),
+            "deleted_clients": sorted(snapshot.deleted_clients),
+            "tokens_valid_after": dict(sorted(snapshot.valid_after.items())),
+        },
+        separators=(",", ":"),
+    ).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+        return HttpResponse(status=304, headers=headers)
+    return HttpResponse(body, content_type="application/json", headers=headers)
 
 
 @oauth_endpoint("GET", "HEAD")

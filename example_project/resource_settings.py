@@ -1,0 +1,73 @@
+"""A second service of the example project: the same /api/ views, checking the issuer's tokens.
+
+It issues nothing: ``oauth_cc.resource`` instead of ``oauth_cc`` (no oauth_cc tables, no
+django-oauth-toolkit). Keys come from the issuer's JWKS, revocations from its revocation feed,
+read with this service's own client (one created with ``--introspect``)::
+
+    python manage.py oauth_cc client create resource-service --introspect --json   # on the issuer
+    DJANGO_SETTINGS_MODULE=example_project.resource_settings python manage.py migrate
+    DJANGO_SETTINGS_MODULE=example_project.resource_settings OAUTH_CC_ISSUER=http://127.0.0.1:8000 \\
+        OAUTH_CC_RESOURCE_IDENTIFIER=http://127.0.0.1:8001 OAUTH_CC_RESOURCE_CLIENT_ID=... \\
+        OAUTH_CC_RESOURCE_CLIENT_SECRET=... python manage.py runserver 8001
+
+Read from the environment besides the example settings' variables: OAUTH_CC_ISSUER,
+OAUTH_CC_RESOURCE_IDENTIFIER, OAUTH_CC_RESOURCE_CLIENT_ID, OAUTH_CC_RESOURCE_CLIENT_SECRET,
+OAUTH_CC_REVOCATION_FEED_POLL_SECONDS (default 2), OAUTH_CC_REVOCATION_FEED_UNREACHABLE
+("keep" or "refuse"), RESOURCE_DATABASE_URL (default: SQLite file resource.sqlite3) and
+OAUTH_CC_CACHE_KEY_PREFIX.
+"""
+
+import os
+
+import dj_database_url
+
+from example_project.settings import *  # noqa: F403
+from example_project.settings import BASE_DIR, CACHES, DEBUG
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "rest_framework",
+    "oauth_cc.resource",
+    "example_project.demo",
+]
+
+MIDDLEWARE = [
+    "example_project.middleware.MalformedRequestMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "example_project.resource_urls"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("RESOURCE_DATABASE_URL") or f"sqlite:///{BASE_DIR / 'resource.sqlite3'}",
+        conn_max_age=600,
+    )
+}
+
+if os.environ.get("OAUTH_CC_CACHE_KEY_PREFIX"):
+    CACHES["default"]["KEY_PREFIX"] = os.environ["OAUTH_CC_CACHE_KEY_PREFIX"]
+
+for _name in ("OAUTH2_PROVIDER_APPLICATION_MODEL", "OAUTH2_PROVIDER", "SPECTACULAR_SETTINGS"):
+    globals().pop(_name, None)
+
+OAUTH_CC = {
+    "ISSUER": os.environ.get("OAUTH_CC_ISSUER", "http://127.0.0.1:8000"),
+    "RESOURCE_IDENTIFIER": os.environ.get("OAUTH_CC_RESOURCE_IDENTIFIER", "http://127.0.0.1:8001"),
+    "RESOURCE_CLIENT_ID": os.environ.get("OAUTH_CC_RESOURCE_CLIENT_ID"),
+    "RESOURCE_CLIENT_SECRET": os.environ.get("OAUTH_CC_RESOURCE_CLIENT_SECRET"),
+    "REVOCATION_FEED_POLL_SECONDS": float(os.environ.get("OAUTH_CC_REVOCATION_FEED_POLL_SECONDS", "2")),
+    "REVOCATION_FEED_UNREACHABLE": os.environ.get("OAUTH_CC_REVOCATION_FEED_UNREACHABLE", "keep"),
+    # The demo issuer is http://127.0.0.1: allowed in development only.
+    "ISSUER_ALLOW_INSECURE": DEBUG or os.environ.get("OAUTH_CC_ISSUER_ALLOW_INSECURE") == "1",
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["oauth_cc.contrib.rest_framework.JWTAccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["oauth_cc.contrib.rest_framework.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["example_project.demo.parsers.BoundedJSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.core.checks import Error, register
+
+
+class ResourceConfig(AppConfig):
+    name = "oauth_cc.resource"
+    label = "oauth_cc_resource"
+    verbose_name = "OAuth client credentials (resource only)"
+
+    def ready(self) -> None:
+        register(check_resource_settings)
+
+
+def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from ..conf import oauth_cc_settings
+
+    errors = []
+    if apps.is_installed("oauth_cc"):
+        errors.append(
+            Error(
+                '"oauth_cc" and "oauth_cc.resource" are both in INSTALLED_APPS.',
+                hint='An issuer checks its own tokens: keep "oauth_cc" only.',
+                id="oauth_cc.E101",
+            )
+        )
+    for name in ("ISSUER", "RESOURCE_IDENTIFIER", "RESOURCE_CLIENT_ID", "RESOURCE_CLIENT_SECRET"):
+        if not getattr(oauth_cc_settings, name):
+            errors.append(
+                Error(
+                    f"OAUTH_CC['{name}'] is required on a resource-only service.",
+                    hint="See the README, 'Resource-only services'.",
+                    id="oauth_cc.E102",
+                )
+            )
+    if oauth_cc_settings.REVOCATION_FEED_UNREACHABLE not in ("keep", "refuse"):
+        errors.append(
+            Error(
+                'OAUTH_CC[\'REVOCATION_FEED_UNREACHABLE\'] must be "keep" or "refuse".',
+                id="oauth_cc.E103",
+            )
+        )
+    return errors

@@ -1,0 +1,174 @@
+"""The issuer's revocation feed, as a resource-only service reads it.
+
+The issuer serves ``GET {ISSUER}/oauth/revocation-feed/`` (:func:`oauth_cc.views.revocation_feed`)
+to clients allowed to introspect tokens: the revoked ``jti`` values until their ``exp``, the
+disabled and deleted clients, and the per-client cut-offs, with an ``ETag``. Every
+``REVOCATION_FEED_POLL_SECONDS`` one worker of the site (a cache claim) asks for it with
+``If-None-Match`` (an unchanged feed costs a 304) and shares the result through the cache; each
+worker adopts the shared copy into its own :class:`~oauth_cc.revocation.Snapshot`, which the
+request path reads without a query, a cache read or a network call.
+
+When the feed has not been read for ``REVOCATION_FEED_STALE_SECONDS``,
+``REVOCATION_FEED_UNREACHABLE`` decides: ``"keep"`` (default) serves with the last state and logs
+it, ``"refuse"`` answers 503 until the feed is read again. A worker that never read it answers 503.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+from urllib.parse import quote
+
+from django.core.cache import caches
+
+from .. import hardened_http, json_input
+from ..conf import oauth_cc_settings
+from ..errors import TemporarilyUnavailable
+from ..revocation import Snapshot
+from ..shared import claim
+
+logger = logging.getLogger("oauth_cc.resource")
+
+FEED_PATH = "/oauth/revocation-feed/"
+
+
+def _key(kind: str) -> str:
+    issuer = hashlib.sha256(oauth_cc_settings.issuer.encode()).hexdigest()[:16]
+    return f"oauth_cc:resource:feed-{kind}:v1:{issuer}"
+
+
+def _strings(document: dict[str, Any], name: str) -> frozenset[str]:
+    value = document.get(name)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise hardened_http.FetchError(f"the revocation feed's {name} is not a list of strings")
+    return frozenset(value)
+
+
+def parse(document: Any) -> Snapshot:
+    """The snapshot a feed document describes; FetchError unless it is exactly a feed of ISSUER."""
+    if not isinstance(document, dict):
+        raise hardened_http.FetchError("the revocation feed is not a JSON object")
+    if document.get("issuer") != oauth_cc_settings.issuer:
+        raise hardened_http.FetchError("the revocation feed names another issuer")
+    cutoffs = document.get("tokens_valid_after")
+    if not isinstance(cutoffs, dict) or not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in cutoffs.values()
+    ):
+        raise hardened_http.FetchError("the revocation feed's tokens_valid_after is not an object of times")
+    return Snapshot(
+        revoked_jtis=_strings(document, "revoked_jtis"),
+        disabled_clients=_strings(document, "disabled_clients"),
+        deleted_clients=_strings(document, "deleted_clients"),
+        valid_after={str(client_id): float(value) for client_id, value in cutoffs.items()},
+    )
+
+
+def _authorization() -> str:
+    # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
+    settings = oauth_cc_settings
+    client_id = quote(str(settings.RESOURCE_CLIENT_ID), safe="")
+    pair = f"{client_id}:{quote(str(settings.RESOURCE_CLIENT_SECRET), safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def fetch(shared: dict[str, Any] | None) -> dict[str, Any]:
+    """Read the feed (conditionally, when ``shared`` has an ETag): the new shared entry."""
+    settings = oauth_cc_settings
+    headers = {"Authorization": _authorization()}
+    if shared is not None and shared.get("etag"):
+        headers["If-None-Match"] = str(shared["etag"])
+    fetched = hardened_http.get(
+        settings.issuer + FEED_PATH,
+        headers=headers,
+        timeout=float(settings.ISSUER_FETCH_TIMEOUT),
+        max_bytes=int(settings.REVOCATION_FEED_MAX_BYTES),
+        allow_insecure=bool(settings.ISSUER_ALLOW_INSECURE),
+    )
+    now = time.time()
+    if fetched.status == 304:
+        if shared is None:
+            raise hardened_http.FetchError("the revocation feed answered 304 to an unconditional request")
+        return {**shared, "checked_at": now}
+    try:
+        document = json_input.loads(fetched.body, max_bytes=len(fetched.body) + 1)
+    except json_input.JSONInputError:
+        raise hardened_http.FetchError("the revocation feed is not JSON") from None
+    return {"etag": fetched.headers.get("etag"), "snapshot": parse(document), "checked_at": now}
+
+
+class FeedState:
+    """A worker's copy of the issuer's revocation state: ``current()`` is the request path's read."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._checked_at = float("-inf")
+        self._failing = False
+        self._stale_logged = False
+
+    @property
+    def checked_at(self) -> float:
+        return self._checked_at
+
+    def stale(self) -> bool:
+        return time.time() - self._checked_at > float(oauth_cc_settings.REVOCATION_FEED_STALE_SECONDS)
+
+    def current(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            self.poll()  # this worker's first token: read it now
+            snapshot = self._snapshot
+            if snapshot is None:
+                raise TemporarilyUnavailable(
+                    "The issuer's revocation state could not be read yet; retry shortly.", retry_after=5
+                )
+        if oauth_cc_settings.REVOCATION_FEED_UNREACHABLE == "refuse" and self.stale():
+            raise TemporarilyUnavailable(
+                "The issuer's revocation state is out of date; retry shortly.", retry_after=5
+            )
+        return snapshot
+
+    def poll(self) -> None:
+        """One poll: fetch the feed if this worker wins the site's claim, then adopt the shared copy."""
+        cache = caches[oauth_cc_settings.CACHE_ALIAS]
+        try:
+            shared = cache.get(_key("state"))
+        except Exception:
+            logger.warning("oauth_cc could not read the revocation feed's copy from the cache")
+            shared = None
+        interval = float(oauth_cc_settings.REVOCATION_FEED_POLL_SECONDS)
+        if self._snapshot is None or claim(_key("poll"), max(1, math.ceil(interval))):
+            try:
+                shared = fetch(shared if isinstance(shared, dict) else None)
+            except hardened_http.FetchError as exc:
+                if not self._failing:
+                    logger.warning("oauth_cc could not read the issuer's revocation feed: %s", exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    logger.warning("oauth_cc reads the issuer's revocation feed again")
+                self._failing = False
+                try:
+                    cache.set(_key("state"), shared, timeout=None)
+                except Exception:
+                    logger.warning("oauth_cc could not share the revocation feed through the cache")
+        if isinstance(shared, dict) and float(shared["checked_at"]) > self._checked_at:
+            self._snapshot = shared["snapshot"]
+            self._checked_at = float(shared["checked_at"])
+        if self._snapshot is not None and self.stale():
+            if not self._stale_logged:
+                keep = oauth_cc_settings.REVOCATION_FEED_UNREACHABLE != "refuse"
+                logger.error(
+                    "oauth_cc has not read the issuer's revocation feed for over %ss; %s",
+                    oauth_cc_settings.REVOCATION_FEED_STALE_SECONDS,
+                    "serving with the last state read" if keep else "refusing tokens (503) until it can",
+                )
+            self._stale_logged = True
+        else:
+            self._stale_logged = False

@@ -1,0 +1,205 @@
+"""The issuer's revocation feed (oauth_cc.views.revocation_feed) and the resource side's parsing of it,
+its hardened fetcher's URL rules, and the issuer-key rules (oauth_cc.resource)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from oauth_cc import hardened_http
+from oauth_cc.clients import set_active
+from oauth_cc.keys import generate_jwk
+from oauth_cc.resource import feed, issuer_keys
+from oauth_cc.revocation import Snapshot
+from tests.conftest import basic_auth, form_post
+from tests.helpers import ISSUER, clear_shared_cache
+
+FEED = "/oauth/revocation-feed/"
+
+
+@pytest.fixture(autouse=True)
+def _empty_shared_cache() -> None:
+    clear_shared_cache()
+
+
+@pytest.fixture
+def reader(make_client) -> tuple[Any, str]:
+    return make_client("resource-service", can_introspect=True)
+
+
+def get_feed(client, credentials: tuple[Any, str], **headers: str) -> Any:
+    application, secret = credentials
+    return client.get(FEED, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret), **headers)
+
+
+def test_feed_without_credentials_is_invalid_client(client):
+    response = client.get(FEED)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_feed_refuses_a_client_not_allowed_to_introspect(client, make_client):
+    response = get_feed(client, make_client("plain"))
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "unauthorized_client",
+        "error_description": "This client is not allowed to read the revocation feed.",
+    }
+
+
+def test_feed_lists_revocations_and_an_unchanged_feed_is_a_304(client, reader, make_client, token_for):
+    response = get_feed(client, reader)
+    assert response.status_code == 200
+    assert response.json() == {
+        "issuer": ISSUER,
+        "revoked_jtis": [],
+        "disabled_clients": [],
+        "deleted_clients": [],
+        "tokens_valid_after": {},
+    }
+    etag = response["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    unchanged = get_feed(client, reader, HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged["ETag"] == etag
+
+    application, secret = make_client("svc", scopes=["reports:read"])
+    token = token_for(application, secret, scope="reports:read")["access_token"]
+    payload = token.split(".")[1]
+    jti = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
+    revoked = form_post(
+        client,
+        "/oauth/revoke/",
+        {"token": token},
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+    assert revoked.status_code == 200
+    set_active(application, False)
+
+    changed = get_feed(client, reader, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+    body = changed.json()
+    assert body["revoked_jtis"] == [jti]
+    assert body["disabled_clients"] == [application.client_id]
+    assert application.client_id in body["tokens_valid_after"]
+    assert (
+        feed.parse(body).reason_refused(jti=jti, client_id="other", iat=0)
+        == "The access token has been revoked."
+    )
+
+
+NOT_TIMES = "the revocation feed's tokens_valid_after is not an object of times"
+FEED_DOC = {
+    "issuer": ISSUER,
+    "revoked_jtis": ["j1"],
+    "disabled_clients": ["c1"],
+    "deleted_clients": ["c2"],
+    "tokens_valid_after": {"c3": 100},
+}
+
+
+def test_parse_builds_the_snapshot():
+    assert feed.parse(FEED_DOC) == Snapshot(
+        revoked_jtis=frozenset({"j1"}),
+        disabled_clients=frozenset({"c1"}),
+        deleted_clients=frozenset({"c2"}),
+        valid_after={"c3": 100.0},
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"issuer": "https://other.example"}, "the revocation feed names another issuer"),
+        ({"revoked_jtis": "j1"}, "the revocation feed's revoked_jtis is not a list of strings"),
+        ({"disabled_clients": [1]}, "the revocation feed's disabled_clients is not a list of strings"),
+        ({"deleted_clients": None}, "the revocation feed's deleted_clients is not a list of strings"),
+        (
+            {"tokens_valid_after": {"c3": True}},
+            "the revocation feed's tokens_valid_after is not an object of times",
+        ),
+        ({"tokens_valid_after": []}, "the revocation feed's tokens_valid_after is not an object of times"),
+    ],
+)
+def test_parse_refuses_a_malformed_feed(change, message):
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.parse({**FEED_DOC, **change})
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://issuer.example", "the URL must use https://"),
+        ("https://localhost/x", "the URL points at this machine (localhost)"),
+        ("https://127.0.0.1/x", "the URL points at a private, loopback or link-local address"),
+        ("https://10.0.0.1/x", "the URL points at a private, loopback or link-local address"),
+        ("https://user:pw@issuer.example/", "the URL must not contain a user name or password"),
+        ("ftp://issuer.example/", "the URL is not an absolute https:// URL"),
+    ],
+)
+def test_fetcher_refuses_insecure_urls_unless_allowed(url, message):
+    with pytest.raises(hardened_http.FetchError) as raised:
+        hardened_http.check_url(url, allow_insecure=False)
+    assert str(raised.value) == message
+    if "user name" not in message and "ftp" not in url:
+        hardened_http.check_url(url, allow_insecure=True)
+
+
+def test_fetcher_refuses_a_name_resolving_to_a_private_address(monkeypatch):
+    monkeypatch.setattr(hardened_http, "_resolve", lambda host, port: ["192.168.1.5"])
+    with pytest.raises(hardened_http.FetchError) as raised:
+        hardened_http.get("https://issuer.example/x", timeout=2, max_bytes=100, allow_insecure=False)
+    assert str(raised.value) == "the host name resolves to a private, loopback or link-local address"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, 300),
+        ("public, max-age=60", 60),
+        ("max-age=0", 1),
+        ("max-age=999999999", 86400),
+        ("no-cache", 1),
+        ("private", 300),
+    ],
+)
+def test_max_age(header, seconds):
+    assert issuer_keys.max_age(header) == seconds
+
+
+def test_issuer_keys_keep_only_public_access_token_keys(db):
+    key = generate_jwk("ES256")
+    public = {**json.loads(key.export_public()), "alg": "ES256"}
+    keys = issuer_keys.verifiers(
+        {
+            "keys": [
+                public,
+                {key: value for key, value in public.items() if key != "alg"} | {"kid": "no-alg"},
+                {**public, "kid": "hmac", "kty": "oct", "k": "c2VjcmV0"},
+                {**json.loads(key.export_private()), "kid": "private"},
+                {**public, "kid": "wrong-alg", "alg": "RS256"},
+            ]
+        }
+    )
+    assert set(keys) == {public["kid"]}
+    assert keys[public["kid"]][0] == public["alg"]
+    with pytest.raises(hardened_http.FetchError) as raised:
+        issuer_keys.verifiers({"keys": [{**public, "alg": "HS256"}]})
+    assert str(raised.value) == "the issuer's JWKS holds no usable signing key"
+
+
+@override_settings(OAUTH_CC={"ISSUER": ISSUER})
+def test_discovery_refuses_metadata_naming_another_issuer(monkeypatch):
+    monkeypatch.setattr(
+        issuer_keys, "_get_json", lambda url, what: ({"issuer": "https://evil.example", "jwks_uri": "x"}, {})
+    )
+    with pytest.raises(hardened_http.FetchError) as raised:
+        issuer_keys.fetch()
+    assert str(raised.value) == "the issuer's metadata names another issuer"
