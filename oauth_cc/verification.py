@@ -28,7 +28,7 @@ from typing import Any, cast
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .revocation import revocation_state
-from .tokens import InvalidToken, verify
+from .tokens import InvalidToken, certificate_thumbprint, verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class AccessToken:
     jti: str
     exp: float
     iat: float
+    #: RFC 8705 ``cnf.x5t#S256``: the token is usable only with this client certificate.
+    certificate_thumbprint: str | None = None
 
     @property
     def scope(self) -> str:
@@ -69,6 +71,7 @@ class AccessToken:
             jti=claims["jti"],
             exp=float(claims["exp"]),
             iat=float(claims["iat"]),
+            certificate_thumbprint=certificate_thumbprint(claims),  # checked by tokens.verify()
         )
 
 
