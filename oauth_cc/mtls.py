@@ -106,6 +106,9 @@ def parse_header(value: str, header_format: str) -> x509.Certificate | None:
         return None
     if not value.isascii():
         raise InvalidClientCertificate("The client certificate header is not ASCII.")
+    if not value.isprintable() or " " in value:
+        # Escaped PEM has no literal spaces or line breaks, and a byte sequence none at all.
+        raise InvalidClientCertificate("The client certificate header holds spaces or control characters.")
     if header_format == RFC9440:
         binary = _SF_BINARY.fullmatch(value.encode("ascii"))
         if binary is None:
@@ -156,8 +159,11 @@ def parse_subject_dn(text: str) -> x509.Name:
         raise ValueError("The subject DN is empty.")
     try:
         name = x509.Name.from_rfc4514_string(text)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"Not an RFC 4514 distinguished name: {exc}") from None
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            'Not an RFC 4514 distinguished name; write it like "CN=billing,O=Example" '
+            "(most specific first, no spaces around commas, known attribute names in capitals)."
+        ) from None
     if not list(name):
         raise ValueError("The subject DN is empty.")
     return name
