@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 
 from .conf import oauth_cc_settings
 
@@ -81,13 +82,16 @@ def _b64decode(text: bytes) -> bytes:
 
 
 def _load_der(der: bytes) -> x509.Certificate:
+    invalid = InvalidClientCertificate("The client certificate is not a valid X.509 certificate.")
     try:
         certificate = x509.load_der_x509_certificate(der)
         # Parsing is lazy in places; touch what the checks use so a bad value fails here.
         certificate.subject  # noqa: B018
         certificate.public_key()
-    except ValueError:
-        raise InvalidClientCertificate("The client certificate is not a valid X.509 certificate.") from None
+    except (ValueError, CryptographyDeprecationWarning):  # the warning: where warnings are errors
+        raise invalid from None
+    if certificate.serial_number <= 0:  # RFC 5280 §4.1.2.2 (cryptography only warns, for now)
+        raise invalid
     if certificate.public_bytes(Encoding.DER) != der:
         raise InvalidClientCertificate("The client certificate has trailing or non-canonical data.")
     return certificate
