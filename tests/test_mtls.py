@@ -478,3 +478,30 @@ def test_the_admin_refuses_tls_client_auth_without_a_certificate_name(admin_clie
     assert response.status_code == 200
     assert "A tls_client_auth client needs exactly one of" in response.content.decode()
     assert not Application.objects.exists()
+
+
+# -- settings check ----------------------------------------------------------------------------
+
+
+def _check_ids(settings: Any, **oauth_cc: Any) -> list[str]:
+    from django.core.checks import run_checks
+
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **oauth_cc}
+    return [m.id for m in run_checks() if m.id.startswith("oauth_cc.")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"CLIENT_CERT_HEADER": "X-SSL-Client-Cert"},
+        {"CLIENT_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT\n"},
+        {"CLIENT_CERT_HEADER": 1},
+        {"CLIENT_CERT_HEADER_FORMAT": "pem"},
+        {"CLIENT_CERT_HEADER_FORMAT": None},
+    ],
+)
+def test_bad_client_cert_settings_are_e014(settings, bad):
+    assert "oauth_cc.E014" not in _check_ids(
+        settings, CLIENT_CERT_HEADER=HEADER, CLIENT_CERT_HEADER_FORMAT="rfc9440"
+    )
+    assert "oauth_cc.E014" in _check_ids(settings, **bad)
