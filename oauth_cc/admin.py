@@ -219,6 +219,9 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "token_endpoint_auth_method",
             "client_jwks",
             "client_jwks_uri",
+            "tls_client_auth_subject_dn",
+            "tls_client_auth_san_dns",
+            "tls_client_certificate_bound_access_tokens",
         ]
         field_classes = {"client_jwks": BoundedJSONField}
         widgets = {
@@ -415,7 +418,23 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
         ),
         (
             _("How it authenticates"),
-            {"fields": ("token_endpoint_auth_method", "client_jwks", "client_jwks_uri", "key_thumbprints")},
+            {
+                "fields": (
+                    "token_endpoint_auth_method",
+                    "client_jwks",
+                    "client_jwks_uri",
+                    "key_thumbprints",
+                    "tls_client_auth_subject_dn",
+                    "tls_client_auth_san_dns",
+                    "tls_client_certificate_bound_access_tokens",
+                ),
+                "description": _(
+                    "private_key_jwt: the client's public keys. tls_client_auth (RFC 8705): the "
+                    "certificate's subject DN or DNS name. self_signed_tls_client_auth: the JWKS "
+                    "holding the certificate's public key. Certificate-bound tokens need a proxy "
+                    "that forwards client certificates (OAUTH_CC['CLIENT_CERT_HEADER'])."
+                ),
+            },
         ),
         (_("History"), {"fields": ("created", "updated", "last_used_at")}),
         (_("Token usage"), {"fields": ("token_usage",)}),

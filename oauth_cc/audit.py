@@ -44,6 +44,9 @@ CLIENT_FIELDS = (
     "jwks",
     "jwks_uri",
     "token_limit",
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_certificate_bound_access_tokens",
 )
 SCOPE_FIELDS = ("name", "description", "is_default")
 
@@ -147,6 +150,9 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "jwks": jwks,
         "jwks_uri": application.client_jwks_uri,
         "token_limit": application.token_limit,
+        "tls_client_auth_subject_dn": application.tls_client_auth_subject_dn,
+        "tls_client_auth_san_dns": application.tls_client_auth_san_dns,
+        "tls_client_certificate_bound_access_tokens": application.tls_client_certificate_bound_access_tokens,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}
 

@@ -1,7 +1,9 @@
 """Client authentication at the token, introspection and revocation endpoints.
 
-RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``) and RFC 7523 §2.2 /
-OpenID Connect Core §9 (``private_key_jwt``). A client with a secret (registered for either
+RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``), RFC 7523 §2.2 /
+OpenID Connect Core §9 (``private_key_jwt``) and RFC 8705 §2 (``tls_client_auth``,
+``self_signed_tls_client_auth``: the TLS client certificate a trusted proxy forwards, see
+:mod:`oauth_cc.mtls`, with the ``client_id`` in the body). A client with a secret (registered for either
 secret method) may present it either way, as Keycloak and django-oauth-toolkit accept: the two
 differ only in where the same secret travels, and client libraries pick one by default. A
 ``private_key_jwt`` client may use only its assertion, never a secret (RFC 9700 §2.5). A
@@ -19,20 +21,21 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from cryptography import x509
 from django.core.cache import caches
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import ratelimit, usage
+from . import mtls, ratelimit, usage
 from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
-from .models import SECRET_AUTH_METHODS, TokenEndpointAuthMethod
+from .models import MTLS_AUTH_METHODS, SECRET_AUTH_METHODS, TokenEndpointAuthMethod
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
 from .tokens import MAX_CLIENT_ID_LENGTH
@@ -40,6 +43,9 @@ from .tokens import MAX_CLIENT_ID_LENGTH
 logger = logging.getLogger("oauth_cc.client_auth")
 
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The presented method of a request authenticated only by its TLS client certificate; which of
+#: the two RFC 8705 methods it is depends on the client's registration.
+TLS_CLIENT_CERTIFICATE = "tls_client_certificate"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class PresentedCredentials:
     client_id: str
     secret: str = ""
     assertion: ParsedAssertion | None = None
+    #: The TLS client certificate the trusted proxy forwarded, whatever the method (a secret
+    #: client's tokens may be bound to it too).
+    certificate: x509.Certificate | None = None
 
     @property
     def basic(self) -> bool:
@@ -104,13 +113,21 @@ def presented_credentials(request: HttpRequest, params: Mapping[str, str]) -> Pr
         methods.append(
             PresentedCredentials(TokenEndpointAuthMethod.PRIVATE_KEY_JWT, client_id, assertion=assertion)
         )
+    try:
+        certificate = mtls.client_certificate(request)
+    except mtls.InvalidClientCertificate:
+        # A correctly configured proxy never forwards this: refused, never guessed at.
+        raise InvalidRequest("The client certificate forwarded by the proxy could not be read.") from None
+    if not methods and certificate is not None:
+        # RFC 8705 §2: the certificate authenticates, the body names the client.
+        methods.append(PresentedCredentials(TLS_CLIENT_CERTIFICATE, params.get("client_id", "")))
     if not methods:
         raise InvalidClient("Client authentication is required.", basic=True)
     if len(methods) > 1:
         raise InvalidRequest(
             "Use exactly one client authentication method per request (RFC 6749, section 2.3)."
         )
-    presented = methods[0]
+    presented = replace(methods[0], certificate=certificate)
     body_client_id = params.get("client_id")
     if body_client_id is not None and body_client_id != presented.client_id:
         raise InvalidClient("client_id does not match the authenticated client.", basic=presented.basic)
@@ -310,9 +327,11 @@ def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecor
         )
         raise InvalidClient(basic=presented.basic)
     verified = None
+    secret_pk = None
     if presented.assertion is not None:
         verified = verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
-        secret_pk = None
+    elif presented.method == TLS_CLIENT_CERTIFICATE:
+        _verify_certificate(client, presented)
     else:
         secret_pk = _verify_secret(client, presented)
     if not client.is_active:
@@ -328,7 +347,41 @@ def _method_allowed(client: ClientRecord, presented: PresentedCredentials) -> bo
     """
     if client.auth_method in SECRET_AUTH_METHODS:
         return presented.method in SECRET_AUTH_METHODS
+    if client.auth_method in MTLS_AUTH_METHODS:
+        return presented.method == TLS_CLIENT_CERTIFICATE and presented.certificate is not None
     return client.auth_method == presented.method
+
+
+def _verify_certificate(client: ClientRecord, presented: PresentedCredentials) -> None:
+    """RFC 8705 §2.1 (PKI: the registered subject DN or DNS name) or §2.2 (the registered key).
+
+    The proxy proved that the client holds the certificate's private key (the TLS handshake)
+    and, for ``tls_client_auth``, must also verify the chain to the CA it trusts; this checks
+    that the certificate is the one registered for this client, and for ``tls_client_auth``
+    its validity dates again. A self-signed certificate is only a wrapper for the registered
+    key, so its dates are not checked (RFC 8705 §2.2). Every refusal is the same generic
+    ``invalid_client``; the operator's log says which check failed.
+    """
+    certificate = presented.certificate
+    if certificate is None:  # _method_allowed() checked it already
+        raise InvalidClient()
+    if client.auth_method == TokenEndpointAuthMethod.TLS_CLIENT_AUTH:
+        if client.tls_subject_dn:
+            matches = mtls.subject_matches(certificate, client.tls_subject_dn)
+        else:
+            matches = mtls.san_dns_matches(certificate, client.tls_san_dns)
+        if not matches:
+            problem = "is not the registered subject DN or DNS name"
+        elif not mtls.within_validity(certificate):
+            problem = "is outside its validity period"
+        else:
+            return
+    elif mtls.public_key_in_jwks(certificate, client.jwks):
+        return
+    else:
+        problem = "does not hold a key of the registered JWKS"
+    logger.info("client %s presented a TLS client certificate that %s", client.client_id, problem)
+    raise InvalidClient()
 
 
 def endpoint_url(name: str) -> str:

@@ -113,6 +113,9 @@ def create_client(
     audiences: Iterable[str] = (),
     can_introspect: bool = False,
     token_limit: str | None = None,
+    tls_subject_dn: str = "",
+    tls_san_dns: str = "",
+    certificate_bound_tokens: bool = False,
     actor: str | None = None,
 ) -> tuple[Application, IssuedSecret | None]:
     """Create a client; for secret-based methods also its first secret (returned once)."""
@@ -137,6 +140,9 @@ def create_client(
         audiences=list(audiences),
         can_introspect=can_introspect,
         token_limit=token_limit_value(token_limit),
+        tls_client_auth_subject_dn=tls_subject_dn.strip(),
+        tls_client_auth_san_dns=tls_san_dns.strip(),
+        tls_client_certificate_bound_access_tokens=certificate_bound_tokens,
     )
     try:
         application.full_clean(exclude=["user"])

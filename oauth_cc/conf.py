@@ -87,6 +87,12 @@ DEFAULTS: dict[str, Any] = {
     # "HTTP_X_FORWARDED_FOR"), and how many trusted proxies append to it. None: REMOTE_ADDR.
     "CLIENT_IP_HEADER": None,
     "TRUSTED_PROXY_COUNT": 1,
+    # Mutual TLS (RFC 8705; see oauth_cc/mtls.py): the request.META name of the header in which
+    # the TLS-terminating proxy forwards the client certificate (e.g. "HTTP_X_SSL_CLIENT_CERT"),
+    # and its format: "nginx-escaped-pem" ($ssl_client_escaped_cert) or "rfc9440" (Client-Cert).
+    # None: no client certificates (such a header from a client is ignored).
+    "CLIENT_CERT_HEADER": None,
+    "CLIENT_CERT_HEADER_FORMAT": "nginx-escaped-pem",
     # With the cache down: True lets requests through (logged), False answers 503.
     "RATE_LIMIT_FAIL_OPEN": True,
     # Keys that encrypt the signing keys' private halves in the database: Fernet keys (32

@@ -9,7 +9,7 @@ Set ``OAUTH_CC["CLAIMS_HOOK"] = "myproject.auth.token_claims"``, a function::
 
 It gets the client and a read-only copy of the registered claims, and returns extra claims
 (or None). It cannot change or remove a registered claim (``iss, sub, client_id, aud, exp,
-iat, nbf, jti, scope``): returning one is a configuration error. Raising
+iat, nbf, jti, scope``, nor ``cnf``, the certificate binding): returning one is a configuration error. Raising
 :class:`DenyIssuance` answers the token request with ``access_denied`` and the message given.
 The hook runs on every token request: keep it fast, or cache what it reads.
 """

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, keys, ratelimit, revocation, tokens, usage_counts
+from . import hooks, keys, mtls, ratelimit, revocation, tokens, usage_counts
 from .client_auth import authenticate_client
 from .conf import oauth_cc_settings
 from .errors import (
@@ -146,7 +146,8 @@ RATE_POLICY = "token"
 
 
 def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
-    """The per-client token rate limit, run once the client is authenticated.
+    """The per-client token rate limit, run once the client is authenticated (after the check that
+    a client with certificate-bound tokens presented a certificate).
 
     It counts authenticated token requests (the work a client makes the site do), before
     anything is recorded for the request: over the limit, no token, no signal, no "last used"
@@ -155,6 +156,12 @@ def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
     """
 
     def check(client: ClientRecord) -> None:
+        if client.certificate_bound_tokens and mtls.client_certificate(request) is None:
+            # RFC 8705 §3: a token this client gets is bound to the certificate it connects with;
+            # without one it would be a plain bearer token, which the client asked never to hold.
+            raise InvalidRequest(
+                "This client's tokens are bound to its TLS client certificate; connect with it."
+            )
         rate = client.token_limit or oauth_cc_settings.rate("TOKEN_RATE_LIMIT")
         if rate is None:
             return
@@ -201,6 +208,11 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         lifetime=lifetime,
         now=issued_at(client),
     )
+    if client.certificate_bound_tokens:
+        # Checked present (and parsed, once per request) by _within_limit before any use.
+        certificate = mtls.client_certificate(request)
+        if certificate is not None:
+            claims["cnf"] = {"x5t#S256": mtls.thumbprint(certificate)}
     try:
         claims.update(hooks.extra_claims(client, claims))
     except hooks.DenyIssuance as exc:

@@ -70,11 +70,22 @@ class TokenEndpointAuthMethod(models.TextChoices):
     CLIENT_SECRET_BASIC = "client_secret_basic", _("client_secret_basic (HTTP Basic)")
     CLIENT_SECRET_POST = "client_secret_post", _("client_secret_post (form fields)")
     PRIVATE_KEY_JWT = "private_key_jwt", _("private_key_jwt (signed JWT assertion, RFC 7523)")
+    TLS_CLIENT_AUTH = "tls_client_auth", _("tls_client_auth (CA-issued TLS client certificate, RFC 8705)")
+    SELF_SIGNED_TLS_CLIENT_AUTH = (
+        "self_signed_tls_client_auth",
+        _("self_signed_tls_client_auth (self-signed TLS client certificate, RFC 8705)"),
+    )
 
 
 SECRET_AUTH_METHODS = (
     TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+)
+
+#: RFC 8705 §2: the client authenticates with the TLS client certificate the proxy forwarded.
+MTLS_AUTH_METHODS = (
+    TokenEndpointAuthMethod.TLS_CLIENT_AUTH,
+    TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH,
 )
 
 
@@ -200,6 +211,30 @@ class Application(AbstractApplication):
         ),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    # RFC 8705 §2.1.2 client metadata: how a tls_client_auth client's certificate is recognised
+    # (exactly one of these), and §3.4: whether its tokens are bound to its certificate.
+    tls_client_auth_subject_dn = models.CharField(
+        _("TLS client certificate subject DN"),
+        max_length=500,
+        blank=True,
+        default="",
+        help_text=_('For tls_client_auth: the certificate\'s subject, e.g. "CN=billing,O=Example".'),
+    )
+    tls_client_auth_san_dns = models.CharField(
+        _("TLS client certificate DNS name (SAN)"),
+        max_length=253,
+        blank=True,
+        default="",
+        help_text=_("For tls_client_auth, instead of the subject DN: a dNSName in the certificate."),
+    )
+    tls_client_certificate_bound_access_tokens = models.BooleanField(
+        _("certificate-bound tokens"),
+        default=False,
+        help_text=_(
+            "Bind this client's tokens to its TLS client certificate (RFC 8705): a token is then "
+            "refused unless the request presents the same certificate. Token requests must present one."
+        ),
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -247,9 +282,41 @@ class Application(AbstractApplication):
                     validate_jwks_uri(self.client_jwks_uri)
                 except ValueError as exc:
                     errors["client_jwks_uri"] = str(exc)
+        elif self.token_endpoint_auth_method == TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
+            if not self.client_jwks or self.client_jwks_uri:
+                errors["client_jwks"] = _(
+                    "A self_signed_tls_client_auth client needs an inline JWKS holding its "
+                    "certificate's public key (and no JWKS URI)."
+                )
+            else:
+                from .client_keys import validate_public_jwks
+
+                try:
+                    validate_public_jwks(self.client_jwks)
+                except ValueError as exc:
+                    errors["client_jwks"] = str(exc)
         elif self.client_jwks or self.client_jwks_uri:
             errors["client_jwks"] = _(
-                "Public keys are only used by private_key_jwt clients; clear them or change the method."
+                "Public keys are only used by private_key_jwt and self_signed_tls_client_auth clients; "
+                "clear them or change the method."
+            )
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.TLS_CLIENT_AUTH:
+            if bool(self.tls_client_auth_subject_dn) == bool(self.tls_client_auth_san_dns):
+                errors["tls_client_auth_subject_dn"] = _(
+                    "A tls_client_auth client needs exactly one of: the certificate's subject DN, "
+                    "or its DNS name (RFC 8705, section 2.1.2)."
+                )
+            elif self.tls_client_auth_subject_dn:
+                from .mtls import parse_subject_dn
+
+                try:
+                    parse_subject_dn(self.tls_client_auth_subject_dn)
+                except ValueError as exc:
+                    errors["tls_client_auth_subject_dn"] = str(exc)
+        elif self.tls_client_auth_subject_dn or self.tls_client_auth_san_dns:
+            errors["tls_client_auth_subject_dn"] = _(
+                "The certificate's subject DN or DNS name is only used by tls_client_auth clients; "
+                "clear it or change the method."
             )
         if not isinstance(self.audiences, list) or not all(is_resource_identifier(a) for a in self.audiences):
             errors["audiences"] = _(

@@ -57,6 +57,11 @@ class ClientRecord:
     #: The client's own token rate limit (``Application.token_limit`` parsed), or None for
     #: the site's ``TOKEN_RATE_LIMIT``.
     token_limit: Rate | None = None
+    #: RFC 8705 §2.1.2: what identifies a tls_client_auth client's certificate.
+    tls_subject_dn: str = ""
+    tls_san_dns: str = ""
+    #: RFC 8705 §3: bind this client's tokens to its TLS client certificate.
+    certificate_bound_tokens: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,9 @@ def load_client(client_id: str) -> ClientRecord | None:
             "client_jwks_uri",
             "tokens_valid_after",
             "token_limit",
+            "tls_client_auth_subject_dn",
+            "tls_client_auth_san_dns",
+            "tls_client_certificate_bound_access_tokens",
         )
         .first()
     )
@@ -190,6 +198,9 @@ def load_client(client_id: str) -> ClientRecord | None:
         jwks_uri=row["client_jwks_uri"],
         tokens_valid_after=_ts(row["tokens_valid_after"]),
         token_limit=_stored_rate(row["client_id"], row["token_limit"]),
+        tls_subject_dn=row["tls_client_auth_subject_dn"],
+        tls_san_dns=row["tls_client_auth_san_dns"],
+        certificate_bound_tokens=row["tls_client_certificate_bound_access_tokens"],
     )
 
 

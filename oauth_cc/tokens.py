@@ -13,6 +13,7 @@ on the claims decoded from the very bytes whose signature was verified.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -25,7 +26,9 @@ from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .keys import key_store
 
 #: Claims this module sets and nobody else may change (a claims hook included).
-REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope"})
+REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope", "cnf"})
+#: RFC 8705 §3.1: ``cnf`` holds ``x5t#S256``, the base64url SHA-256 of the client certificate.
+CERTIFICATE_THUMBPRINT_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Longest access token accepted, and issued: ours are ~500 bytes; a claims hook may add some.
 #: Also what keeps one Bearer header from costing more than a few KiB of decoding.
@@ -145,6 +148,7 @@ def check_claims(
         for name in ("client_id", "sub"):
             claim_values.identifier(claims, name, max_length=MAX_CLIENT_ID_LENGTH)
         claim_values.string(claims, "scope", required=False, empty=True)
+        certificate_thumbprint(claims)
     except claim_values.ClaimError as exc:
         raise InvalidToken(f"The access token's {exc}.") from None
     if exp is not None and exp <= now - leeway:
@@ -153,3 +157,20 @@ def check_claims(
         raise InvalidToken("The access token was issued in the future (iat).")
     if nbf is not None and nbf > now + leeway:
         raise InvalidToken("The access token is not valid yet (nbf).")
+
+
+def certificate_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.x5t#S256`` a token is bound to (RFC 8705 §3.1), or None for an unbound token.
+
+    A ``cnf`` with any other confirmation method (DPoP's ``jkt``, ...) cannot be checked here,
+    so it is refused rather than ignored: ignoring it would turn a bound token into a bearer one.
+    """
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or set(cnf) != {"x5t#S256"}:
+        raise claim_values.ClaimError('"cnf" claim must hold exactly "x5t#S256" (RFC 8705)')
+    value = cnf["x5t#S256"]
+    if not isinstance(value, str) or not CERTIFICATE_THUMBPRINT_RE.fullmatch(value):
+        raise claim_values.ClaimError('"cnf" claim\'s "x5t#S256" is not a SHA-256 thumbprint')
+    return value

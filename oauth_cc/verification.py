@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .revocation import Snapshot, revocation_state
-from .tokens import InvalidToken, KeySource, verify
+from .tokens import InvalidToken, KeySource, certificate_thumbprint, verify
 
 
 class RevocationSource(Protocol):
@@ -45,6 +45,8 @@ class AccessToken:
     jti: str
     exp: float
     iat: float
+    #: RFC 8705 ``cnf.x5t#S256``: the token is usable only with this client certificate.
+    certificate_thumbprint: str | None = None
 
     @property
     def scope(self) -> str:
@@ -73,6 +75,7 @@ class AccessToken:
             jti=claims["jti"],
             exp=float(claims["exp"]),
             iat=float(claims["iat"]),
+            certificate_thumbprint=certificate_thumbprint(claims),  # checked by tokens.verify()
         )
 
 

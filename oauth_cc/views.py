@@ -22,7 +22,7 @@ from .algorithms import ASSERTION_ALGORITHMS
 from .client_auth import authenticate_client, endpoint_url
 from .conf import oauth_cc_settings
 from .errors import MethodNotAllowed, OAuthError, ServerError
-from .models import Scope, TokenEndpointAuthMethod
+from .models import MTLS_AUTH_METHODS, Scope, TokenEndpointAuthMethod
 
 logger = logging.getLogger("oauth_cc.views")
 
@@ -143,8 +143,11 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         TokenEndpointAuthMethod.CLIENT_SECRET_POST.value,
     ]
     all_methods = [*secret_methods, TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value]
+    mtls_on = bool(oauth_cc_settings.CLIENT_CERT_HEADER)
+    if mtls_on:  # RFC 8705 §2: only where a proxy forwards client certificates
+        all_methods += [m.value for m in MTLS_AUTH_METHODS]
     algs = list(ASSERTION_ALGORITHMS)
-    data = {
+    data: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": endpoint_url("token"),
         "jwks_uri": endpoint_url("jwks"),
@@ -163,6 +166,9 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "revocation_endpoint_auth_methods_supported": all_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
     }
+    if mtls_on:
+        # RFC 8705 §3.3: this server can bind tokens to client certificates.
+        data["tls_client_certificate_bound_access_tokens"] = True
     return JsonResponse(
         data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"}
     )

@@ -139,6 +139,9 @@ def test_command_client_create_records_settings_and_secret_prefix_only(reports_r
         "jwks": [],
         "jwks_uri": "",
         "token_limit": "",
+        "tls_client_auth_subject_dn": "",
+        "tls_client_auth_san_dns": "",
+        "tls_client_certificate_bound_access_tokens": False,
         "secret": {"id": secret.pk, "prefix": secret.prefix},
     }
     stored = all_events_json()

@@ -18,6 +18,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from ...errors import TemporarilyUnavailable, client_safe
+from ...mtls import BindingError, check_binding
 from ...tokens import InvalidToken
 from ...verification import AccessToken, check_access_token
 
@@ -111,6 +112,12 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
             # Never a bare 500 (Django's HTML page) for a client; the token is not logged.
             logger.exception("Could not check an access token")
             raise CheckUnavailable() from None
+        try:
+            # RFC 8705 §3: on every request, not only when the token was first verified (the
+            # memo covers the signature and claims, never the connection).
+            check_binding(request, info.certificate_thumbprint)
+        except BindingError as exc:
+            self._fail(request, str(exc), "invalid_token")
         client_id = info.client_id
         return SimpleLazyObject(lambda: _run_as_user(client_id)), info
 

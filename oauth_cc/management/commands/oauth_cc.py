@@ -91,6 +91,9 @@ def client_details(application: Application) -> dict[str, Any]:
         else None,
         jwks_uri=application.client_jwks_uri or None,
         jwks_thumbprints=_thumbprints(application),
+        tls_client_auth_subject_dn=application.tls_client_auth_subject_dn or None,
+        tls_client_auth_san_dns=application.tls_client_auth_san_dns or None,
+        tls_client_certificate_bound_access_tokens=application.tls_client_certificate_bound_access_tokens,
         secrets=[
             {
                 "id": secret.pk,
@@ -202,7 +205,10 @@ class Command(BaseCommand):
         p.add_argument(
             "--auth-method",
             choices=TokenEndpointAuthMethod.values,
-            help="Default: private_key_jwt with --jwks-file/--jwks-uri, else client_secret_basic.",
+            help=(
+                "Default: tls_client_auth with --tls-subject-dn/--tls-san-dns, private_key_jwt with "
+                "--jwks-file/--jwks-uri, else client_secret_basic."
+            ),
         )
         keys_source = p.add_mutually_exclusive_group()
         keys_source.add_argument("--jwks-file", type=Path, help="File with the client's public JWKS.")
@@ -212,6 +218,24 @@ class Command(BaseCommand):
         )
         p.add_argument("--introspect", action="store_true", help="Allow calls to the introspection endpoint.")
         p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
+        certificate = p.add_mutually_exclusive_group()
+        certificate.add_argument(
+            "--tls-subject-dn",
+            default="",
+            metavar="DN",
+            help='tls_client_auth: the certificate\'s subject (RFC 4514), e.g. "CN=billing,O=Example".',
+        )
+        certificate.add_argument(
+            "--tls-san-dns",
+            default="",
+            metavar="NAME",
+            help="tls_client_auth: a DNS name (SAN) of the certificate.",
+        )
+        p.add_argument(
+            "--cert-bound-tokens",
+            action="store_true",
+            help="Bind the client's tokens to its TLS client certificate (RFC 8705).",
+        )
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
         p = client.add_parser("update", help="Change a client's settings.")
         p.add_argument("client_id")
@@ -356,6 +380,9 @@ class Command(BaseCommand):
         audiences: list[str],
         introspect: bool,
         token_limit: str | None,
+        tls_subject_dn: str,
+        tls_san_dns: str,
+        cert_bound_tokens: bool,
         as_json: bool,
         actor: str,
         **_: Any,
@@ -363,11 +390,12 @@ class Command(BaseCommand):
         jwks = _read_jwks(jwks_file) if jwks_file is not None else None
         if auth_method is None:
             has_keys = jwks is not None or jwks_uri
-            auth_method = (
-                TokenEndpointAuthMethod.PRIVATE_KEY_JWT
-                if has_keys
-                else TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
-            )
+            if tls_subject_dn or tls_san_dns:
+                auth_method = TokenEndpointAuthMethod.TLS_CLIENT_AUTH
+            elif has_keys:
+                auth_method = TokenEndpointAuthMethod.PRIVATE_KEY_JWT
+            else:
+                auth_method = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
         application, issued = clients.create_client(
             name,
             scopes=scopes,
@@ -379,6 +407,9 @@ class Command(BaseCommand):
             audiences=audiences,
             can_introspect=introspect,
             token_limit=token_limit,
+            tls_subject_dn=tls_subject_dn,
+            tls_san_dns=tls_san_dns,
+            certificate_bound_tokens=cert_bound_tokens,
             actor=actor,
         )
         secret = issued.secret if issued else None
@@ -387,9 +418,12 @@ class Command(BaseCommand):
         self.stdout.write(f'Created API client "{application.name}".')
         self.stdout.write(f"  client_id:     {application.client_id}")
         if secret is None:
-            self.stdout.write(
-                "  auth method:   private_key_jwt (no secret; the client signs assertions with its key)"
-            )
+            how = {
+                TokenEndpointAuthMethod.PRIVATE_KEY_JWT: "the client signs assertions with its key",
+                TokenEndpointAuthMethod.TLS_CLIENT_AUTH: "it connects with a CA-issued certificate",
+                TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH: "it connects with its own certificate",
+            }[TokenEndpointAuthMethod(application.token_endpoint_auth_method)]
+            self.stdout.write(f"  auth method:   {application.token_endpoint_auth_method} (no secret; {how})")
             return
         self.stdout.write(f"  client_secret: {secret}")
         self.stdout.write(
@@ -479,6 +513,9 @@ class Command(BaseCommand):
             "token_limit": "token limit",
             "run_as_user": "run-as user",
             "jwks_uri": "JWKS URI",
+            "tls_client_auth_subject_dn": "certificate subject",
+            "tls_client_auth_san_dns": "certificate DNS name",
+            "tls_client_certificate_bound_access_tokens": "cert-bound tokens",
             "created": "created",
             "last_used": "last used",
         }

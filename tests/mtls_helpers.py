@@ -1,0 +1,139 @@
+"""Test certificates for mutual TLS: a CA, certificates it issues, self-signed ones, and the headers
+a proxy forwards them in (nginx's ``$ssl_client_escaped_cert``, RFC 9440 ``Client-Cert``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from jwcrypto.jwk import JWK
+
+HEADER = "HTTP_X_SSL_CLIENT_CERT"
+
+
+@dataclass(frozen=True)
+class Cert:
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def key_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+
+    @property
+    def thumbprint(self) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(self.der).digest()).rstrip(b"=").decode()
+
+    @property
+    def nginx_header(self) -> str:
+        """As nginx's ``$ssl_client_escaped_cert``: the PEM, URL-encoded."""
+        return quote(self.pem, safe="")
+
+    @property
+    def rfc9440_header(self) -> str:
+        return ":" + base64.b64encode(self.der).decode("ascii") + ":"
+
+    def jwks(self, kid: str = "cert-key") -> dict:
+        jwk = JWK.from_pyca(self.key.public_key())
+        return {"keys": [{**jwk.export_public(as_dict=True), "kid": kid}]}
+
+    def write(self, directory: Path, name: str) -> tuple[str, str]:
+        cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+        cert_path.write_text(self.pem)
+        key_path.write_text(self.key_pem)
+        return str(cert_path), str(key_path)
+
+
+def _name(cn: str, org: str = "Example") -> x509.Name:
+    """``O=org`` then ``CN=cn`` (most significant first): its RFC 4514 string is ``CN=cn,O=org``."""
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    )
+
+
+def make_ca(cn: str = "Test CA") -> Cert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Cert(certificate, key)
+
+
+def issue(
+    ca: Cert | None,
+    cn: str,
+    *,
+    dns: list[str] = (),
+    server: bool = False,
+    ip: list[str] = (),
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> Cert:
+    """A certificate for ``cn`` issued by ``ca``, or self-signed when ``ca`` is None."""
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(timezone.utc)
+    subject = _name(cn)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.certificate.subject if ca else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(hours=1))
+        .not_valid_after(not_after or now + timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return Cert(builder.sign(ca.key if ca else key, hashes.SHA256()), key)
