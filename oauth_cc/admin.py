@@ -47,6 +47,7 @@ from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
 from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
+from .errors import shown
 from .models import (
     Application,
     AuditAction,
@@ -176,7 +177,8 @@ class AudiencesField(forms.Field):
             raise forms.ValidationError(
                 self.error_messages["invalid_audience"],
                 code="invalid_audience",
-                params={"values": ", ".join(repr(item) for item in refused[:5])},
+                # Each shown shortened: a pasted document must not come back as a 40 KB sentence.
+                params={"values": ", ".join(repr(shown(item, 80)) for item in refused[:5])},
             )
 
 

@@ -688,7 +688,10 @@ def test_keys_posted_for_a_secret_client_are_still_refused(admin_client):
 
     assert response.status_code == 200
     (message,) = response.context["adminform"].form.errors["client_jwks"]
-    assert message == "Public keys are only used by private_key_jwt clients; clear them or change the method."
+    assert message == (
+        "Public keys are only used by private_key_jwt and self_signed_tls_client_auth clients; "
+        "clear them or change the method."
+    )
     assert not Application.objects.exists()
 
 

@@ -332,7 +332,9 @@ def test_every_admin_page_answers_without_errors(live_server, admin_user, walk_s
     page.click("input[name=_continue]")
     page.wait_for_selector(".errornote")
     assert row_visible(page, "client_jwks")
-    assert "Public keys are only used by private_key_jwt clients" in page.inner_text(".field-client_jwks")
+    assert "Public keys are only used by private_key_jwt and self_signed_tls_client_auth clients" in (
+        page.inner_text(".field-client_jwks")
+    )
     walker.shot("application-change-method-error")
 
     # Each action on every client, from the list: delete's confirmation page (not confirmed), the

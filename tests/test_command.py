@@ -465,7 +465,7 @@ def test_tokens_prune_deletes_expired_records_and_keeps_live_ones(db):
     past, future = timezone.now() - timedelta(minutes=1), timezone.now() + timedelta(minutes=1)
     RevokedToken.objects.create(jti="old", client_id="c", expires_at=past)
     RevokedToken.objects.create(jti="live", client_id="c", expires_at=future)
-    UsedAssertion.objects.create(jti="old", client_id="c", expires_at=past)
+    UsedAssertion.objects.create(jti="old", client_id="c", expires_at=past - timedelta(hours=1))
 
     out = StringIO()
     call_command("oauth_cc", "tokens", "prune", stdout=out)

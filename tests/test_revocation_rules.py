@@ -254,10 +254,12 @@ def test_invalidating_a_clients_tokens_sets_its_cut_off_now_and_publishes(make_c
 def test_prune_expired_deletes_records_at_or_past_their_expiry_and_counts_them(db, monkeypatch):
     now = dj_timezone.now()
     monkeypatch.setattr(revocation.timezone, "now", lambda: now)
+    margin = timedelta(seconds=revocation.USED_ASSERTION_PRUNE_MARGIN)
     for offset in (-1, 0, 1):
         at = now + timedelta(seconds=offset)
         RevokedToken.objects.create(jti=f"r{offset}", client_id="c", expires_at=at)
-        UsedAssertion.objects.create(client_id="c", jti=f"u{offset}", expires_at=at)
+        # Used-assertion records are kept for a margin past their window (see prune_expired).
+        UsedAssertion.objects.create(client_id="c", jti=f"u{offset}", expires_at=at - margin)
         DeletedClient.objects.create(client_id=f"d{offset}", deleted_at=now, expires_at=at)
 
     assert revocation.prune_expired() == 6
