@@ -129,6 +129,7 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "can_introspect",
             "token_limit",
             "token_endpoint_auth_method",
+            "require_dpop",
             "client_jwks",
             "client_jwks_uri",
         ]
@@ -319,7 +320,15 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
         ),
         (
             _("How it authenticates"),
-            {"fields": ("token_endpoint_auth_method", "client_jwks", "client_jwks_uri", "key_thumbprints")},
+            {
+                "fields": (
+                    "token_endpoint_auth_method",
+                    "client_jwks",
+                    "client_jwks_uri",
+                    "key_thumbprints",
+                    "require_dpop",
+                )
+            },
         ),
         (_("History"), {"fields": ("created", "updated", "last_used_at")}),
         (_("Token usage"), {"fields": ("token_usage",)}),

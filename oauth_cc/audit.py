@@ -44,6 +44,7 @@ CLIENT_FIELDS = (
     "jwks",
     "jwks_uri",
     "token_limit",
+    "require_dpop",
 )
 SCOPE_FIELDS = ("name", "description", "is_default")
 
@@ -147,6 +148,7 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "jwks": jwks,
         "jwks_uri": application.client_jwks_uri,
         "token_limit": application.token_limit,
+        "require_dpop": application.require_dpop,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}
 

@@ -93,6 +93,14 @@ DEFAULTS: dict[str, Any] = {
     # random bytes, urlsafe base64). The first encrypts, all decrypt (rotation). None: a key
     # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/key_encryption.py.
     "KEY_ENCRYPTION_KEYS": None,
+    # DPoP (RFC 9449, oauth_cc/dpop.py): how old (by its iat, plus LEEWAY) a proof may be;
+    # whether proofs must carry a server nonce (DPoP-Nonce), and how long a nonce's time
+    # window is (a nonce is accepted in its window and the next); where single use of proof
+    # ids is recorded: "database" (UsedAssertion) or "cache" (CACHE_ALIAS, shared by all hosts).
+    "DPOP_PROOF_MAX_AGE": 60,
+    "DPOP_REQUIRE_NONCE": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    "DPOP_REPLAY_STORE": "database",
 }
 
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.

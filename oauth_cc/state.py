@@ -57,6 +57,8 @@ class ClientRecord:
     #: The client's own token rate limit (``Application.token_limit`` parsed), or None for
     #: the site's ``TOKEN_RATE_LIMIT``.
     token_limit: Rate | None = None
+    #: Only DPoP-bound tokens for this client (RFC 9449): a token request needs a proof.
+    require_dpop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ def load_client(client_id: str) -> ClientRecord | None:
             "client_jwks_uri",
             "tokens_valid_after",
             "token_limit",
+            "require_dpop",
         )
         .first()
     )
@@ -190,6 +193,7 @@ def load_client(client_id: str) -> ClientRecord | None:
         jwks_uri=row["client_jwks_uri"],
         tokens_valid_after=_ts(row["tokens_valid_after"]),
         token_limit=_stored_rate(row["client_id"], row["token_limit"]),
+        require_dpop=row["require_dpop"],
     )
 
 

@@ -13,6 +13,7 @@ on the claims decoded from the very bytes whose signature was verified.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +26,9 @@ from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .keys import key_store
 
 #: Claims this module sets and nobody else may change (a claims hook included).
-REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope"})
+REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope", "cnf"})
+#: RFC 9449 §6.1: ``cnf.jkt`` is the base64url SHA-256 thumbprint (RFC 7638) of the DPoP key.
+JKT_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Longest access token accepted, and issued: ours are ~500 bytes; a claims hook may add some.
 #: Also what keeps one Bearer header from costing more than a few KiB of decoding.
@@ -49,9 +52,17 @@ def new_jti() -> str:
 
 
 def build_claims(
-    *, issuer: str, client_id: str, audience: str, scopes: list[str], lifetime: int, now: int
+    *,
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scopes: list[str],
+    lifetime: int,
+    now: int,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The registered claims; ``jkt`` binds the token to a DPoP key (RFC 9449 §6.1: ``cnf.jkt``)."""
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": client_id,
         "client_id": client_id,
@@ -61,6 +72,9 @@ def build_claims(
         "jti": new_jti(),
         "scope": " ".join(scopes),
     }
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
+    return claims
 
 
 def sign(claims: Mapping[str, Any]) -> str:
@@ -129,6 +143,7 @@ def check_claims(
         for name in ("client_id", "sub"):
             claim_values.identifier(claims, name, max_length=MAX_CLIENT_ID_LENGTH)
         claim_values.string(claims, "scope", required=False, empty=True)
+        dpop_thumbprint(claims)
     except claim_values.ClaimError as exc:
         raise InvalidToken(f"The access token's {exc}.") from None
     if exp is not None and exp <= now - leeway:
@@ -137,3 +152,20 @@ def check_claims(
         raise InvalidToken("The access token was issued in the future (iat).")
     if nbf is not None and nbf > now + leeway:
         raise InvalidToken("The access token is not valid yet (nbf).")
+
+
+def dpop_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` a token is bound to (RFC 9449 §6.1), or None for a Bearer token.
+
+    A ``cnf`` with any other confirmation method cannot be checked here, so it is refused
+    rather than ignored: ignoring it would turn a bound token into a bearer one.
+    """
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or set(cnf) != {"jkt"}:
+        raise claim_values.ClaimError('"cnf" claim must hold exactly "jkt" (RFC 9449)')
+    value = cnf["jkt"]
+    if not isinstance(value, str) or not JKT_RE.fullmatch(value):
+        raise claim_values.ClaimError('"cnf" claim\'s "jkt" is not a SHA-256 JWK thumbprint')
+    return value

@@ -28,7 +28,7 @@ from typing import Any, cast
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .revocation import revocation_state
-from .tokens import InvalidToken, verify
+from .tokens import InvalidToken, dpop_thumbprint, verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class AccessToken:
     jti: str
     exp: float
     iat: float
+    #: RFC 9449 ``cnf.jkt``: the token is usable only with DPoP proofs signed by this key.
+    jkt: str | None = None
 
     @property
     def scope(self) -> str:
@@ -69,6 +71,7 @@ class AccessToken:
             jti=claims["jti"],
             exp=float(claims["exp"]),
             iat=float(claims["iat"]),
+            jkt=dpop_thumbprint(claims),  # checked by tokens.verify()
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import introspection, issuance, keys, outage
+from . import dpop, introspection, issuance, keys, outage
 from .algorithms import ASSERTION_ALGORITHMS
 from .client_auth import endpoint_url
 from .conf import oauth_cc_settings
@@ -122,6 +122,8 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "revocation_endpoint_auth_methods_supported": all_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        # RFC 9449 §5.1
+        "dpop_signing_alg_values_supported": list(dpop.DPOP_ALGORITHMS),
     }
     return JsonResponse(
         data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"}

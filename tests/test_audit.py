@@ -139,6 +139,7 @@ def test_command_client_create_records_settings_and_secret_prefix_only(reports_r
         "jwks": [],
         "jwks_uri": "",
         "token_limit": "",
+        "require_dpop": False,
         "secret": {"id": secret.pk, "prefix": secret.prefix},
     }
     stored = all_events_json()
