@@ -218,7 +218,9 @@ def test_replayed_proof_refused_at_token_endpoint(client: Any, svc: Any) -> None
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_dpop_proof",
-        "error_description": 'The DPoP proof has already been used; make a new one (a fresh "jti") per request.',
+        "error_description": (
+            'The DPoP proof has already been used; make a new one (a fresh "jti") per request.'
+        ),
     }
 
 
