@@ -439,3 +439,24 @@ def test_admin_sets_require_dpop(admin_client: Any, svc: Any) -> None:
     url = f"/admin/oauth_cc/application/{application.pk}/change/"
     page = admin_client.get(url)
     assert b'name="require_dpop"' in page.content
+
+
+def test_settings_checks() -> None:
+    from oauth_cc.checks import check_settings
+
+    def ids(**extra: Any) -> dict[str, str]:
+        with oauth_cc(**extra):
+            return {
+                error.id: error.msg
+                for error in check_settings()
+                if error.id in ("oauth_cc.E007", "oauth_cc.E020")
+            }
+
+    assert ids() == {}
+    assert ids(DPOP_REPLAY_STORE="cache") == {}
+    assert ids(DPOP_REPLAY_STORE="redis") == {
+        "oauth_cc.E020": 'OAUTH_CC[\'DPOP_REPLAY_STORE\'] must be "database" or "cache".'
+    }
+    assert ids(DPOP_PROOF_MAX_AGE=0) == {
+        "oauth_cc.E007": "OAUTH_CC['DPOP_PROOF_MAX_AGE'] must be a number of at least 1."
+    }
