@@ -97,6 +97,8 @@ AUTH_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: (),
     TokenEndpointAuthMethod.CLIENT_SECRET_POST: (),
     TokenEndpointAuthMethod.PRIVATE_KEY_JWT: ("client_jwks", "client_jwks_uri", "key_thumbprints"),
+    TokenEndpointAuthMethod.TLS_CLIENT_AUTH: ("tls_client_auth_subject_dn", "tls_client_auth_san_dns"),
+    TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH: ("client_jwks", "key_thumbprints"),
 }
 
 #: The auth method as the client list shows it (its full name is the cell's tooltip).
@@ -104,6 +106,8 @@ AUTH_METHOD_SHORT: dict[str, str] = {
     TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: "secret (Basic)",
     TokenEndpointAuthMethod.CLIENT_SECRET_POST: "secret (POST)",
     TokenEndpointAuthMethod.PRIVATE_KEY_JWT: "key (JWT)",
+    TokenEndpointAuthMethod.TLS_CLIENT_AUTH: "certificate",
+    TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH: "certificate (self-signed)",
 }
 
 
@@ -219,6 +223,7 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "can_introspect",
             "token_limit",
             "token_endpoint_auth_method",
+            "require_dpop",
             "client_jwks",
             "client_jwks_uri",
             "tls_client_auth_subject_dn",
@@ -429,12 +434,14 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
                     "tls_client_auth_subject_dn",
                     "tls_client_auth_san_dns",
                     "tls_client_certificate_bound_access_tokens",
+                    "require_dpop",
                 ),
                 "description": _(
                     "private_key_jwt: the client's public keys. tls_client_auth (RFC 8705): the "
                     "certificate's subject DN or DNS name. self_signed_tls_client_auth: the JWKS "
                     "holding the certificate's public key. Certificate-bound tokens need a proxy "
-                    "that forwards client certificates (OAUTH_CC['CLIENT_CERT_HEADER'])."
+                    "that forwards client certificates (OAUTH_CC['CLIENT_CERT_HEADER']). Require "
+                    "DPoP: the client gets only DPoP-bound tokens (RFC 9449)."
                 ),
             },
         ),

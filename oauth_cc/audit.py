@@ -47,6 +47,7 @@ CLIENT_FIELDS = (
     "tls_client_auth_subject_dn",
     "tls_client_auth_san_dns",
     "tls_client_certificate_bound_access_tokens",
+    "require_dpop",
 )
 SCOPE_FIELDS = ("name", "description", "is_default")
 
@@ -153,6 +154,7 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "tls_client_auth_subject_dn": application.tls_client_auth_subject_dn,
         "tls_client_auth_san_dns": application.tls_client_auth_san_dns,
         "tls_client_certificate_bound_access_tokens": application.tls_client_certificate_bound_access_tokens,
+        "require_dpop": application.require_dpop,
     }
     return {field: snapshot[field] for field in CLIENT_FIELDS}
 

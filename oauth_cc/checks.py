@@ -48,6 +48,8 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "ISSUER_FETCH_MAX_BYTES": (int, 1024),
     "ISSUER_KEYS_MAX_STALE_SECONDS": (float, 0),
     "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": (float, 0.1),
+    "DPOP_PROOF_MAX_AGE": (float, 1),
+    "DPOP_NONCE_LIFETIME": (float, 1),
 }
 
 #: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
@@ -200,6 +202,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     errors.extend(_rate_limit_errors(user))
+    if user.get("DPOP_REPLAY_STORE", DEFAULTS["DPOP_REPLAY_STORE"]) not in ("database", "cache"):
+        errors.append(
+            Error(
+                'OAUTH_CC[\'DPOP_REPLAY_STORE\'] must be "database" or "cache".',
+                id="oauth_cc.E020",
+            )
+        )
     problem = key_encryption.settings_problem(user.get("KEY_ENCRYPTION_KEYS"))
     if problem:
         errors.append(

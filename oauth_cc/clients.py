@@ -116,6 +116,7 @@ def create_client(
     tls_subject_dn: str = "",
     tls_san_dns: str = "",
     certificate_bound_tokens: bool = False,
+    require_dpop: bool = False,
     actor: str | None = None,
 ) -> tuple[Application, IssuedSecret | None]:
     """Create a client; for secret-based methods also its first secret (returned once)."""
@@ -143,6 +144,7 @@ def create_client(
         tls_client_auth_subject_dn=tls_subject_dn.strip(),
         tls_client_auth_san_dns=tls_san_dns.strip(),
         tls_client_certificate_bound_access_tokens=certificate_bound_tokens,
+        require_dpop=require_dpop,
     )
     try:
         application.full_clean(exclude=["user"])
@@ -186,6 +188,22 @@ def set_token_limit(application: Application, text: str, *, actor: str | None = 
                 application,
                 {"token_limit": {"old": old, "new": application.token_limit}},
             )
+    return application
+
+
+def set_require_dpop(application: Application, required: bool, *, actor: str | None = None) -> Application:
+    """Require DPoP-bound tokens for a client (RFC 9449), or allow Bearer tokens again.
+
+    Applies to token requests within ``STATE_REFRESH_SECONDS`` on every worker; tokens already
+    issued keep the binding they were issued with.
+    """
+    old = application.require_dpop
+    application.require_dpop = required
+    with transaction.atomic():
+        application.save(update_fields=["require_dpop", "updated"])
+        if actor is not None and old != required:
+            changes = {"require_dpop": {"old": old, "new": required}}
+            audit.record(actor, AuditAction.CLIENT_CHANGED, application, changes)
     return application
 
 

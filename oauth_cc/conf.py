@@ -122,6 +122,14 @@ DEFAULTS: dict[str, Any] = {
     "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": 5.0,
     # Allow http:// and private/loopback addresses for the issuer (development and tests only).
     "ISSUER_ALLOW_INSECURE": False,
+    # DPoP (RFC 9449, oauth_cc/dpop.py): how old (by its iat, plus LEEWAY) a proof may be;
+    # whether proofs must carry a server nonce (DPoP-Nonce), and how long a nonce's time
+    # window is (a nonce is accepted in its window and the next); where single use of proof
+    # ids is recorded: "database" (UsedAssertion) or "cache" (CACHE_ALIAS, shared by all hosts).
+    "DPOP_PROOF_MAX_AGE": 60,
+    "DPOP_REQUIRE_NONCE": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    "DPOP_REPLAY_STORE": "database",
 }
 
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.

@@ -22,8 +22,8 @@ from urllib.parse import parse_qsl
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from . import hooks, keys, mtls, ratelimit, revocation, tokens, usage_counts
-from .client_auth import authenticate_client
+from . import dpop, hooks, keys, mtls, ratelimit, revocation, tokens, usage_counts
+from .client_auth import authenticate_client, endpoint_url
 from .conf import oauth_cc_settings
 from .errors import (
     AccessDenied,
@@ -183,6 +183,15 @@ def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
     return check
 
 
+def _dpop_proof(request: HttpRequest) -> dpop.VerifiedProof | None:
+    """The request's DPoP proof checked for this endpoint (not yet recorded), or None."""
+    header = request.META.get("HTTP_DPOP")
+    if header is None:
+        return None
+    urls = (dpop.request_url(request), endpoint_url("token"))
+    return dpop.check_proof(header, method=request.method or "", url=urls)
+
+
 def issue_token(request: HttpRequest) -> dict[str, Any]:
     """Handle a token request; return the RFC 6749 §5.1 response body or raise an OAuthError."""
     params = parse_form(request)
@@ -193,12 +202,26 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType("Only grant_type=client_credentials is supported.")
 
+    # RFC 9449 §5: a DPoP proof binds the token to the proof's key. Checked before the client
+    # authenticates (no state), recorded as used only once the request is otherwise accepted,
+    # so self-signed proofs from nobody in particular never reach the database.
+    proof = _dpop_proof(request)
+
     client = authenticate_client(request, params, endpoint="token", before_use=_within_limit(request))
     if client.grant_type != Application.GRANT_CLIENT_CREDENTIALS:
         raise UnauthorizedClient("This client may not use the client_credentials grant.")
+    if proof is None and client.require_dpop:
+        raise dpop.InvalidDPoPProof("This client gets only DPoP-bound tokens: send a DPoP proof (RFC 9449).")
 
     scopes = resolve_scopes(client, params.get("scope"))
     audience = resolve_audience(client, params.get("resource"))
+    if proof is not None and client.certificate_bound_tokens:
+        # One binding per token: cnf carries exactly one confirmation method (tokens.confirmation).
+        raise InvalidRequest(
+            "This client's tokens are bound to its TLS client certificate (RFC 8705); send no DPoP header."
+        )
+    if proof is not None:
+        dpop.record_use(proof)
     lifetime = client.access_token_lifetime or int(oauth_cc_settings.ACCESS_TOKEN_LIFETIME)
     claims = tokens.build_claims(
         issuer=oauth_cc_settings.issuer,
@@ -207,6 +230,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
         scopes=scopes,
         lifetime=lifetime,
         now=issued_at(client),
+        jkt=proof.jkt if proof is not None else None,
     )
     if client.certificate_bound_tokens:
         # Checked present (and parsed, once per request) by _within_limit before any use.
@@ -248,7 +272,7 @@ def issue_token(request: HttpRequest) -> dict[str, Any]:
     revocation.prune_now_and_then()  # a clock read; a few DELETEs once every few minutes
     return {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if proof is not None else "Bearer",
         "expires_in": lifetime,
         "scope": claims["scope"],
     }

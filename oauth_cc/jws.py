@@ -81,6 +81,11 @@ class HeaderPolicy:
 
     accepted: frozenset[str]
     ignore_unknown: bool
+    #: DPoP proofs (RFC 9449 §4.2) only: the header MUST carry the signer's public key as a
+    #: ``jwk`` object. It is then required, must be a JSON object, and is the one member of
+    #: :data:`REFUSED_HEADER_PARAMETERS` let through; what it may hold is the caller's rule
+    #: (:mod:`oauth_cc.dpop`). Every other policy keeps refusing ``jwk``.
+    embedded_jwk: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,8 @@ def parse(token: Any, *, policy: HeaderPolicy, max_bytes: int, what: str) -> Com
     if not isinstance(header, dict):
         raise MalformedJWS(f"{what}'s header is not a JSON object.")
     for name in header:
+        if name == "jwk" and policy.embedded_jwk:
+            continue
         if name in REFUSED_HEADER_PARAMETERS:
             raise MalformedJWS(
                 f'{what}\'s header has "{name}", which {REFUSED_HEADER_PARAMETERS[name]}; it is not accepted.'
@@ -166,6 +173,8 @@ def parse(token: Any, *, policy: HeaderPolicy, max_bytes: int, what: str) -> Com
             raise MalformedJWS(f'{what}\'s header "{name}" is not a string.')
     if "alg" not in header:
         raise MalformedJWS(f'{what}\'s header has no "alg".')
+    if policy.embedded_jwk and not isinstance(header.get("jwk"), dict):
+        raise MalformedJWS(f'{what}\'s header has no "jwk" object (the public key that signed it).')
     kid = header.get("kid")
     if kid is not None and not kid:
         raise MalformedJWS(f'{what}\'s header "kid" is empty.')

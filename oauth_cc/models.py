@@ -210,6 +210,14 @@ class Application(AbstractApplication):
             "Leave empty for the site default (OAUTH_CC['TOKEN_RATE_LIMIT'])."
         ),
     )
+    require_dpop = models.BooleanField(
+        _("require DPoP"),
+        default=False,
+        help_text=_(
+            "Issue only DPoP-bound tokens (RFC 9449): a token request without a valid DPoP proof "
+            "is refused, so this client never gets a plain Bearer token."
+        ),
+    )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
     # RFC 8705 §2.1.2 client metadata: how a tls_client_auth client's certificate is recognised
     # (exactly one of these), and §3.4: whether its tokens are bound to its certificate.

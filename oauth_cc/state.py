@@ -63,6 +63,9 @@ class ClientRecord:
     #: RFC 8705 §3: bind this client's tokens to its TLS client certificate.
     certificate_bound_tokens: bool = False
 
+    #: Only DPoP-bound tokens for this client (RFC 9449): a token request needs a proof.
+    require_dpop: bool = False
+
 
 @dataclass(frozen=True, slots=True)
 class SecretRecord:
@@ -175,6 +178,7 @@ def load_client(client_id: str) -> ClientRecord | None:
             "tls_client_auth_subject_dn",
             "tls_client_auth_san_dns",
             "tls_client_certificate_bound_access_tokens",
+            "require_dpop",
         )
         .first()
     )
@@ -201,6 +205,7 @@ def load_client(client_id: str) -> ClientRecord | None:
         tls_subject_dn=row["tls_client_auth_subject_dn"],
         tls_san_dns=row["tls_client_auth_san_dns"],
         certificate_bound_tokens=row["tls_client_certificate_bound_access_tokens"],
+        require_dpop=row["require_dpop"],
     )
 
 

@@ -27,8 +27,11 @@ from .keys import key_store
 
 #: Claims this module sets and nobody else may change (a claims hook included).
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope", "cnf"})
-#: RFC 8705 §3.1: ``cnf`` holds ``x5t#S256``, the base64url SHA-256 of the client certificate.
-CERTIFICATE_THUMBPRINT_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: RFC 8705 §3.1 ``cnf.x5t#S256`` and RFC 9449 §6.1 ``cnf.jkt``: base64url SHA-256 thumbprints
+#: (of the client certificate, of the DPoP key).
+THUMBPRINT_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The confirmation methods a token may carry in ``cnf``; exactly one, when it has a ``cnf``.
+CONFIRMATION_METHODS = ("jkt", "x5t#S256")
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Longest access token accepted, and issued: ours are ~500 bytes; a claims hook may add some.
 #: Also what keeps one Bearer header from costing more than a few KiB of decoding.
@@ -58,9 +61,17 @@ def new_jti() -> str:
 
 
 def build_claims(
-    *, issuer: str, client_id: str, audience: str, scopes: list[str], lifetime: int, now: int
+    *,
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scopes: list[str],
+    lifetime: int,
+    now: int,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The registered claims; ``jkt`` binds the token to a DPoP key (RFC 9449 §6.1: ``cnf.jkt``)."""
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": client_id,
         "client_id": client_id,
@@ -70,6 +81,9 @@ def build_claims(
         "jti": new_jti(),
         "scope": " ".join(scopes),
     }
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
+    return claims
 
 
 def sign(claims: Mapping[str, Any]) -> str:
@@ -148,7 +162,7 @@ def check_claims(
         for name in ("client_id", "sub"):
             claim_values.identifier(claims, name, max_length=MAX_CLIENT_ID_LENGTH)
         claim_values.string(claims, "scope", required=False, empty=True)
-        certificate_thumbprint(claims)
+        confirmation(claims)
     except claim_values.ClaimError as exc:
         raise InvalidToken(f"The access token's {exc}.") from None
     if exp is not None and exp <= now - leeway:
@@ -159,18 +173,33 @@ def check_claims(
         raise InvalidToken("The access token is not valid yet (nbf).")
 
 
-def certificate_thumbprint(claims: Mapping[str, Any]) -> str | None:
-    """The ``cnf.x5t#S256`` a token is bound to (RFC 8705 §3.1), or None for an unbound token.
+def confirmation(claims: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(method, thumbprint)`` of the key a token is bound to, or None for a bearer token.
 
-    A ``cnf`` with any other confirmation method (DPoP's ``jkt``, ...) cannot be checked here,
-    so it is refused rather than ignored: ignoring it would turn a bound token into a bearer one.
+    ``cnf`` must hold exactly one of :data:`CONFIRMATION_METHODS`: a confirmation this site
+    cannot check is refused rather than ignored, since ignoring it would turn a bound token
+    into a bearer one.
     """
     if "cnf" not in claims:
         return None
     cnf = claims["cnf"]
-    if not isinstance(cnf, dict) or set(cnf) != {"x5t#S256"}:
-        raise claim_values.ClaimError('"cnf" claim must hold exactly "x5t#S256" (RFC 8705)')
-    value = cnf["x5t#S256"]
-    if not isinstance(value, str) or not CERTIFICATE_THUMBPRINT_RE.fullmatch(value):
-        raise claim_values.ClaimError('"cnf" claim\'s "x5t#S256" is not a SHA-256 thumbprint')
-    return value
+    if not isinstance(cnf, dict) or len(cnf) != 1 or next(iter(cnf)) not in CONFIRMATION_METHODS:
+        raise claim_values.ClaimError(
+            '"cnf" claim must hold exactly one of "jkt" (RFC 9449) or "x5t#S256" (RFC 8705)'
+        )
+    ((method, value),) = cnf.items()
+    if not isinstance(value, str) or not THUMBPRINT_RE.fullmatch(value):
+        raise claim_values.ClaimError(f'"cnf" claim\'s "{method}" is not a SHA-256 thumbprint')
+    return method, value
+
+
+def certificate_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.x5t#S256`` a token is bound to (RFC 8705 §3.1), or None."""
+    bound = confirmation(claims)
+    return bound[1] if bound is not None and bound[0] == "x5t#S256" else None
+
+
+def dpop_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` a token is bound to (RFC 9449 §6.1), or None."""
+    bound = confirmation(claims)
+    return bound[1] if bound is not None and bound[0] == "jkt" else None

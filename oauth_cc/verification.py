@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .revocation import Snapshot, revocation_state
-from .tokens import InvalidToken, KeySource, certificate_thumbprint, verify
+from .tokens import InvalidToken, KeySource, certificate_thumbprint, dpop_thumbprint, verify
 
 
 class RevocationSource(Protocol):
@@ -47,6 +47,8 @@ class AccessToken:
     iat: float
     #: RFC 8705 ``cnf.x5t#S256``: the token is usable only with this client certificate.
     certificate_thumbprint: str | None = None
+    #: RFC 9449 ``cnf.jkt``: the token is usable only with DPoP proofs signed by this key.
+    jkt: str | None = None
 
     @property
     def scope(self) -> str:
@@ -76,6 +78,7 @@ class AccessToken:
             exp=float(claims["exp"]),
             iat=float(claims["iat"]),
             certificate_thumbprint=certificate_thumbprint(claims),  # checked by tokens.verify()
+            jkt=dpop_thumbprint(claims),
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import introspection, issuance, keys, outage, revocation
+from . import dpop, introspection, issuance, keys, outage, revocation
 from .algorithms import ASSERTION_ALGORITHMS
 from .client_auth import authenticate_client, endpoint_url
 from .conf import oauth_cc_settings
@@ -165,6 +165,8 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "revocation_endpoint_auth_methods_supported": all_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        # RFC 9449 §5.1
+        "dpop_signing_alg_values_supported": list(dpop.DPOP_ALGORITHMS),
     }
     if mtls_on:
         # RFC 8705 §3.3: this server can bind tokens to client certificates.

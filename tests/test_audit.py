@@ -142,6 +142,8 @@ def test_command_client_create_records_settings_and_secret_prefix_only(reports_r
         "tls_client_auth_subject_dn": "",
         "tls_client_auth_san_dns": "",
         "tls_client_certificate_bound_access_tokens": False,
+
+        "require_dpop": False,
         "secret": {"id": secret.pk, "prefix": secret.prefix},
     }
     stored = all_events_json()

@@ -313,10 +313,23 @@ def test_self_signed_certificate_holding_the_registered_key(client, make_client,
     ("cnf", "description"),
     [
         (
-            {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
-            'The access token\'s "cnf" claim must hold exactly "x5t#S256" (RFC 8705).',
+            {"x5t": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+            'The access token\'s "cnf" claim must hold exactly one of "jkt" (RFC 9449) or '
+            '"x5t#S256" (RFC 8705).',
         ),
-        ("x5t", 'The access token\'s "cnf" claim must hold exactly "x5t#S256" (RFC 8705).'),
+        (
+            {
+                "x5t#S256": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+                "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+            },
+            'The access token\'s "cnf" claim must hold exactly one of "jkt" (RFC 9449) or '
+            '"x5t#S256" (RFC 8705).',
+        ),
+        (
+            "x5t",
+            'The access token\'s "cnf" claim must hold exactly one of "jkt" (RFC 9449) or '
+            '"x5t#S256" (RFC 8705).',
+        ),
         ({"x5t#S256": "short"}, 'The access token\'s "cnf" claim\'s "x5t#S256" is not a SHA-256 thumbprint.'),
         ({"x5t#S256": 5}, 'The access token\'s "cnf" claim\'s "x5t#S256" is not a SHA-256 thumbprint.'),
     ],
@@ -505,3 +518,17 @@ def test_bad_client_cert_settings_are_e014(settings, bad):
         settings, CLIENT_CERT_HEADER=HEADER, CLIENT_CERT_HEADER_FORMAT="rfc9440"
     )
     assert "oauth_cc.E014" in _check_ids(settings, **bad)
+
+
+def test_a_certificate_bound_client_sending_a_dpop_proof_gets_one_binding_error(client, tls_client, cert):
+    """One binding per token: cnf holds exactly one confirmation, so both cannot be asked for."""
+    from .dpop_helpers import new_ec_key, proof
+
+    response = token_request(client, tls_client.client_id, cert, HTTP_DPOP=proof(new_ec_key()))
+
+    assert_error(
+        response,
+        400,
+        "invalid_request",
+        "This client's tokens are bound to its TLS client certificate (RFC 8705); send no DPoP header.",
+    )

@@ -3,12 +3,18 @@
 ``request.auth`` is an :class:`oauth_cc.verification.AccessToken` (``client_id``, ``scopes``,
 ``claims``). ``request.user`` is the client's run-as user, loaded lazily on first use (so a
 view that does not touch it makes no query), or ``AnonymousUser``.
+
+DPoP-bound tokens (RFC 9449 §7): a token with ``cnf.jkt`` is accepted only as
+``Authorization: DPoP <token>`` with a ``DPoP`` proof for this request (method, URL, ``ath``)
+signed by the key the token is bound to; as ``Bearer`` it is refused. The verified-token memo
+covers only the token's own signature and claims: the proof is checked, and its ``jti``
+recorded, on every request.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -17,6 +23,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from ... import dpop
 from ...errors import TemporarilyUnavailable, client_safe
 from ...mtls import BindingError, check_binding
 from ...tokens import InvalidToken
@@ -62,12 +69,18 @@ class MalformedAuthorization(exceptions.APIException):
     status_code = 400
     default_code = "invalid_request"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, scheme: str = "Bearer") -> None:
         super().__init__(description)
         # DRF's exception handler copies auth_header into WWW-Authenticate.
         self.auth_header = (
-            f'Bearer realm="{REALM}", error="invalid_request", error_description="{_quote(description)}"'
+            f'{_challenge(scheme)}, error="invalid_request", error_description="{_quote(description)}"'
         )
+
+
+def _challenge(scheme: str) -> str:
+    if scheme == "DPoP":
+        return f'DPoP realm="{REALM}", algs="{" ".join(dpop.DPOP_ALGORITHMS)}"'
+    return f'Bearer realm="{REALM}"'
 
 
 class CheckUnavailable(exceptions.APIException):
@@ -87,23 +100,37 @@ class CheckUnavailable(exceptions.APIException):
 
 
 class JWTAccessTokenAuthentication(BaseAuthentication):
-    """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1)."""
+    """``Authorization: Bearer <JWT>`` (RFC 6750 §2.1), or ``DPoP <JWT>`` with a proof (RFC 9449 §7)."""
 
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
+        scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(scheme.lower(), "")
+        if not scheme:
             return None
         token = token.strip()
         # Whitespace inside means two values, or a header a proxy folded: malformed (RFC 6750 §2.1).
         if not token or len(token.split()) != 1:
-            raise MalformedAuthorization("The Authorization header must be 'Bearer <token>'.")
+            raise MalformedAuthorization(f"The Authorization header must be '{scheme} <token>'.", scheme)
         try:
             info = check_access_token(token)
+            if scheme == "DPoP" or info.jkt is not None:
+                self._check_binding(request, scheme, token, info)
+        except exceptions.APIException:
+            raise
         except InvalidToken as exc:
-            self._fail(request, str(exc), "invalid_token")
+            self._fail(request, str(exc), "invalid_token", scheme)
+        except dpop.UseDPoPNonce as exc:
+            # DRF's error response carries only WWW-Authenticate and Retry-After; the view's own
+            # response headers (APIView.headers, applied by finalize_response) carry the nonce.
+            view = (request.parser_context or {}).get("view")
+            if view is not None and isinstance(getattr(view, "headers", None), dict):
+                view.headers["DPoP-Nonce"] = exc.nonce
+            self._fail(request, exc.description, exc.error, "DPoP")
+        except dpop.InvalidDPoPProof as exc:
+            self._fail(request, exc.description, exc.error, "DPoP")
         except TemporarilyUnavailable as exc:
             # The database is down and this worker does not hold (fresh enough) keys or revocation
             # state to check the token: neither accept nor refuse it. Logged by oauth_cc.outage.
@@ -121,15 +148,34 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         client_id = info.client_id
         return SimpleLazyObject(lambda: _run_as_user(client_id)), info
 
-    def _fail(self, request: Request, description: str, error: str) -> None:
+    def _check_binding(self, request: Request, scheme: str, token: str, info: AccessToken) -> None:
+        """RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof by its key."""
+        if info.jkt is None:
+            self._fail(
+                request,
+                "This access token is not DPoP-bound: send it as Authorization: Bearer.",
+                "invalid_token",
+                "DPoP",
+            )
+        if scheme != "DPoP":
+            # Used as a Bearer token, a stolen DPoP-bound token would need no key at all.
+            self._fail(
+                request,
+                "This access token is DPoP-bound: send it as Authorization: DPoP, with a DPoP proof.",
+                "invalid_token",
+                "DPoP",
+            )
+        dpop.verify_request_proof(request, access_token=token, expected_jkt=info.jkt)
+
+    def _fail(self, request: Request, description: str, error: str, scheme: str = "Bearer") -> NoReturn:
         description = client_safe(description)
         # DRF asks authenticate_header() for WWW-Authenticate; remember what went wrong.
-        request._oauth_cc_error = (error, description)  # type: ignore[attr-defined]  # our own mark on the request
+        request._oauth_cc_error = (error, description, scheme)  # type: ignore[attr-defined]  # our own mark on the request
         raise exceptions.AuthenticationFailed(description, code=error)
 
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, "_oauth_cc_error", None)
         if error is None:
             return f'Bearer realm="{REALM}"'
-        code, description = error
-        return f'Bearer realm="{REALM}", error="{code}", error_description="{_quote(description)}"'
+        code, description, scheme = error
+        return f'{_challenge(scheme)}, error="{code}", error_description="{_quote(description)}"'

@@ -9,6 +9,7 @@ the OS user as the actor, in the transaction of the change; ``oauth_cc audit`` p
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from datetime import datetime
@@ -85,6 +86,7 @@ def client_details(application: Application) -> dict[str, Any]:
         audiences=list(application.audiences or []),
         can_introspect=application.can_introspect,
         token_limit=application.token_limit or None,
+        require_dpop=application.require_dpop,
         # A user_id means a user (the FK is nullable, so it is typed optional).
         run_as_user=cast("AbstractBaseUser", application.user).get_username()
         if application.user_id
@@ -236,10 +238,18 @@ class Command(BaseCommand):
             action="store_true",
             help="Bind the client's tokens to its TLS client certificate (RFC 8705).",
         )
+
+        p.add_argument("--require-dpop", action="store_true", help="Issue only DPoP-bound tokens (RFC 9449).")
         p.add_argument("--json", action="store_true", dest="as_json", help="Print JSON.")
         p = client.add_parser("update", help="Change a client's settings.")
         p.add_argument("client_id")
         p.add_argument("--token-limit", metavar="RATE", help=TOKEN_LIMIT_HELP)
+        p.add_argument(
+            "--require-dpop",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Issue only DPoP-bound tokens (RFC 9449), or (--no-require-dpop) Bearer tokens too.",
+        )
         p = client.add_parser(
             "rotate-secret", help="Issue a new secret; the old ones expire after a grace period."
         )
@@ -383,6 +393,7 @@ class Command(BaseCommand):
         tls_subject_dn: str,
         tls_san_dns: str,
         cert_bound_tokens: bool,
+        require_dpop: bool,
         as_json: bool,
         actor: str,
         **_: Any,
@@ -410,6 +421,7 @@ class Command(BaseCommand):
             tls_subject_dn=tls_subject_dn,
             tls_san_dns=tls_san_dns,
             certificate_bound_tokens=cert_bound_tokens,
+            require_dpop=require_dpop,
             actor=actor,
         )
         secret = issued.secret if issued else None
@@ -430,13 +442,23 @@ class Command(BaseCommand):
             self.style.WARNING("Copy the secret now: it is shown only this once and cannot be shown again.")
         )
 
-    def client_update(self, *, client_id: str, token_limit: str | None, actor: str, **_: Any) -> None:
+    def client_update(
+        self, *, client_id: str, token_limit: str | None, require_dpop: bool | None, actor: str, **_: Any
+    ) -> None:
         application = clients.get_client(client_id)
-        if token_limit is None:
-            raise CommandError("Nothing to change: give --token-limit RATE (or --token-limit none).")
-        clients.set_token_limit(application, token_limit, actor=actor)
-        limit = application.token_limit or "the site default"
-        self.stdout.write(f"Token limit of {client_id}: {limit}.")
+        if token_limit is None and require_dpop is None:
+            raise CommandError(
+                "Nothing to change: give --token-limit RATE (or --token-limit none), "
+                "or --require-dpop / --no-require-dpop."
+            )
+        if token_limit is not None:
+            clients.set_token_limit(application, token_limit, actor=actor)
+            limit = application.token_limit or "the site default"
+            self.stdout.write(f"Token limit of {client_id}: {limit}.")
+        if require_dpop is not None:
+            clients.set_require_dpop(application, require_dpop, actor=actor)
+            kind = "DPoP-bound tokens only" if require_dpop else "Bearer or DPoP-bound tokens"
+            self.stdout.write(f"{client_id} gets {kind}.")
 
     def client_rotate_secret(
         self, *, client_id: str, grace: int | None, as_json: bool, actor: str, **_: Any
@@ -511,6 +533,7 @@ class Command(BaseCommand):
             "audiences": "audiences",
             "can_introspect": "may introspect",
             "token_limit": "token limit",
+            "require_dpop": "require DPoP",
             "run_as_user": "run-as user",
             "jwks_uri": "JWKS URI",
             "tls_client_auth_subject_dn": "certificate subject",
