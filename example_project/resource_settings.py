@@ -13,8 +13,9 @@ read with this service's own client (one created with ``--introspect``)::
 Read from the environment besides the example settings' variables: OAUTH_CC_ISSUER,
 OAUTH_CC_RESOURCE_IDENTIFIER, OAUTH_CC_RESOURCE_CLIENT_ID, OAUTH_CC_RESOURCE_CLIENT_SECRET,
 OAUTH_CC_REVOCATION_FEED_POLL_SECONDS (default 2), OAUTH_CC_REVOCATION_FEED_UNREACHABLE
-("keep" or "refuse"), RESOURCE_DATABASE_URL (default: SQLite file resource.sqlite3) and
-OAUTH_CC_CACHE_KEY_PREFIX.
+("keep" or "refuse"), OAUTH_CC_CLIENT_CERT_HEADER (mutual TLS behind a proxy that sets or clears
+that header on every request; unset by default), RESOURCE_DATABASE_URL (default: SQLite file
+resource.sqlite3) and OAUTH_CC_CACHE_KEY_PREFIX.
 """
 
 import os
@@ -62,6 +63,8 @@ OAUTH_CC = {
     "REVOCATION_FEED_UNREACHABLE": os.environ.get("OAUTH_CC_REVOCATION_FEED_UNREACHABLE", "keep"),
     # The demo issuer is http://127.0.0.1: allowed in development only.
     "ISSUER_ALLOW_INSECURE": DEBUG or os.environ.get("OAUTH_CC_ISSUER_ALLOW_INSECURE") == "1",
+    # Certificate-bound tokens (RFC 8705): only behind a proxy that sets or clears this header.
+    "CLIENT_CERT_HEADER": os.environ.get("OAUTH_CC_CLIENT_CERT_HEADER") or None,
 }
 
 REST_FRAMEWORK = {

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from . import key_encryption
+from . import key_encryption, mtls
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .conf import DEFAULTS, RATE_SETTINGS, oauth_cc_settings
 from .ratelimit import RateError, parse_optional_rate
@@ -324,33 +324,7 @@ def _rate_limit_errors(user: dict[str, Any]) -> list[Any]:
                 id="oauth_cc.E011",
             )
         )
-    errors.extend(_client_cert_errors(user))
-    return errors
-
-
-def _client_cert_errors(user: dict[str, Any]) -> list[Any]:
-    """E014: the mTLS header settings (oauth_cc/mtls.py)."""
-    from .mtls import FORMATS
-
-    errors: list[Any] = []
-    header = user.get("CLIENT_CERT_HEADER")
-    if header is not None and (not isinstance(header, str) or not re.fullmatch(r"HTTP_[A-Z0-9_]+", header)):
-        errors.append(
-            Error(
-                "OAUTH_CC['CLIENT_CERT_HEADER'] must be None or a request.META header name "
-                'like "HTTP_X_SSL_CLIENT_CERT".',
-                hint="Set it only when every request comes through a proxy that sets or clears that header.",
-                id="oauth_cc.E014",
-            )
-        )
-    header_format = user.get("CLIENT_CERT_HEADER_FORMAT", DEFAULTS["CLIENT_CERT_HEADER_FORMAT"])
-    if header_format not in FORMATS:
-        errors.append(
-            Error(
-                "OAUTH_CC['CLIENT_CERT_HEADER_FORMAT'] must be one of: " + ", ".join(FORMATS) + ".",
-                id="oauth_cc.E014",
-            )
-        )
+    errors.extend(mtls.settings_errors(user))
     return errors
 
 

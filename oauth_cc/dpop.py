@@ -25,7 +25,9 @@ checks:
    client-id column set to ``dpop#<jkt>`` (a namespace no client id has: a thumbprint never
    contains ``#``), whose unique constraint referees races between workers and hosts;
    ``"cache"`` uses an atomic ``cache.add`` in ``CACHE_ALIAS`` (Redis or memcached shared by
-   every host; a per-process cache would let a proof be replayed on another worker).
+   every host; a per-process cache would let a proof be replayed on another worker). A
+   resource-only service (``oauth_cc.resource``) has no ``UsedAssertion`` table: there the
+   cache is the store, whatever the default says (:func:`replay_store`).
 
 The result carries ``jkt``, the RFC 7638 SHA-256 thumbprint of the proof's key: the token
 endpoint puts it in the token as ``cnf.jkt`` and the protected side compares it with the
@@ -266,6 +268,14 @@ def _check_iat(claims: dict[str, Any], now: float) -> float:
     return iat + max_age
 
 
+def replay_store() -> str:
+    """Where proof ids are recorded: ``DPOP_REPLAY_STORE``, but always the cache on a resource-only
+    service, which has no ``UsedAssertion`` table (check ``oauth_cc.E104`` refuses "database" there)."""
+    if oauth_cc_settings.resource_only:
+        return "cache"
+    return str(oauth_cc_settings.DPOP_REPLAY_STORE)
+
+
 def record_use(verified: VerifiedProof) -> None:
     """Accept each proof once (RFC 9449 §11.1): one atomic insert; raises :class:`InvalidDPoPProof`.
 
@@ -273,7 +283,7 @@ def record_use(verified: VerifiedProof) -> None:
     plus ``LEEWAY``. Neither store is ever skipped: with it down the request gets a 503.
     """
     keep_until = verified.accepted_until + float(oauth_cc_settings.LEEWAY)
-    if oauth_cc_settings.DPOP_REPLAY_STORE == "cache":
+    if replay_store() == "cache":
         first = _record_in_cache(verified, keep_until)
     else:
         first = _record_in_database(verified, keep_until)

@@ -60,6 +60,31 @@ _PEM_CERT = re.compile(
 _SF_BINARY = re.compile(rb":([A-Za-z0-9+/]*={0,2}):")
 
 
+def settings_errors(user: dict[str, Any]) -> list[Any]:
+    """System check ``oauth_cc.E014`` on the header settings (issuer and resource-only service)."""
+    from django.core.checks import Error
+
+    errors: list[Any] = []
+    header = user.get("CLIENT_CERT_HEADER")
+    if header is not None and (not isinstance(header, str) or not re.fullmatch(r"HTTP_[A-Z0-9_]+", header)):
+        errors.append(
+            Error(
+                "OAUTH_CC['CLIENT_CERT_HEADER'] must be None or a request.META header name "
+                'like "HTTP_X_SSL_CLIENT_CERT".',
+                hint="Set it only when every request comes through a proxy that sets or clears that header.",
+                id="oauth_cc.E014",
+            )
+        )
+    if user.get("CLIENT_CERT_HEADER_FORMAT", NGINX_ESCAPED_PEM) not in FORMATS:
+        errors.append(
+            Error(
+                "OAUTH_CC['CLIENT_CERT_HEADER_FORMAT'] must be one of: " + ", ".join(FORMATS) + ".",
+                id="oauth_cc.E014",
+            )
+        )
+    return errors
+
+
 class InvalidClientCertificate(ValueError):
     """The forwarded certificate header is not one certificate in the configured format."""
 

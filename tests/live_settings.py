@@ -3,8 +3,9 @@ with everything that must be shared by the servers and the operator commands rea
 
 Required: ``DATABASE_URL``, ``REDIS_URL`` (the servers must share one cache, as hosts of one site
 do), ``OAUTH_CC_ISSUER``, ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS`` (``DEBUG`` is off).
-Optional: ``OAUTH_CC_STATE_REFRESH_SECONDS`` (default 0.5) and ``OAUTH_CC_CACHE_KEY_PREFIX``
-(keeps the cache entries of one test run apart from any other run using the same Redis database).
+Optional: ``OAUTH_CC_STATE_REFRESH_SECONDS`` (default 0.5), ``OAUTH_CC_CACHE_KEY_PREFIX``
+(keeps the cache entries of one test run apart from any other run using the same Redis database)
+and ``OAUTH_CC_CLIENT_CERT_HEADER`` (mutual TLS: the header a test sends as a proxy would).
 """
 
 import os
@@ -28,3 +29,5 @@ OAUTH_CC = {
     "ISSUER": os.environ["OAUTH_CC_ISSUER"],
     "STATE_REFRESH_SECONDS": float(os.environ.get("OAUTH_CC_STATE_REFRESH_SECONDS", "0.5")),
 }
+if os.environ.get("OAUTH_CC_CLIENT_CERT_HEADER"):
+    OAUTH_CC["CLIENT_CERT_HEADER"] = os.environ["OAUTH_CC_CLIENT_CERT_HEADER"]

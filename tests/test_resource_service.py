@@ -29,6 +29,8 @@ import pytest
 import redis
 import requests
 
+from tests import dpop_helpers as dh
+from tests import mtls_helpers as mh
 from tests.test_real_workers import (
     Server,
     _gunicorn_command,
@@ -50,6 +52,8 @@ POLL = 0.5
 DEADLINE = 20.0
 HTTP_TIMEOUT = 15
 COMMAND_TIMEOUT = 120
+CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+CERT_HEADER_NAME = "X-SSL-Client-Cert"
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -137,6 +141,9 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         "DJANGO_SECRET_KEY": "resource-service-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "OAUTH_CC_ISSUER": issuer_url,
+        # Both sites read a client certificate from this header, as behind nginx (the tests
+        # send it themselves, as the proxy would).
+        "OAUTH_CC_CLIENT_CERT_HEADER": CERT_HEADER,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }
@@ -183,13 +190,14 @@ class Client:
     secret: str
 
 
-def new_client(sites: Sites) -> Client:
+def new_client(sites: Sites, *options: str) -> Client:
     """A client that may ask for the issuer's own audience (its default) and the resource service's."""
     data = json.loads(
         manage(
             sites.issuer_env,
             *("oauth_cc", "client", "create", f"api-{uuid.uuid4().hex[:8]}", "--scope", SCOPE),
             *("--audience", sites.issuer_env["OAUTH_CC_ISSUER"], "--audience", sites.resource_identifier),
+            *options,
             "--json",
         )
     )
@@ -302,6 +310,113 @@ def test_deleted_client_is_refused(sites: Sites) -> None:
     assert_accepted(sites, access_token, client)
     manage(sites.issuer_env, "oauth_cc", "client", "delete", client.client_id)
     assert_refused_soon(sites, access_token, "The client of this access token has been deleted.")
+
+
+def dpop_token(sites: Sites, client: Client, key: object) -> str:
+    """A DPoP-bound token for the resource service, asked for with a proof for the issuer's URL."""
+    response = requests.post(
+        f"{sites.issuer.url}/oauth/token/",
+        data={"grant_type": "client_credentials", "resource": sites.resource_identifier},
+        auth=(client.client_id, client.secret),
+        headers={"DPoP": dh.proof(key, htm="POST", htu=f"{sites.issuer.url}/oauth/token/")},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert response.status_code == 200, f"{describe(response)}\n{sites.logs()}"
+    assert response.json()["token_type"] == "DPoP"
+    return str(response.json()["access_token"])
+
+
+def whoami_dpop(sites: Sites, access_token: str, proof: str) -> requests.Response:
+    return requests.get(
+        f"{sites.resource.url}/api/whoami/",
+        headers={"Authorization": f"DPoP {access_token}", "DPoP": proof},
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+def test_dpop_bound_token_needs_a_fresh_proof_at_the_resource_service(sites: Sites) -> None:
+    """RFC 9449 §7 on a service without oauth_cc tables: proof ids are recorded in the shared cache."""
+    client = new_client(sites)
+    key = dh.new_ec_key()
+    access_token = dpop_token(sites, client, key)
+    whoami_url = f"{sites.resource.url}/api/whoami/"
+
+    proof = dh.proof(key, htm="GET", htu=whoami_url, token=access_token)
+    first = whoami_dpop(sites, access_token, proof)
+    assert first.status_code == 200, f"{describe(first)}\n{sites.logs()}"
+    assert first.json() == {"client_id": client.client_id, "scopes": [SCOPE]}
+
+    replay = whoami_dpop(sites, access_token, proof)
+    assert replay.status_code == 401, describe(replay)
+    assert replay.headers["WWW-Authenticate"].startswith('DPoP realm="api"')
+    assert bearer_error(replay) == (
+        "invalid_dpop_proof",
+        'The DPoP proof has already been used; make a new one (a fresh \\"jti\\") per request.',
+    )
+
+    as_bearer = whoami(sites, access_token)
+    assert as_bearer.status_code == 401, describe(as_bearer)
+    assert bearer_error(as_bearer) == (
+        "invalid_token",
+        "This access token is DPoP-bound: send it as Authorization: DPoP, with a DPoP proof.",
+    )
+
+    # A proof made for the issuer's URL (htu) is not one for the resource service.
+    wrong_htu = dh.proof(key, htm="GET", htu=f"{sites.issuer.url}/api/whoami/", token=access_token)
+    refused = whoami_dpop(sites, access_token, wrong_htu)
+    assert refused.status_code == 401, describe(refused)
+    assert bearer_error(refused) == (
+        "invalid_dpop_proof",
+        "The DPoP proof's \\\"htu\\\" claim is not the request's URL (" + whoami_url + ").",
+    )
+    # Signed by another key: the token is bound to the first one.
+    stranger = dh.proof(dh.new_ec_key(), htm="GET", htu=whoami_url, token=access_token)
+    other_key = whoami_dpop(sites, access_token, stranger)
+    assert bearer_error(other_key) == (
+        "invalid_dpop_proof",
+        "The DPoP proof is not signed by the key the access token is bound to.",
+    )
+
+    again = whoami_dpop(sites, access_token, dh.proof(key, htm="GET", htu=whoami_url, token=access_token))
+    assert again.status_code == 200, describe(again)
+
+
+def test_certificate_bound_token_needs_the_same_certificate_at_the_resource_service(sites: Sites) -> None:
+    """RFC 8705 §3 on a service without oauth_cc tables, the certificate forwarded as by nginx."""
+    client = new_client(sites, "--cert-bound-tokens")
+    ca = mh.make_ca()
+    certificate, other = mh.issue(ca, "billing"), mh.issue(ca, "billing")
+    response = requests.post(
+        f"{sites.issuer.url}/oauth/token/",
+        data={"grant_type": "client_credentials", "resource": sites.resource_identifier},
+        auth=(client.client_id, client.secret),
+        headers={CERT_HEADER_NAME: certificate.nginx_header},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert response.status_code == 200, f"{describe(response)}\n{sites.logs()}"
+    access_token = response.json()["access_token"]
+    payload = access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["cnf"] == {"x5t#S256": certificate.thumbprint}
+
+    def call(cert_header: str | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        if cert_header is not None:
+            headers[CERT_HEADER_NAME] = cert_header
+        return requests.get(f"{sites.resource.url}/api/whoami/", headers=headers, timeout=HTTP_TIMEOUT)
+
+    for cert_header, description in [
+        (None, "The access token is bound to a client certificate; none was presented."),
+        ("", "The access token is bound to a client certificate; none was presented."),
+        (other.nginx_header, "The access token is bound to a different client certificate."),
+        ("not-a-certificate", "The client certificate could not be read."),
+    ]:
+        refused = call(cert_header)
+        assert refused.status_code == 401, describe(refused)
+        assert bearer_error(refused) == ("invalid_token", description)
+    accepted = call(certificate.nginx_header)
+    assert accepted.status_code == 200, f"{describe(accepted)}\n{sites.logs()}"
+    assert accepted.json() == {"client_id": client.client_id, "scopes": [SCOPE]}
 
 
 def test_issuer_stopped_the_service_keeps_serving_valid_tokens(sites: Sites) -> None:

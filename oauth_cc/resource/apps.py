@@ -15,8 +15,9 @@ class ResourceConfig(AppConfig):
         register(check_resource_settings)
 
 
-def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     from ..conf import oauth_cc_settings
+    from ..mtls import settings_errors
 
     errors = []
     if apps.is_installed("oauth_cc"):
@@ -43,4 +44,16 @@ def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Erro
                 id="oauth_cc.E103",
             )
         )
+    store = oauth_cc_settings.user_settings.get("DPOP_REPLAY_STORE", "cache")
+    if store != "cache":
+        # The default, "database", is the issuer's UsedAssertion table, which is not here.
+        errors.append(
+            Error(
+                f"OAUTH_CC['DPOP_REPLAY_STORE'] is {store!r}; a resource-only service has no oauth_cc "
+                'tables, so DPoP proof ids are recorded in the cache: leave it unset or set "cache".',
+                hint="Use a cache every host of the service shares (Redis, memcached) as CACHE_ALIAS.",
+                id="oauth_cc.E104",
+            )
+        )
+    errors.extend(settings_errors(oauth_cc_settings.user_settings))
     return errors
