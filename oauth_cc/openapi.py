@@ -216,6 +216,10 @@ def _components() -> dict[str, dict[str, Any]]:
                 "jwks_uri": string,
                 "introspection_endpoint": string,
                 "revocation_endpoint": string,
+                "oauth_cc_revocation_feed_endpoint": {
+                    **string,
+                    "description": "oauth_cc's extension: the revocation feed for resource-only services.",
+                },
                 "grant_types_supported": {"type": "array", "items": string},
                 "response_types_supported": {"type": "array", "items": string},
                 "scopes_supported": {"type": "array", "items": string},

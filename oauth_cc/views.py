@@ -153,6 +153,9 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
         "jwks_uri": endpoint_url("jwks"),
         "introspection_endpoint": endpoint_url("introspect"),
         "revocation_endpoint": endpoint_url("revoke"),
+        # Not registered with IANA: where resource-only services read revocations (RFC 8414 §2
+        # allows extensions; clients that do not know it ignore it).
+        "oauth_cc_revocation_feed_endpoint": endpoint_url("revocation_feed"),
         "grant_types_supported": [issuance.GRANT_TYPE],
         # No authorization endpoint: no response types (RFC 8414 §2 still requires the member).
         "response_types_supported": [],

@@ -35,6 +35,8 @@ def test_endpoints_are_absolute_urls_under_the_issuer(metadata):
     assert metadata["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
     assert metadata["introspection_endpoint"] == f"{ISSUER}/oauth/introspect/"
     assert metadata["revocation_endpoint"] == f"{ISSUER}/oauth/revoke/"
+    # oauth_cc's own member: where resource-only services read revocations.
+    assert metadata["oauth_cc_revocation_feed_endpoint"] == f"{ISSUER}/oauth/revocation-feed/"
 
 
 def test_only_the_client_credentials_grant_is_supported(metadata):

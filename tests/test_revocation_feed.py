@@ -203,3 +203,66 @@ def test_discovery_refuses_metadata_naming_another_issuer(monkeypatch):
     with pytest.raises(hardened_http.FetchError) as raised:
         issuer_keys.fetch()
     assert str(raised.value) == "the issuer's metadata names another issuer"
+
+
+RESOURCE_SETTINGS = {
+    "ISSUER": ISSUER,
+    "RESOURCE_CLIENT_ID": "reader",
+    "RESOURCE_CLIENT_SECRET": "s3cret",
+    "ISSUER_ALLOW_INSECURE": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("advertised", "used"),
+    [
+        (None, None),
+        (f"{ISSUER}/feeds/revocations/", f"{ISSUER}/feeds/revocations/"),
+        ("https://evil.example/oauth/revocation-feed/", None),  # the credentials would go there
+        (ISSUER.replace("http://", "https://") + "/oauth/revocation-feed/", None),  # another scheme
+        (f"{ISSUER}:8443/oauth/revocation-feed/", None),  # another port
+        (ISSUER.replace("://", "://user@") + "/feed/", None),
+        (["not", "a", "string"], None),
+        (f"{ISSUER}:bad-port/x", None),
+    ],
+)
+@override_settings(OAUTH_CC=RESOURCE_SETTINGS)
+def test_feed_endpoint_is_taken_from_the_metadata_only_on_the_issuers_origin(advertised, used, caplog):
+    metadata = {"issuer": ISSUER, "jwks_uri": f"{ISSUER}/.well-known/jwks.json"}
+    if advertised is not None:
+        metadata[issuer_keys.FEED_ENDPOINT_MEMBER] = advertised
+    assert issuer_keys.feed_endpoint(metadata) == used
+    ignored = "Ignoring the issuer's oauth_cc_revocation_feed_endpoint" in caplog.text
+    assert ignored == (advertised is not None and used is None)
+
+
+@override_settings(OAUTH_CC=RESOURCE_SETTINGS)
+def test_the_feed_is_read_where_the_metadata_says(monkeypatch, db):
+    from oauth_cc.resource import sync
+
+    key = generate_jwk("ES256")
+    documents = {
+        f"{ISSUER}/.well-known/oauth-authorization-server": {
+            "issuer": ISSUER,
+            "jwks_uri": f"{ISSUER}/keys.json",
+            "oauth_cc_revocation_feed_endpoint": f"{ISSUER}/feeds/revocations/",
+        },
+        f"{ISSUER}/keys.json": {"keys": [{**json.loads(key.export_public()), "alg": "ES256"}]},
+    }
+    monkeypatch.setattr(issuer_keys, "_get_json", lambda url, what: (documents[url], {}))
+    requested = []
+
+    def get(url, **kwargs):
+        requested.append((url, kwargs["headers"]["Authorization"]))
+        body = json.dumps({**FEED_DOC, "revoked_jtis": []}).encode()
+        return hardened_http.Fetched(status=200, headers={"etag": '"1"'}, body=body)
+
+    monkeypatch.setattr(hardened_http, "get", get)
+    sync.reset()
+    assert feed.feed_url() == f"{ISSUER}/oauth/revocation-feed/"  # nothing discovered yet
+    sync.issuer_keys.refresh()
+    assert sync.issuer_keys.feed_endpoint == f"{ISSUER}/feeds/revocations/"
+    feed.fetch(None)
+    basic = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    assert requested == [(f"{ISSUER}/feeds/revocations/", basic)]
+    sync.reset()

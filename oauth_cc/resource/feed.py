@@ -75,6 +75,14 @@ def _authorization() -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
+def feed_url() -> str:
+    """The feed the issuer's metadata advertises (``oauth_cc_revocation_feed_endpoint``), else
+    ``{ISSUER}/oauth/revocation-feed/``."""
+    from .sync import issuer_keys  # the metadata is read with the keys (sync imports this module)
+
+    return issuer_keys.feed_endpoint or oauth_cc_settings.issuer + FEED_PATH
+
+
 def fetch(shared: dict[str, Any] | None) -> dict[str, Any]:
     """Read the feed (conditionally, when ``shared`` has an ETag): the new shared entry."""
     settings = oauth_cc_settings
@@ -82,7 +90,7 @@ def fetch(shared: dict[str, Any] | None) -> dict[str, Any]:
     if shared is not None and shared.get("etag"):
         headers["If-None-Match"] = str(shared["etag"])
     fetched = hardened_http.get(
-        settings.issuer + FEED_PATH,
+        feed_url(),
         headers=headers,
         timeout=float(settings.ISSUER_FETCH_TIMEOUT),
         max_bytes=int(settings.REVOCATION_FEED_MAX_BYTES),

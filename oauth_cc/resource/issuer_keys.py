@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.cache import caches
 from jwcrypto.jwk import JWK
@@ -102,6 +103,44 @@ def verifiers(document: Any) -> dict[str, tuple[str, JWK]]:
     return found
 
 
+#: The metadata member naming the issuer's revocation feed (oauth_cc's own extension).
+FEED_ENDPOINT_MEMBER = "oauth_cc_revocation_feed_endpoint"
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+
+
+def feed_endpoint(metadata: dict[str, Any]) -> str | None:
+    """The revocation feed's URL the metadata advertises, or None (then ``{ISSUER}/oauth/revocation-feed/``).
+
+    Only a URL on the issuer's own origin (scheme, host, port) is used: the feed request carries
+    this service's client credentials, which must go nowhere else. Another value is logged.
+    """
+    advertised = metadata.get(FEED_ENDPOINT_MEMBER)
+    if advertised is None:
+        return None
+    issuer = oauth_cc_settings.issuer
+    if (
+        not isinstance(advertised, str)
+        or len(advertised) > 2048
+        or _origin(advertised) is None
+        or _origin(advertised) != _origin(issuer)
+        or urlsplit(advertised).username is not None
+    ):
+        logger.warning(
+            "Ignoring the issuer's %s: not a URL under %s; using the default path",
+            FEED_ENDPOINT_MEMBER,
+            issuer,
+        )
+        return None
+    return advertised
+
+
 def fetch() -> dict[str, Any]:
     """Discover and fetch the issuer's JWKS: the entry shared with the other workers."""
     issuer = oauth_cc_settings.issuer
@@ -116,7 +155,12 @@ def fetch() -> dict[str, Any]:
     verifiers(document)  # refuse a set without a usable key before sharing it
     now = time.time()
     fresh_until = now + max_age(headers.get("cache-control"))
-    return {"document": document, "fetched_at": now, "fresh_until": fresh_until}
+    return {
+        "document": document,
+        "fetched_at": now,
+        "fresh_until": fresh_until,
+        "feed_endpoint": feed_endpoint(metadata),
+    }
 
 
 class IssuerKeys:
@@ -132,11 +176,17 @@ class IssuerKeys:
         self._fetched_at = float("-inf")
         self._fresh_until = float("-inf")
         self._failing = False
+        self._feed_endpoint: str | None = None
         self._refetch.reset()
 
     @property
     def fresh_until(self) -> float:
         return self._fresh_until
+
+    @property
+    def feed_endpoint(self) -> str | None:
+        """The revocation feed URL the issuer's metadata advertised when the keys were last fetched."""
+        return self._feed_endpoint
 
     def verifier(self, kid: str) -> tuple[str, JWK] | None:
         if not self._verifiers:
@@ -214,3 +264,4 @@ class IssuerKeys:
             self._verifiers = keys
             self._fetched_at = float(entry["fetched_at"])
             self._fresh_until = float(entry["fresh_until"])
+            self._feed_endpoint = entry.get("feed_endpoint")
