@@ -197,12 +197,80 @@ def set_require_dpop(application: Application, required: bool, *, actor: str | N
     Applies to token requests within ``STATE_REFRESH_SECONDS`` on every worker; tokens already
     issued keep the binding they were issued with.
     """
+    if required and application.tls_client_certificate_bound_access_tokens:
+        # The token endpoint would refuse every request: a token has one binding (RFC 9449 or 8705).
+        raise ClientError(
+            "This client's tokens are bound to its certificate, so it cannot also require DPoP-bound "
+            "tokens; turn one off (--no-cert-bound-tokens or --no-require-dpop)."
+        )
     old = application.require_dpop
     application.require_dpop = required
     with transaction.atomic():
         application.save(update_fields=["require_dpop", "updated"])
         if actor is not None and old != required:
             changes = {"require_dpop": {"old": old, "new": required}}
+            audit.record(actor, AuditAction.CLIENT_CHANGED, application, changes)
+    return application
+
+
+#: The fields :func:`set_certificate_options` changes, with the command options that set them.
+CERTIFICATE_FIELDS = {
+    "tls_client_auth_subject_dn": "--tls-subject-dn",
+    "tls_client_auth_san_dns": "--tls-san-dns",
+    "tls_client_certificate_bound_access_tokens": "--cert-bound-tokens",
+}
+
+
+def set_certificate_options(
+    application: Application,
+    *,
+    subject_dn: str | None = None,
+    san_dns: str | None = None,
+    bound_tokens: bool | None = None,
+    actor: str | None = None,
+) -> Application:
+    """Change a client's registered certificate name (RFC 8705 §2.1.2) or certificate binding (§3).
+
+    ``None`` leaves a value as it is; ``""`` clears a name. A ``tls_client_auth`` client has
+    exactly one name, so setting one name clears the other unless both are given. Checked like
+    the admin form (raises :class:`ClientError` with sentences, and nothing changes); audited as
+    one ``client_changed`` event; workers see it within ``STATE_REFRESH_SECONDS``.
+    """
+    before = {field: getattr(application, field) for field in CERTIFICATE_FIELDS}
+    if subject_dn is not None:
+        application.tls_client_auth_subject_dn = subject_dn.strip()
+        if san_dns is None and subject_dn.strip():
+            application.tls_client_auth_san_dns = ""
+    if san_dns is not None:
+        application.tls_client_auth_san_dns = san_dns.strip()
+        if subject_dn is None and san_dns.strip():
+            application.tls_client_auth_subject_dn = ""
+    if bound_tokens is not None:
+        application.tls_client_certificate_bound_access_tokens = bound_tokens
+    problems: list[str] = []
+    if application.tls_client_certificate_bound_access_tokens and application.require_dpop:
+        # The token endpoint would refuse every request: a token has one binding (RFC 9449 or 8705).
+        problems.append(
+            "This client requires DPoP-bound tokens, so its tokens cannot also be bound to its "
+            "certificate; turn one off (--no-require-dpop or --no-cert-bound-tokens)."
+        )
+    others = [f.name for f in Application._meta.concrete_fields if f.name not in CERTIFICATE_FIELDS]
+    try:
+        application.full_clean(exclude=others, validate_unique=False)
+    except ValidationError as exc:
+        problems.extend(_sentences(exc))
+    if problems:
+        for field, value in before.items():
+            setattr(application, field, value)
+        raise ClientError(" ".join(problems))
+    changes = {
+        field: {"old": old, "new": getattr(application, field)}
+        for field, old in before.items()
+        if old != getattr(application, field)
+    }
+    with transaction.atomic():
+        application.save(update_fields=[*CERTIFICATE_FIELDS, "updated"])
+        if actor is not None and changes:
             audit.record(actor, AuditAction.CLIENT_CHANGED, application, changes)
     return application
 
@@ -328,6 +396,11 @@ def delete_client(application: Application, *, actor: str | None = None) -> None
             changes["secrets"] = [audit.secret_ref(s) for s in application.secrets.order_by("pk")]
             audit.record(actor, AuditAction.CLIENT_DELETED, application, changes)
         application.delete()
+
+
+def _sentences(exc: ValidationError) -> list[str]:
+    """A validation error's messages, each a sentence of its own (no field names)."""
+    return [message if message.endswith(".") else message + "." for message in exc.messages]
 
 
 def _messages(exc: ValidationError) -> list[str]:

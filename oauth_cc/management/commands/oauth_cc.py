@@ -250,6 +250,23 @@ class Command(BaseCommand):
             default=None,
             help="Issue only DPoP-bound tokens (RFC 9449), or (--no-require-dpop) Bearer tokens too.",
         )
+        p.add_argument(
+            "--tls-subject-dn",
+            metavar="DN",
+            help='tls_client_auth: the certificate\'s subject (RFC 4514), e.g. "CN=billing,O=Example"; '
+            '"" clears it.',
+        )
+        p.add_argument(
+            "--tls-san-dns",
+            metavar="NAME",
+            help='tls_client_auth: a DNS name (SAN) of the certificate; "" clears it.',
+        )
+        p.add_argument(
+            "--cert-bound-tokens",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Bind the client's tokens to its TLS client certificate (RFC 8705), or no longer.",
+        )
         p = client.add_parser(
             "rotate-secret", help="Issue a new secret; the old ones expire after a grace period."
         )
@@ -443,22 +460,54 @@ class Command(BaseCommand):
         )
 
     def client_update(
-        self, *, client_id: str, token_limit: str | None, require_dpop: bool | None, actor: str, **_: Any
+        self,
+        *,
+        client_id: str,
+        token_limit: str | None,
+        require_dpop: bool | None,
+        tls_subject_dn: str | None,
+        tls_san_dns: str | None,
+        cert_bound_tokens: bool | None,
+        actor: str,
+        **_: Any,
     ) -> None:
         application = clients.get_client(client_id)
-        if token_limit is None and require_dpop is None:
+        certificate = (tls_subject_dn, tls_san_dns, cert_bound_tokens)
+        if token_limit is None and require_dpop is None and certificate == (None, None, None):
             raise CommandError(
                 "Nothing to change: give --token-limit RATE (or --token-limit none), "
-                "or --require-dpop / --no-require-dpop."
+                "--require-dpop / --no-require-dpop, --tls-subject-dn DN, --tls-san-dns NAME, "
+                "or --cert-bound-tokens / --no-cert-bound-tokens."
             )
-        if token_limit is not None:
-            clients.set_token_limit(application, token_limit, actor=actor)
-            limit = application.token_limit or "the site default"
-            self.stdout.write(f"Token limit of {client_id}: {limit}.")
-        if require_dpop is not None:
-            clients.set_require_dpop(application, require_dpop, actor=actor)
-            kind = "DPoP-bound tokens only" if require_dpop else "Bearer or DPoP-bound tokens"
-            self.stdout.write(f"{client_id} gets {kind}.")
+        done: list[str] = []
+        # One transaction: a refused option changes nothing, even one given before it.
+        with transaction.atomic():
+            if require_dpop is False:  # first, so --cert-bound-tokens may come with it
+                clients.set_require_dpop(application, False, actor=actor)
+                done.append(f"{client_id} gets Bearer or DPoP-bound tokens.")
+            if certificate != (None, None, None):
+                clients.set_certificate_options(
+                    application,
+                    subject_dn=tls_subject_dn,
+                    san_dns=tls_san_dns,
+                    bound_tokens=cert_bound_tokens,
+                    actor=actor,
+                )
+                dn = application.tls_client_auth_subject_dn or "-"
+                dns = application.tls_client_auth_san_dns or "-"
+                bound = "yes" if application.tls_client_certificate_bound_access_tokens else "no"
+                done.append(
+                    f"Certificate of {client_id}: subject DN {dn}, DNS name {dns}; "
+                    f"certificate-bound tokens: {bound}."
+                )
+            if token_limit is not None:
+                clients.set_token_limit(application, token_limit, actor=actor)
+                done.append(f"Token limit of {client_id}: {application.token_limit or 'the site default'}.")
+            if require_dpop:
+                clients.set_require_dpop(application, True, actor=actor)
+                done.append(f"{client_id} gets DPoP-bound tokens only.")
+        for line in done:
+            self.stdout.write(line)
 
     def client_rotate_secret(
         self, *, client_id: str, grace: int | None, as_json: bool, actor: str, **_: Any
@@ -537,7 +586,7 @@ class Command(BaseCommand):
             "run_as_user": "run-as user",
             "jwks_uri": "JWKS URI",
             "tls_client_auth_subject_dn": "certificate subject",
-            "tls_client_auth_san_dns": "certificate DNS name",
+            "tls_client_auth_san_dns": "certificate SAN DNS",
             "tls_client_certificate_bound_access_tokens": "cert-bound tokens",
             "created": "created",
             "last_used": "last used",
