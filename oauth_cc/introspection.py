@@ -70,7 +70,11 @@ def introspect(request: HttpRequest) -> dict[str, Any]:
     claims = _valid_claims(_token_param(params))
     if claims is None:
         return {"active": False}
-    return {"active": True, "token_type": "Bearer", **claims}
+    # RFC 7662 §2.2 with RFC 9449 §6.2 / RFC 8705 §3.2: a bound token's cnf is among its claims,
+    # and a DPoP-bound token's type is DPoP.
+    cnf = claims.get("cnf")
+    token_type = "DPoP" if isinstance(cnf, dict) and "jkt" in cnf else "Bearer"
+    return {"active": True, "token_type": token_type, **claims}
 
 
 def revoke(request: HttpRequest) -> None:

@@ -67,7 +67,11 @@ def oauth_endpoint(
 def token(request: HttpRequest) -> HttpResponse:
     """RFC 6749 §4.4 token endpoint."""
     body = issuance.issue_token(request)
-    return _json(body, {**NO_STORE, **getattr(request, issuance.RATE_HEADERS_ATTR, {})})
+    headers = {**NO_STORE, **getattr(request, issuance.RATE_HEADERS_ATTR, {})}
+    if body["token_type"] == "DPoP" and oauth_cc_settings.DPOP_REQUIRE_NONCE:
+        # RFC 9449 §8.2: a fresh nonce with a success, so the client's next proof need not fail first.
+        headers["DPoP-Nonce"] = dpop.current_nonce()
+    return _json(body, headers)
 
 
 @oauth_endpoint("POST")

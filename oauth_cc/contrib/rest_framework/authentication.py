@@ -24,6 +24,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from ... import dpop
+from ...conf import oauth_cc_settings
 from ...errors import TemporarilyUnavailable, client_safe
 from ...mtls import BindingError, check_binding
 from ...tokens import InvalidToken
@@ -123,11 +124,7 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             self._fail(request, str(exc), "invalid_token", scheme)
         except dpop.UseDPoPNonce as exc:
-            # DRF's error response carries only WWW-Authenticate and Retry-After; the view's own
-            # response headers (APIView.headers, applied by finalize_response) carry the nonce.
-            view = (request.parser_context or {}).get("view")
-            if view is not None and isinstance(getattr(view, "headers", None), dict):
-                view.headers["DPoP-Nonce"] = exc.nonce
+            self._set_view_header(request, "DPoP-Nonce", exc.nonce)
             self._fail(request, exc.description, exc.error, "DPoP")
         except dpop.InvalidDPoPProof as exc:
             self._fail(request, exc.description, exc.error, "DPoP")
@@ -166,6 +163,17 @@ class JWTAccessTokenAuthentication(BaseAuthentication):
                 "DPoP",
             )
         dpop.verify_request_proof(request, access_token=token, expected_jkt=info.jkt)
+        if oauth_cc_settings.DPOP_REQUIRE_NONCE:
+            # RFC 9449 §8.2: a fresh nonce with the success too, before the one in use expires.
+            self._set_view_header(request, "DPoP-Nonce", dpop.current_nonce())
+
+    @staticmethod
+    def _set_view_header(request: Request, name: str, value: str) -> None:
+        # DRF's error response carries only WWW-Authenticate and Retry-After; the view's own
+        # response headers (APIView.headers, applied by finalize_response) carry the rest.
+        view = (request.parser_context or {}).get("view")
+        if view is not None and isinstance(getattr(view, "headers", None), dict):
+            view.headers[name] = value
 
     def _fail(self, request: Request, description: str, error: str, scheme: str = "Bearer") -> NoReturn:
         description = client_safe(description)
