@@ -162,7 +162,7 @@ def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
             raise InvalidRequest(
                 "This client's tokens are bound to its TLS client certificate; connect with it."
             )
-        rate = client.token_limit or oauth_cc_settings.rate("TOKEN_RATE_LIMIT")
+        rate = client.token_limit or ratelimit.setting_rate("TOKEN_RATE_LIMIT")
         if rate is None:
             return
         try:

@@ -31,7 +31,7 @@ from jwcrypto import jwk
 from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
-from . import key_encryption, outage
+from . import key_encryption, outage, resets
 from .algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS, generate_key
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -370,3 +370,4 @@ class KeyStore:
 
 
 key_store = KeyStore()
+resets.register("oauth_cc.keys.key_store", key_store.reset)

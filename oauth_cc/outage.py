@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from django.db import InterfaceError, OperationalError
 
+from . import resets
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
 
@@ -152,3 +153,4 @@ class DatabaseGate:
 
 
 database = DatabaseGate()
+resets.register("oauth_cc.outage.database", database.reset)

@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import TypeGuard
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "oauth_cc"
 
@@ -247,7 +245,6 @@ def test_the_graph_holds_function_local_imports_and_not_type_checking_ones(tmp_p
     assert cycles(import_graph(package)) == [["pkg.high", "pkg.low", "pkg.high"]]
 
 
-@pytest.mark.xfail(strict=True, reason="the cycles are removed in the next commit")
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
     found = cycles(graph)
@@ -279,7 +276,6 @@ print(json.dumps({
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the resource side loads the issuer's state until the next commit")
 def test_the_resource_side_loads_no_issuer_module(tmp_path):
     env = {
         key: value

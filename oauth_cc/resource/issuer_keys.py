@@ -30,9 +30,9 @@ from jwcrypto.jwk import JWK
 
 from .. import hardened_http, json_input
 from ..algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS
-from ..client_keys import public_jwk
 from ..conf import oauth_cc_settings
 from ..errors import TemporarilyUnavailable
+from ..jwks_validation import public_jwk
 from ..shared import Throttle, claim
 
 logger = logging.getLogger("oauth_cc.resource")
