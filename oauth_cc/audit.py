@@ -127,7 +127,7 @@ def secret_ref(secret: ClientSecret) -> dict[str, Any]:
 
 def client_snapshot(application: Application) -> dict[str, Any]:
     """The audited settings of a client, read from the instance (scopes from the database)."""
-    from .client_keys import jwk_thumbprints
+    from .jwks_validation import jwk_thumbprints
 
     jwks: list[str] = []
     if application.client_jwks:

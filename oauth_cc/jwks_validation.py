@@ -3,7 +3,7 @@
 What an operator enters for a private_key_jwt client (``Application.client_jwks``, a JWK Set
 document, RFC 7517 §5, or ``Application.client_jwks_uri``) is validated here, by the model's
 field validation; the same per-key rules pick the usable keys of a fetched set, the client's
-(:mod:`oauth_cc.client_keys`) or the issuer's on a resource-only service
+(:mod:`oauth_cc.client_jwks_fetch`) or the issuer's on a resource-only service
 (:mod:`oauth_cc.resource.issuer_keys`). This module reads settings and nothing else: no
 network, no cache, no database.
 """

@@ -33,6 +33,7 @@ ISSUER_ONLY = frozenset(
         "oauth_cc.audit",
         "oauth_cc.checks",
         "oauth_cc.client_auth",
+        "oauth_cc.client_jwks_fetch",
         "oauth_cc.clients",
         "oauth_cc.generation",
         "oauth_cc.hooks",
@@ -322,3 +323,4 @@ def test_every_issuer_only_and_resource_module_exists():
     modules = module_files().keys()
     assert ISSUER_ONLY - modules == set()
     assert RESOURCE_ONLY - modules == set()
+    assert "oauth_cc.client_keys" not in modules  # split into jwks_validation and client_jwks_fetch

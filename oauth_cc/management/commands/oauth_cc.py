@@ -114,7 +114,7 @@ def client_details(application: Application) -> dict[str, Any]:
 def _thumbprints(application: Application) -> list[dict[str, str]]:
     if not application.client_jwks:
         return []
-    from oauth_cc.client_keys import jwk_thumbprints
+    from oauth_cc.jwks_validation import jwk_thumbprints
 
     return [
         {"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.client_jwks)

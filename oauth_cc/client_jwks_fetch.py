@@ -1,4 +1,4 @@
-"""Public keys of private_key_jwt clients (RFC 7523 §2.2, OpenID Connect Core §9, RFC 7517).
+"""Issuer side: the public keys of private_key_jwt clients, inline or from their jwks_uri (RFC 7523 §2.2).
 
 A client registers its public keys either inline (``Application.client_jwks``, a JWK Set document,
 RFC 7517 §5) or by URL (``Application.client_jwks_uri``). For the assertion check this module
@@ -12,7 +12,6 @@ import hashlib
 import ipaddress
 import logging
 import os
-import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,33 +25,15 @@ import urllib3
 from django.core.cache import BaseCache, caches
 from jwcrypto.jwk import JWK
 
-from . import json_input, resets
+from . import hardened_http, json_input, resets
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .hardened_http import is_public_address
-from .jwks_validation import (
-    MAX_KEYS_PER_SET,
-    PRIVATE_JWK_MEMBERS,
-    PUBLIC_JWK_MEMBERS,
-    jwk_thumbprints,
-    public_jwk,
-    usable_keys,
-    validate_jwks_uri,
-    validate_public_jwks,
-)
+from .jwks_validation import usable_keys, validate_jwks_uri
 
 if TYPE_CHECKING:
     from .state import ClientRecord
 
-__all__ = [  # the JWK Set checks, re-exported for the callers of the module they came from
-    "MAX_KEYS_PER_SET",
-    "PRIVATE_JWK_MEMBERS",
-    "PUBLIC_JWK_MEMBERS",
-    "jwk_thumbprints",
-    "public_jwk",
-    "usable_keys",
-    "validate_public_jwks",
-]
 # --------------------------------------------------------------------------------------
 # Key source: the keys that may verify a client's assertion.
 # --------------------------------------------------------------------------------------
@@ -68,7 +49,7 @@ FETCH_THREADS = 4
 #: Bound on the per-worker caches (inline key sets and fetched key sets).
 MAX_CACHED_SETS = 10_000
 
-logger = logging.getLogger("oauth_cc.client_keys")
+logger = logging.getLogger("oauth_cc.client_keys")  # its name before the split: kept for log configs
 
 
 class JWKSFetchError(Exception):
@@ -301,15 +282,9 @@ class _ConnectFailed(Exception):
     pass
 
 
-def _resolve(hostname: str, port: int) -> list[str]:
-    """The IP addresses of ``hostname``; a seam for tests."""
-    infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
 def _checked_addresses(hostname: str, port: int) -> list[str]:
     try:
-        addresses = _resolve(hostname, port)
+        addresses = hardened_http.resolve(hostname, port)
     except (OSError, UnicodeError):
         raise JWKSFetchError("the host name of the JWKS URI does not resolve") from None
     if not addresses:
@@ -461,4 +436,4 @@ def reset() -> None:
         _last_kid_refetch.clear()
 
 
-resets.register("oauth_cc.client_keys", reset)
+resets.register("oauth_cc.client_jwks_fetch", reset)
