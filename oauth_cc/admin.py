@@ -1,4 +1,4 @@
-"""Admin screens: API clients with their secrets, scopes, and token signing keys.
+"""Issuer side: admin screens: API clients with their secrets, scopes, and token signing keys.
 
 The screens stay thin: every change to a client goes through :mod:`oauth_cc.clients` (shared
 with the ``oauth_cc`` management command) and key rotation through :func:`oauth_cc.keys.rotate`.

@@ -1,3 +1,5 @@
+"""Issuer side: the issuer's Django app (``"oauth_cc"``): checks, receivers, token check sources."""
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 

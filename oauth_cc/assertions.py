@@ -1,4 +1,4 @@
-"""private_key_jwt client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
+"""Issuer side: private_key_jwt client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
 
 The client proves who it is with a JWT it signed with one of its registered keys
 (:mod:`oauth_cc.client_jwks_fetch`). :func:`verify_client_assertion` checks it top to bottom:

@@ -1,4 +1,4 @@
-"""The audit trail: one append-only :class:`~oauth_cc.models.AuditEvent` per operator action.
+"""Issuer side: the audit trail: one append-only :class:`~oauth_cc.models.AuditEvent` per operator action.
 
 Operator actions are the changes made from the admin or the ``oauth_cc`` management command.
 Call :func:`record` inside the transaction of the change, so a change that fails records

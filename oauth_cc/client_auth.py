@@ -1,4 +1,4 @@
-"""Client authentication at the token, introspection and revocation endpoints.
+"""Issuer side: client authentication at the token, introspection and revocation endpoints.
 
 RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``), RFC 7523 §2.2 /
 OpenID Connect Core §9 (``private_key_jwt``) and RFC 8705 §2 (``tls_client_auth``,

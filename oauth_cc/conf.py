@@ -1,4 +1,4 @@
-"""The ``OAUTH_CC`` settings dict, read lazily.
+"""Both sides: the ``OAUTH_CC`` settings dict, read lazily.
 
 Every value is read from ``settings.OAUTH_CC`` the first time it is asked for and cached
 until Django sends ``setting_changed`` for ``OAUTH_CC`` (``override_settings`` in tests),

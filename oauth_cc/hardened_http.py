@@ -1,4 +1,7 @@
-"""A hardened HTTP GET for documents a resource-only service reads from its issuer.
+"""Both sides: a hardened HTTP GET for documents a resource-only service reads from its issuer.
+
+Its name resolution and address check also serve the issuer's client jwks_uri fetches
+(:mod:`oauth_cc.client_jwks_fetch`).
 
 What :mod:`oauth_cc.client_jwks_fetch` does for a client's ``jwks_uri``, for any URL and with the
 request headers and statuses the resource side needs (``Authorization``, ``If-None-Match``,

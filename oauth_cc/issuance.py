@@ -1,4 +1,4 @@
-"""The token endpoint's grant: client credentials (RFC 6749 §4.4) issuing RFC 9068 JWTs.
+"""Issuer side: the token endpoint's grant: client credentials (RFC 6749 §4.4) issuing RFC 9068 JWTs.
 
 This is one of the two hot paths; :func:`issue_token` reads top to bottom as the request
 is handled. Its cost in steady state: parsing a small form body, one SHA-256 (secret) or one

@@ -1,4 +1,5 @@
-"""Signing keys for access tokens: generation, rotation, the published JWKS, and a per-worker key store.
+"""Issuer side: signing keys for access tokens: generation, rotation, the published JWKS, and a per-worker
+key store.
 
 Life of a key: ``next`` (published in the JWKS, not signing yet) -> ``current`` (signs new
 tokens; exactly one) -> ``retired`` (published until every token it signed has expired, then

@@ -1,4 +1,4 @@
-"""Database models: API clients, scopes, client secrets, signing keys and revocation records."""
+"""Issuer side: database models: API clients, scopes, client secrets, signing keys and revocation records."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a worker does while its database is down: serve what it holds, for a while, else 503.
+"""Issuer side: what a worker does while its database is down: serve what it holds, for a while, else 503.
 
 The per-worker state (:mod:`oauth_cc.state`: clients and secrets, signing and public keys, the
 revocation snapshot) is reloaded from the database every ``STATE_REFRESH_SECONDS``. When such a

@@ -1,4 +1,4 @@
-"""Rate limits counted in the shared cache: one rate parser, one atomic sliding-window counter.
+"""Both sides: rate limits counted in the shared cache: one rate parser, one atomic sliding-window counter.
 
 Why a sliding-window counter on the Django cache API, and not a library or GCRA: the count
 is one ``incr`` of a per-window key (Redis ``INCR`` and memcached ``incr`` are atomic; Django's

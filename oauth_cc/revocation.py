@@ -1,4 +1,4 @@
-"""Revocation of JWT access tokens (RFC 7009) without a row per issued token.
+"""Issuer side: revocation of JWT access tokens (RFC 7009) without a row per issued token.
 
 Design: tokens are not stored when issued. A write per token would cap throughput (one
 SQLite commit alone costs ~0.75 ms) and the JWT already carries everything a verifier

@@ -1,4 +1,4 @@
-"""Per-worker views of database state, refreshed at most every ``STATE_REFRESH_SECONDS``.
+"""Issuer side: per-worker views of database state, refreshed at most every ``STATE_REFRESH_SECONDS``.
 
 The two hot paths (the token endpoint and the per-request token check) must not query the
 database in steady state. They read three things that change rarely and are allowed to be a

@@ -1,4 +1,4 @@
-"""JWT access tokens per RFC 9068: claims, signing and strict verification.
+"""Both sides: JWT access tokens per RFC 9068: claims, signing (issuer) and strict verification.
 
 Signing uses jwcrypto's JWA layer through :class:`oauth_cc.keys.Signer`. The header is
 exactly ``{"alg", "typ": "at+jwt", "kid"}``; the registered claims are ``iss, sub, client_id,

@@ -1,4 +1,4 @@
-"""The per-request access-token check used by the protected side (RFC 6750, RFC 9068 §4).
+"""Both sides: the per-request access-token check used by the protected side (RFC 6750, RFC 9068 §4).
 
 This is the hot path that runs on every protected request. Its cost, top to bottom:
 

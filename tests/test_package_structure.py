@@ -324,3 +324,20 @@ def test_every_issuer_only_and_resource_module_exists():
     assert ISSUER_ONLY - modules == set()
     assert RESOURCE_ONLY - modules == set()
     assert "oauth_cc.client_keys" not in modules  # split into jwks_validation and client_jwks_fetch
+
+
+def _first_docstring_line(path: Path) -> str:
+    docstring = ast.get_docstring(ast.parse(path.read_text()))
+    return (docstring or "").splitlines()[0] if docstring else ""
+
+
+def test_every_module_says_which_side_it_serves():
+    wrong = []
+    for name, (path, _) in module_files().items():
+        if ".migrations" in name:
+            continue  # the issuer's migrations: generated code, no docstrings
+        line = _first_docstring_line(path)
+        expected = next((prefix for prefix, members in SIDE_PREFIXES.items() if name in members), BOTH_PREFIX)
+        if not line.startswith(expected):
+            wrong.append(f"{name}: first docstring line should start with {expected!r}: {line!r}")
+    assert not wrong, "\n".join(wrong)

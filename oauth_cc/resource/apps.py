@@ -1,3 +1,5 @@
+"""Resource side: the resource-only Django app (``"oauth_cc.resource"``) and its settings checks."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""The issuer's revocation feed, as a resource-only service reads it.
+"""Resource side: the issuer's revocation feed, as a resource-only service reads it.
 
 The issuer serves ``GET {ISSUER}/oauth/revocation-feed/`` (:func:`oauth_cc.views.revocation_feed`)
 to clients allowed to introspect tokens: the revoked ``jti`` values until their ``exp``, the

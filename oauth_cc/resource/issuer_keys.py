@@ -1,4 +1,4 @@
-"""The issuer's public signing keys, as a resource-only service gets them (RFC 8414, RFC 7517).
+"""Resource side: the issuer's public signing keys, as a resource-only service gets them (RFC 8414, RFC 7517).
 
 Discovery: ``{ISSUER}/.well-known/oauth-authorization-server`` names the ``jwks_uri`` (and must
 name ``ISSUER`` as its ``issuer``, RFC 8414 §3.3); both are fetched with

@@ -1,4 +1,4 @@
-"""The resource side's per-worker state and the background thread that keeps it fresh.
+"""Resource side: the per-worker state and the background thread that keeps it fresh.
 
 One daemon thread per worker process (started by the first protected request, and again in a
 forked child) polls the revocation feed every ``REVOCATION_FEED_POLL_SECONDS`` and renews the

@@ -1,4 +1,4 @@
-"""DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
+"""Both sides: DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
 
 ``request.auth`` is an :class:`oauth_cc.verification.AccessToken` (``client_id``, ``scopes``,
 ``claims``). ``request.user`` is the client's run-as user, loaded lazily on first use (so a

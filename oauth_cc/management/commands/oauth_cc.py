@@ -1,4 +1,4 @@
-"""``manage.py oauth_cc``: manage scopes, API clients and signing keys from the shell.
+"""Issuer side: ``manage.py oauth_cc``: manage scopes, API clients and signing keys from the shell.
 
 Every change goes through :mod:`oauth_cc.clients` (shared with the admin) or
 :func:`oauth_cc.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
