@@ -1,4 +1,4 @@
-"""Admin screens: API clients with their secrets, scopes, and token signing keys.
+"""Issuer side: admin screens: API clients with their secrets, scopes, and token signing keys.
 
 The screens stay thin: every change to a client goes through :mod:`oauth_cc.clients` (shared
 with the ``oauth_cc`` management command) and key rotation through :func:`oauth_cc.keys.rotate`.
@@ -45,9 +45,9 @@ from oauth2_provider import models as dot_models
 from . import audit, clients, json_input, key_encryption, keys, stale, usage_counts
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .client_auth import endpoint_url
-from .client_keys import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
 from .errors import shown
+from .jwks_validation import PRIVATE_JWK_MEMBERS
 from .models import (
     Application,
     AuditAction,
@@ -605,7 +605,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
     @admin.display(description=_("public key thumbprints (RFC 7638, SHA-256)"))
     def key_thumbprints(self, application: Application) -> StrOrPromise:
         if application.client_jwks:
-            from .client_keys import jwk_thumbprints
+            from .jwks_validation import jwk_thumbprints
 
             return format_html_join(
                 "", "<div><code>{}</code>: <code>{}</code></div>", jwk_thumbprints(application.client_jwks)

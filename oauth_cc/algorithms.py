@@ -1,4 +1,4 @@
-"""The one table of signing algorithms and the keys that may use them (RFC 7518 §3, RFC 8037).
+"""Both sides: the one table of signing algorithms and the keys that may use them (RFC 7518 §3, RFC 8037).
 
 Every rule about algorithms lives here: which algorithms sign access tokens, which are
 accepted in client assertions, which key type and curve each needs, and how long its

@@ -1,3 +1,5 @@
+"""Issuer side: the issuer's Django app (``"oauth_cc"``): checks, receivers, token check sources."""
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -8,7 +10,15 @@ class OAuthCCConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (registers checks and signal receivers)
+        from . import checks, receivers, verification  # noqa: F401  (checks, receivers: registered on import)
+        from .keys import key_store
+        from .revocation import revocation_state
+
+        # This site's own keys and database revocation state check the tokens it issued.
+        verification.use_sources(
+            resource_only=False,
+            sources=verification.Sources(keys=key_store, revocation=revocation_state),
+        )
 
         try:
             import drf_spectacular  # noqa: F401

@@ -1,7 +1,7 @@
-"""private_key_jwt client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
+"""Issuer side: private_key_jwt client authentication (RFC 7523 §2.2, §3; OpenID Connect Core §9).
 
 The client proves who it is with a JWT it signed with one of its registered keys
-(:mod:`oauth_cc.client_keys`). :func:`verify_client_assertion` checks it top to bottom:
+(:mod:`oauth_cc.client_jwks_fetch`). :func:`verify_client_assertion` checks it top to bottom:
 
 1. **Form** - parsed once by :func:`parse_assertion` through :mod:`oauth_cc.jws`: a JWS in
    compact serialization with strict base64url, bounded JSON, and no header member that
@@ -51,7 +51,7 @@ from django.db import IntegrityError, transaction
 from jwcrypto.jwk import JWK
 
 from . import claims as claim_values
-from . import client_keys, jws, outage
+from . import client_jwks_fetch, jws, outage
 from .algorithms import ALGORITHMS, ASSERTION_ALGORITHMS
 from .conf import oauth_cc_settings
 from .errors import InvalidClient, shown
@@ -161,8 +161,8 @@ def _checked_algorithm(alg: str) -> str:
 
 def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK]:
     try:
-        keys = client_keys.keys_for(client, kid)
-    except client_keys.JWKSFetchError as exc:
+        keys = client_jwks_fetch.keys_for(client, kid)
+    except client_jwks_fetch.JWKSFetchError as exc:
         raise InvalidClient(f"Could not fetch the client's JWKS: {exc}.") from None
     if not keys:
         raise InvalidClient("This client has no public keys registered for private_key_jwt.")

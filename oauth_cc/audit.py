@@ -1,4 +1,4 @@
-"""The audit trail: one append-only :class:`~oauth_cc.models.AuditEvent` per operator action.
+"""Issuer side: the audit trail: one append-only :class:`~oauth_cc.models.AuditEvent` per operator action.
 
 Operator actions are the changes made from the admin or the ``oauth_cc`` management command.
 Call :func:`record` inside the transaction of the change, so a change that fails records
@@ -127,7 +127,7 @@ def secret_ref(secret: ClientSecret) -> dict[str, Any]:
 
 def client_snapshot(application: Application) -> dict[str, Any]:
     """The audited settings of a client, read from the instance (scopes from the database)."""
-    from .client_keys import jwk_thumbprints
+    from .jwks_validation import jwk_thumbprints
 
     jwks: list[str] = []
     if application.client_jwks:

@@ -1,4 +1,4 @@
-"""The one bounded map behind every per-worker cache of oauth_cc.
+"""Both sides: the one bounded map behind every per-worker cache of oauth_cc.
 
 Each worker keeps small maps of things it has already done (verified tokens, clients, key
 sets, fetch failures, throttle clocks). Any of them can be filled from outside, so every one

@@ -1,4 +1,4 @@
-"""System checks. Each id is stable and documented in the README."""
+"""Issuer side: system checks. Each id is stable and documented in the README."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading JWT claim values (RFC 7519 §4.1), shared by access tokens and client assertions.
+"""Both sides: reading JWT claim values (RFC 7519 §4.1), shared by access tokens and client assertions.
 
 One parser per kind of value, so both verifiers apply the same rule and a fix reaches both:
 

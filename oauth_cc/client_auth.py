@@ -1,4 +1,4 @@
-"""Client authentication at the token, introspection and revocation endpoints.
+"""Issuer side: client authentication at the token, introspection and revocation endpoints.
 
 RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``), RFC 7523 §2.2 /
 OpenID Connect Core §9 (``private_key_jwt``) and RFC 8705 §2 (``tls_client_auth``,
@@ -30,7 +30,7 @@ from django.core.cache import caches
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import mtls, ratelimit, usage
+from . import mtls, ratelimit, resets, usage
 from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -187,7 +187,7 @@ def authenticate_client(
 
 
 def _address_checks(request: HttpRequest) -> list[ratelimit.Check]:
-    rate = oauth_cc_settings.rate("FAILED_AUTH_RATE_PER_ADDRESS")
+    rate = ratelimit.setting_rate("FAILED_AUTH_RATE_PER_ADDRESS")
     if rate is None:
         return []
     address = ratelimit.client_address(request)
@@ -195,7 +195,7 @@ def _address_checks(request: HttpRequest) -> list[ratelimit.Check]:
 
 
 def _client_id_checks(client_id: str) -> list[ratelimit.Check]:
-    rate = oauth_cc_settings.rate("FAILED_AUTH_RATE_PER_CLIENT_ID")
+    rate = ratelimit.setting_rate("FAILED_AUTH_RATE_PER_CLIENT_ID")
     return [] if rate is None else [("auth-fail-id", ratelimit.ident(client_id), rate)]
 
 
@@ -210,6 +210,9 @@ def reset() -> None:
     _suspects.clear()
     _good_secrets.clear()
     _good_shared.clear()
+
+
+resets.register("oauth_cc.client_auth", reset)
 
 
 def _note_failure(checks: list[ratelimit.Check]) -> None:

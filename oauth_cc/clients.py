@@ -1,4 +1,4 @@
-"""Operations on API clients shared by the admin and the management command.
+"""Issuer side: operations on API clients shared by the admin and the management command.
 
 Each function validates its input, changes the database in one transaction, and raises
 :class:`ClientError` with a sentence a person can act on when the input is wrong.

@@ -1,4 +1,4 @@
-"""The ``OAUTH_CC`` settings dict, read lazily.
+"""Both sides: the ``OAUTH_CC`` settings dict, read lazily.
 
 Every value is read from ``settings.OAUTH_CC`` the first time it is asked for and cached
 until Django sends ``setting_changed`` for ``OAUTH_CC`` (``override_settings`` in tests),
@@ -13,6 +13,8 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+from . import resets
 
 #: Documented defaults. See the README's "Settings" section for what each one means.
 DEFAULTS: dict[str, Any] = {
@@ -173,15 +175,6 @@ class OAuthCCSettings:
             self._cached["_resource"] = str(self.RESOURCE_IDENTIFIER or self.issuer)
         return cast(str, self._cached["_resource"])  # as above
 
-    def rate(self, name: str) -> Any:
-        """A rate setting parsed once (a :class:`~oauth_cc.ratelimit.Rate`), or None."""
-        key = "_rate_" + name
-        if key not in self._cached:
-            from .ratelimit import parse_optional_rate
-
-            self._cached[key] = parse_optional_rate(getattr(self, name))
-        return self._cached[key]
-
     @property
     def shared_state_timeout(self) -> int:
         """Lifetime of shared-cache entries: the refresh interval in whole seconds, at least 1.
@@ -213,15 +206,8 @@ oauth_cc_settings = OAuthCCSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting in ("OAUTH_CC", "CACHES"):
         oauth_cc_settings.reload()
-        # Caches built from settings must follow the settings.
-        if oauth_cc_settings.resource_only:
-            from .resource import sync
-
-            sync.reset()
-        else:
-            from . import state
-
-            state.reset_all()
+        # Caches built from settings must follow the settings: each registered its reset.
+        resets.reset_all()
 
 
 setting_changed.connect(_reload)

@@ -1,4 +1,4 @@
-"""DPoP proofs (RFC 9449): checked at the token endpoint and on every protected request.
+"""Both sides: DPoP proofs (RFC 9449): checked at the token endpoint and on every protected request.
 
 Standalone on purpose: it needs Django's settings and (for the default replay store) the
 ``UsedAssertion`` table, but not oauth_cc's clients, keys or views, so a resource-only service

@@ -1,4 +1,5 @@
-"""Token-endpoint errors, one class per RFC 6749 §5.2 error code (plus RFC 8707, RFC 6749 §4.1.2.1).
+"""Both sides: token-endpoint errors, one class per RFC 6749 §5.2 error code (plus RFC 8707, RFC 6749
+§4.1.2.1).
 
 Views turn any :class:`OAuthError` into a JSON body ``{"error", "error_description"}`` with
 the status and headers the class carries, so no other shape ever reaches a client.

@@ -1,4 +1,4 @@
-"""Site-wide change tokens, so a worker's cost does not grow with the clients it serves.
+"""Issuer side: site-wide change tokens, so a worker's cost does not grow with the clients it serves.
 
 Workers cache client data, secrets and the revocation snapshot (:mod:`oauth_cc.state`,
 :mod:`oauth_cc.revocation`). Reloading each cached entry once per ``STATE_REFRESH_SECONDS``

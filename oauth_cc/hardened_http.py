@@ -1,6 +1,9 @@
-"""A hardened HTTP GET for documents a resource-only service reads from its issuer.
+"""Both sides: a hardened HTTP GET for documents a resource-only service reads from its issuer.
 
-What :mod:`oauth_cc.client_keys` does for a client's ``jwks_uri``, for any URL and with the
+Its name resolution and address check also serve the issuer's client jwks_uri fetches
+(:mod:`oauth_cc.client_jwks_fetch`).
+
+What :mod:`oauth_cc.client_jwks_fetch` does for a client's ``jwks_uri``, for any URL and with the
 request headers and statuses the resource side needs (``Authorization``, ``If-None-Match``,
 ``304``): a deadline for the whole fetch (name resolution included: it runs on a pool thread
 the caller waits for at most ``timeout`` seconds), a size cap on the body read in chunks, no
@@ -99,8 +102,8 @@ def get(
         raise FetchError("timed out") from None
 
 
-def _resolve(hostname: str, port: int) -> list[str]:
-    """The IP addresses of ``hostname``; a seam for tests."""
+def resolve(hostname: str, port: int) -> list[str]:
+    """The IP addresses of ``hostname`` (also for :mod:`oauth_cc.client_jwks_fetch`); a seam for tests."""
     infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
@@ -115,7 +118,7 @@ def _fetch(
     host = f"[{hostname}]" if ":" in hostname else hostname
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        addresses = _resolve(hostname, port)
+        addresses = resolve(hostname, port)
     except (OSError, UnicodeError):
         raise FetchError("the host name does not resolve") from None
     if not addresses:

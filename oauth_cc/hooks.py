@@ -1,4 +1,4 @@
-"""The claims hook: site code that adds claims to a client's tokens or refuses issuance.
+"""Issuer side: the claims hook: site code that adds claims to a client's tokens or refuses issuance.
 
 Set ``OAUTH_CC["CLAIMS_HOOK"] = "myproject.auth.token_claims"``, a function::
 

@@ -1,4 +1,4 @@
-"""Token introspection (RFC 7662) and revocation (RFC 7009) for self-contained JWT access tokens.
+"""Issuer side: token introspection (RFC 7662) and revocation (RFC 7009) for self-contained JWT access tokens.
 
 Both endpoints authenticate the calling client like the token endpoint does. Introspection
 is limited to clients with ``can_introspect``; revocation lets a client revoke only tokens

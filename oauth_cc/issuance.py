@@ -1,4 +1,4 @@
-"""The token endpoint's grant: client credentials (RFC 6749 §4.4) issuing RFC 9068 JWTs.
+"""Issuer side: the token endpoint's grant: client credentials (RFC 6749 §4.4) issuing RFC 9068 JWTs.
 
 This is one of the two hot paths; :func:`issue_token` reads top to bottom as the request
 is handled. Its cost in steady state: parsing a small form body, one SHA-256 (secret) or one
@@ -162,7 +162,7 @@ def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
             raise InvalidRequest(
                 "This client's tokens are bound to its TLS client certificate; connect with it."
             )
-        rate = client.token_limit or oauth_cc_settings.rate("TOKEN_RATE_LIMIT")
+        rate = client.token_limit or ratelimit.setting_rate("TOKEN_RATE_LIMIT")
         if rate is None:
             return
         try:

@@ -1,4 +1,4 @@
-"""JSON from outside (token headers and claims, client assertions, JWK Sets), decoded with bounds.
+"""Both sides: JSON from outside (token headers and claims, client assertions, JWK Sets), decoded with bounds.
 
 Python's ``json`` module is fine with well-behaved input and wrong for attacker bytes in four
 ways, each of which this module closes before or while decoding:

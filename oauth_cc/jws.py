@@ -1,4 +1,4 @@
-"""JWS compact serialization (RFC 7515 §7.1), parsed once and strictly, and signature checks.
+"""Both sides: JWS compact serialization (RFC 7515 §7.1), parsed once and strictly, and signature checks.
 
 Access tokens and client assertions are both attacker bytes until their signature is
 checked. Both go through :func:`parse` and :func:`verify_signature`, which follow RFC 8725

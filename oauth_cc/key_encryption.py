@@ -1,4 +1,4 @@
-"""Signing keys encrypted at rest: a database dump alone does not yield a private key.
+"""Issuer side: signing keys encrypted at rest: a database dump alone does not yield a private key.
 
 ``SigningKey.private_jwk`` holds ``fernet:v1:<Fernet token>``: the private JWK (JSON)
 encrypted with Fernet (AES-128-CBC and HMAC-SHA256, from ``cryptography``) under the first

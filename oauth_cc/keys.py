@@ -1,4 +1,5 @@
-"""Signing keys for access tokens: generation, rotation, the published JWKS, and a per-worker key store.
+"""Issuer side: signing keys for access tokens: generation, rotation, the published JWKS, and a per-worker
+key store.
 
 Life of a key: ``next`` (published in the JWKS, not signing yet) -> ``current`` (signs new
 tokens; exactly one) -> ``retired`` (published until every token it signed has expired, then
@@ -31,7 +32,7 @@ from jwcrypto import jwk
 from jwcrypto.common import base64url_encode, json_encode
 from jwcrypto.jwa import JWA
 
-from . import key_encryption, outage
+from . import key_encryption, outage, resets
 from .algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS, generate_key
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -370,3 +371,4 @@ class KeyStore:
 
 
 key_store = KeyStore()
+resets.register("oauth_cc.keys.key_store", key_store.reset)

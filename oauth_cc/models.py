@@ -1,4 +1,4 @@
-"""Database models: API clients, scopes, client secrets, signing keys and revocation records."""
+"""Issuer side: database models: API clients, scopes, client secrets, signing keys and revocation records."""
 
 from __future__ import annotations
 
@@ -277,14 +277,14 @@ class Application(AbstractApplication):
                     "A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI."
                 )
             elif self.client_jwks:
-                from .client_keys import validate_public_jwks
+                from .jwks_validation import validate_public_jwks
 
                 try:
                     validate_public_jwks(self.client_jwks)
                 except ValueError as exc:
                     errors["client_jwks"] = str(exc)
             elif self.client_jwks_uri:
-                from .client_keys import validate_jwks_uri
+                from .jwks_validation import validate_jwks_uri
 
                 try:
                     validate_jwks_uri(self.client_jwks_uri)
@@ -297,7 +297,7 @@ class Application(AbstractApplication):
                     "certificate's public key (and no JWKS URI)."
                 )
             else:
-                from .client_keys import validate_public_jwks
+                from .jwks_validation import validate_public_jwks
 
                 try:
                     validate_public_jwks(self.client_jwks)

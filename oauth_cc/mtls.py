@@ -1,4 +1,4 @@
-"""Mutual TLS (RFC 8705): the client certificate a TLS-terminating proxy forwards.
+"""Both sides: mutual TLS (RFC 8705): the client certificate a TLS-terminating proxy forwards.
 
 The TLS handshake happens at the proxy (nginx, a load balancer). It proves the client holds the
 certificate's private key and, when configured with a CA, verifies the chain and the validity

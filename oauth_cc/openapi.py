@@ -1,4 +1,4 @@
-"""OpenAPI 3 description of oauth_cc for drf-spectacular (``pip install oauth-cc[openapi]``).
+"""Issuer side: OpenAPI 3 description of oauth_cc for drf-spectacular (``pip install oauth-cc[openapi]``).
 
 Two pieces, both used by a site that serves its schema with drf-spectacular:
 

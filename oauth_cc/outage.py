@@ -1,4 +1,4 @@
-"""What a worker does while its database is down: serve what it holds, for a while, else 503.
+"""Issuer side: what a worker does while its database is down: serve what it holds, for a while, else 503.
 
 The per-worker state (:mod:`oauth_cc.state`: clients and secrets, signing and public keys, the
 revocation snapshot) is reloaded from the database every ``STATE_REFRESH_SECONDS``. When such a
@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from django.db import InterfaceError, OperationalError
 
+from . import resets
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
 
@@ -152,3 +153,4 @@ class DatabaseGate:
 
 
 database = DatabaseGate()
+resets.register("oauth_cc.outage.database", database.reset)

@@ -1,4 +1,4 @@
-"""A Postman collection (format v2.1) of the site: ``manage.py oauth_cc export postman``.
+"""Issuer side: a Postman collection (format v2.1) of the site: ``manage.py oauth_cc export postman``.
 
 What it holds:
 

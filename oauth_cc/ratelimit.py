@@ -1,4 +1,4 @@
-"""Rate limits counted in the shared cache: one rate parser, one atomic sliding-window counter.
+"""Both sides: rate limits counted in the shared cache: one rate parser, one atomic sliding-window counter.
 
 Why a sliding-window counter on the Django cache API, and not a library or GCRA: the count
 is one ``incr`` of a per-window key (Redis ``INCR`` and memcached ``incr`` are atomic; Django's
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from django.core.cache import BaseCache, caches
 from django.http import HttpRequest
 
+from . import resets
 from .conf import oauth_cc_settings
 
 logger = logging.getLogger("oauth_cc.ratelimit")
@@ -89,6 +90,19 @@ def parse_optional_rate(text: object) -> Rate | None:
 
 #: Retry-After (seconds) when the cache is down and the site fails closed.
 FAIL_CLOSED_RETRY_AFTER = 5
+
+
+_setting_rates: dict[str, Rate | None] = {}
+
+
+def setting_rate(name: str) -> Rate | None:
+    """The rate setting ``name`` (one of ``conf.RATE_SETTINGS``) parsed once, or None."""
+    if name not in _setting_rates:
+        _setting_rates[name] = parse_optional_rate(getattr(oauth_cc_settings, name))
+    return _setting_rates[name]
+
+
+resets.register("oauth_cc.ratelimit.setting_rate", _setting_rates.clear)
 
 
 class CacheUnavailable(Exception):

@@ -1,4 +1,4 @@
-"""Keep the workers' cached views of clients and revocation state current when they change."""
+"""Issuer side: keep the workers' cached views of clients and revocation state current when they change."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resource identifiers (RFC 8707 §2): what a token's audience may be.
+"""Issuer side: resource identifiers (RFC 8707 §2): what a token's audience may be.
 
 One rule for the ``resource`` parameter of a token request and for the audiences an operator
 allows a client: an absolute URI (it has a scheme: ``https://api.example.com`` or

@@ -1,4 +1,4 @@
-"""Revocation of JWT access tokens (RFC 7009) without a row per issued token.
+"""Issuer side: revocation of JWT access tokens (RFC 7009) without a row per issued token.
 
 Design: tokens are not stored when issued. A write per token would cap throughput (one
 SQLite commit alone costs ~0.75 ms) and the JWT already carries everything a verifier
@@ -28,7 +28,6 @@ about two with a per-process one, and an unchanged site never fetches the snapsh
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -36,39 +35,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import generation, outage
+from . import generation, outage, resets
 from .claims import MAX_NUMERIC_DATE
 from .conf import oauth_cc_settings
 from .errors import TemporarilyUnavailable
+from .revocation_snapshot import Snapshot as Snapshot  # re-exported: callers import it from here
 from .shared import Throttle, share, shared_or_loaded
 
-# v3: the snapshot gained its generation tag (v2 deleted_clients); an older pickle must not be read.
-CACHE_KEY = "oauth_cc:revocation:v3"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    revoked_jtis: frozenset[str] = frozenset()
-    disabled_clients: frozenset[str] = frozenset()
-    deleted_clients: frozenset[str] = frozenset()
-    # client_id -> epoch seconds; tokens with iat before it are invalid.
-    valid_after: dict[str, float] = field(default_factory=dict)
-    # The site's change token (oauth_cc.generation) read before the rows: the snapshot is at
-    # least as new as the change that set it. None: not built from the database.
-    generation: int | None = None
-
-    def reason_refused(self, *, jti: str, client_id: str, iat: float) -> str | None:
-        """Why a token with these claims is no longer valid, or None if it still is."""
-        if jti in self.revoked_jtis:
-            return "The access token has been revoked."
-        if client_id in self.disabled_clients:
-            return "The client of this access token is disabled."
-        if client_id in self.deleted_clients:
-            return "The client of this access token has been deleted."
-        cutoff = self.valid_after.get(client_id)
-        if cutoff is not None and iat < cutoff:
-            return "The access token was issued before its client's tokens were invalidated."
-        return None
+# v4: Snapshot moved to oauth_cc.revocation_snapshot (v3 the generation tag, v2 deleted_clients);
+# a pickle of another version must not be read.
+CACHE_KEY = "oauth_cc:revocation:v4"
 
 
 def load_snapshot(tag: int | None = None) -> Snapshot:
@@ -171,6 +147,7 @@ def _load(tag: int | None) -> Snapshot:
 
 
 revocation_state = RevocationState()
+resets.register("oauth_cc.revocation.revocation_state", revocation_state.reset)
 
 
 def revoke_jti(*, jti: str, client_id: str, expires_at: float) -> bool:

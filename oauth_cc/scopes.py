@@ -1,4 +1,4 @@
-"""A DOT scopes backend that serves the scopes stored in the database.
+"""Issuer side: a DOT scopes backend that serves the scopes stored in the database.
 
 Set ``OAUTH2_PROVIDER = {"SCOPES_BACKEND_CLASS": "oauth_cc.scopes.DatabaseScopes"}`` so every
 DOT view and permission class sees the same scopes as oauth_cc.

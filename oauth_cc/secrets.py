@@ -1,4 +1,4 @@
-"""Client secrets: generation and one-way hashing (RFC 6749 §2.3.1).
+"""Issuer side: client secrets: generation and one-way hashing (RFC 6749 §2.3.1).
 
 Why SHA-256 and not Django's password hasher: a password hasher is slow on purpose
 (PBKDF2 with ~1.5M iterations costs ~270 ms) so that guessing *low-entropy* human

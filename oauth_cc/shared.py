@@ -1,4 +1,4 @@
-"""State shared between workers through the Django cache (``CACHE_ALIAS``).
+"""Both sides: state shared between workers through the Django cache (``CACHE_ALIAS``).
 
 The database stays the source of truth; the cache only saves each worker a query per
 refresh interval. So a cache that is down (Redis restarting) must not take the hot paths

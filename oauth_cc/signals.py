@@ -1,4 +1,4 @@
-"""Signals sent by oauth_cc."""
+"""Issuer side: signals sent by oauth_cc."""
 
 from django.dispatch import Signal
 

@@ -1,4 +1,4 @@
-"""Stale credentials: clients and secrets unused for N days, and expired secrets still stored.
+"""Issuer side: stale credentials: clients and secrets unused for N days, and expired secrets still stored.
 
 Shared by ``oauth_cc report stale`` and the admin's list filters. "Used" is ``last_used_at``,
 written at most once per ``LAST_USED_WRITE_INTERVAL`` by the token endpoint (and the other

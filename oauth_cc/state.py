@@ -1,4 +1,4 @@
-"""Per-worker views of database state, refreshed at most every ``STATE_REFRESH_SECONDS``.
+"""Issuer side: per-worker views of database state, refreshed at most every ``STATE_REFRESH_SECONDS``.
 
 The two hot paths (the token endpoint and the per-request token check) must not query the
 database in steady state. They read three things that change rarely and are allowed to be a
@@ -25,11 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import outage
+from . import outage, resets
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .generation import CLIENTS, Watcher
 from .ratelimit import Rate, RateError, parse_rate
+
+#: Forget every per-worker cache (settings changed, or a test wants a cold start): each
+#: module registers its own with :mod:`oauth_cc.resets`.
+reset_all = resets.reset_all
 
 logger = logging.getLogger("oauth_cc.state")
 
@@ -241,19 +245,4 @@ def load_secret(secret_hash: str) -> SecretRecord | None:
 
 
 client_cache = ClientCache()
-
-
-def reset_all() -> None:
-    """Forget every per-worker cache (settings changed, or a test wants a cold start)."""
-    from . import client_auth, client_keys
-    from .keys import key_store
-    from .revocation import revocation_state
-    from .verification import verified_tokens
-
-    client_cache.reset()
-    outage.database.reset()
-    key_store.reset()
-    revocation_state.reset()
-    verified_tokens.clear()
-    client_keys.reset()
-    client_auth.reset()
+resets.register("oauth_cc.state.client_cache", client_cache.reset)

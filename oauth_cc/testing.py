@@ -1,4 +1,5 @@
-"""pytest fixtures for sites that use oauth_cc: API clients and signed access tokens, no token endpoint.
+"""Issuer side: pytest fixtures for sites that use oauth_cc: API clients and signed access tokens, no token
+endpoint.
 
 Registered as a pytest plugin (entry point ``pytest11`` named ``oauth_cc.testing``), so a project
 with oauth-cc installed gets three fixtures; ``-p no:oauth_cc.testing`` turns them off:

@@ -1,4 +1,4 @@
-"""JWT access tokens per RFC 9068: claims, signing and strict verification.
+"""Both sides: JWT access tokens per RFC 9068: claims, signing (issuer) and strict verification.
 
 Signing uses jwcrypto's JWA layer through :class:`oauth_cc.keys.Signer`. The header is
 exactly ``{"alg", "typ": "at+jwt", "kid"}``; the registered claims are ``iss, sub, client_id,
@@ -23,7 +23,6 @@ from django.core.exceptions import ImproperlyConfigured
 from . import claims as claim_values
 from . import jws
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .keys import key_store
 
 #: Claims this module sets and nobody else may change (a claims hook included).
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "client_id", "aud", "exp", "iat", "nbf", "jti", "scope", "cnf"})
@@ -92,6 +91,8 @@ def sign(claims: Mapping[str, Any]) -> str:
     A token longer than :data:`MAX_TOKEN_BYTES` is never issued: every verifier would refuse it.
     Only a claims hook adding too much can cause that, so it is a configuration error.
     """
+    from .keys import key_store  # the issuer's keys: not loaded on a resource-only service
+
     token = key_store.signer().sign(_JSON.encode(dict(claims)).encode("utf-8"))
     if len(token) > MAX_TOKEN_BYTES:
         raise ImproperlyConfigured(
@@ -129,7 +130,11 @@ def verify(
         raise InvalidToken('The access token must have typ "at+jwt" (RFC 9068).')
     if parsed.kid is None:
         raise InvalidToken("The access token names no signing key (kid).")
-    found = (keys or key_store).verifier(parsed.kid)
+    if keys is None:
+        from .keys import key_store  # the issuer's own keys
+
+        keys = key_store
+    found = keys.verifier(parsed.kid)
     if found is None:
         raise InvalidToken("The access token was signed by an unknown key.")
     key_alg, key = found

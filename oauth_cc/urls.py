@@ -1,4 +1,5 @@
-"""URLs. Include at the site root so the ``.well-known`` documents land where RFC 8414 wants them::
+"""Issuer side: URLs. Include at the site root so the ``.well-known`` documents land where RFC 8414 wants
+them::
 
 path("", include("oauth_cc.urls")),
 """

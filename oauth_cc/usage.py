@@ -1,4 +1,4 @@
-""" "Last used" bookkeeping for clients and secrets, without a write per token request.
+"""Issuer side: "last used" bookkeeping for clients and secrets, without a write per token request.
 
 Each worker collects the clients and secrets that authenticated, and writes them at most once
 per ``LAST_USED_WRITE_INTERVAL``: one ``UPDATE`` for the clients and one for the secrets, whatever

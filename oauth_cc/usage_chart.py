@@ -1,4 +1,4 @@
-"""A server-rendered SVG bar chart for the admin: no script, no stylesheet, no external asset.
+"""Issuer side: a server-rendered SVG bar chart for the admin: no script, no stylesheet, no external asset.
 
 Every text that goes into the markup is escaped; the numbers are ints formatted here. Each
 bar is a ``<rect>`` with a ``<title>`` (the browser's tooltip: "label: N tokens"), and every

@@ -1,4 +1,4 @@
-"""Tokens issued per client and per clock hour, without a database write per token request.
+"""Issuer side: tokens issued per client and per clock hour, without a database write per token request.
 
 Counting (the token endpoint, :func:`count_issued`): each worker adds one to an in-process
 counter keyed by (client_id, hour) - a clock read, a lock and a dict update. The request

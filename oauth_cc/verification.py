@@ -1,4 +1,4 @@
-"""The per-request access-token check used by the protected side (RFC 6750, RFC 9068 §4).
+"""Both sides: the per-request access-token check used by the protected side (RFC 6750, RFC 9068 §4).
 
 This is the hot path that runs on every protected request. Its cost, top to bottom:
 
@@ -20,19 +20,43 @@ oldest dropped first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol, cast
 
+from django.core.exceptions import ImproperlyConfigured
+
+from . import resets
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
-from .revocation import Snapshot, revocation_state
+from .revocation_snapshot import Snapshot
 from .tokens import InvalidToken, KeySource, certificate_thumbprint, dpop_thumbprint, verify
 
 
 class RevocationSource(Protocol):
     def current(self) -> Snapshot: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where a side's verifying keys and revocation state come from, and what to do first."""
+
+    keys: KeySource
+    revocation: RevocationSource
+    #: Called before each check (the resource side starts its poller with it), or None.
+    before_check: Callable[[], None] | None = None
+
+
+#: ``resource_only -> Sources``: filled by each app's ``AppConfig.ready()`` (``oauth_cc`` the
+#: issuer's own keys and database state, ``oauth_cc.resource`` the issuer's JWKS and feed), so
+#: this module, used by both sides, imports neither side's state.
+_sources: dict[bool, Sources] = {}
+
+
+def use_sources(*, resource_only: bool, sources: Sources) -> None:
+    """Check tokens with ``sources`` on a site whose ``resource_only`` is this value."""
+    _sources[resource_only] = sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +126,21 @@ class VerifiedTokens(BoundedMap[str, AccessToken]):
 
 
 verified_tokens = VerifiedTokens()
+resets.register("oauth_cc.verification.verified_tokens", verified_tokens.clear)
 
 
 def check_access_token(token: str) -> AccessToken:
     """Return the verified token for this site or raise :class:`~oauth_cc.tokens.InvalidToken`."""
     now = time.time()
     settings = oauth_cc_settings
-    keys: KeySource | None = None
-    revocation: RevocationSource = revocation_state
-    if settings.resource_only:
-        # A resource-only service (oauth_cc.resource): the issuer's keys and revocation feed.
-        from .resource import sync
-
-        sync.ensure_running()
-        keys, revocation = sync.issuer_keys, sync.feed_state
+    sources = _sources.get(settings.resource_only)
+    if sources is None:
+        raise ImproperlyConfigured(
+            'Access tokens are checked by the "oauth_cc" or the "oauth_cc.resource" app: '
+            "put one of them in INSTALLED_APPS."
+        )
+    if sources.before_check is not None:
+        sources.before_check()
     info = verified_tokens.get(token)
     if info is None:
         claims = verify(
@@ -124,13 +149,13 @@ def check_access_token(token: str) -> AccessToken:
             audience=settings.resource_identifier,
             leeway=settings.LEEWAY,
             now=now,
-            keys=keys,
+            keys=sources.keys,
         )
         info = AccessToken.from_claims(claims)
         verified_tokens.put(token, info)
     elif info.exp <= now - settings.LEEWAY:
         raise InvalidToken("The access token has expired.")
-    reason = revocation.current().reason_refused(jti=info.jti, client_id=info.client_id, iat=info.iat)
+    reason = sources.revocation.current().reason_refused(jti=info.jti, client_id=info.client_id, iat=info.iat)
     if reason is not None:
         raise InvalidToken(reason)
     return info

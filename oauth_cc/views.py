@@ -1,4 +1,4 @@
-"""HTTP endpoints. Thin: each parses the request, calls the protocol module, shapes the answer.
+"""Issuer side: HTTP endpoints. Thin: each parses the request, calls the protocol module, shapes the answer.
 
 Every endpoint a client calls answers JSON, errors included; an unexpected exception is
 logged and answered with a JSON ``server_error`` rather than Django's HTML error page, and a

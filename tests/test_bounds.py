@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from oauth_cc import client_keys, keys, shared
+from oauth_cc import client_jwks_fetch, keys, shared
 from oauth_cc.bounded import BoundedMap
 from oauth_cc.state import ClientRecord, client_cache
 from oauth_cc.verification import MEMO_ENTRY_OVERHEAD, AccessToken, check_access_token, verified_tokens
@@ -169,17 +169,17 @@ def _record(client_id: str, jwks: dict[str, Any]) -> ClientRecord:
 
 
 def test_inline_key_sets_are_bounded(monkeypatch):
-    monkeypatch.setattr(client_keys, "MAX_CACHED_SETS", 2)
+    monkeypatch.setattr(client_jwks_fetch, "MAX_CACHED_SETS", 2)
     jwks = jwks_of(generate_key("ES256"))
     for name in ("a", "b", "c"):
-        assert client_keys.keys_for(_record(name, jwks))
-    assert list(client_keys._inline_cache) == ["b", "c"]
+        assert client_jwks_fetch.keys_for(_record(name, jwks))
+    assert list(client_jwks_fetch._inline_cache) == ["b", "c"]
 
 
 @pytest.mark.parametrize("name", ["_uri_cache", "_failures", "_last_kid_refetch"])
 def test_jwks_uri_maps_are_bounded(monkeypatch, name):
-    monkeypatch.setattr(client_keys, "MAX_CACHED_SETS", 2)
-    cache = getattr(client_keys, name)
+    monkeypatch.setattr(client_jwks_fetch, "MAX_CACHED_SETS", 2)
+    cache = getattr(client_jwks_fetch, name)
     for url in ("https://a.example", "https://b.example", "https://c.example"):
         cache.put(url, 0.0)
     assert list(cache) == ["https://b.example", "https://c.example"]

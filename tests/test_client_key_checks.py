@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwcrypto.jwk import JWK
 
-from oauth_cc import client_keys
-from oauth_cc.client_keys import public_jwk, usable_keys, validate_public_jwks
+from oauth_cc import client_jwks_fetch
+from oauth_cc.jwks_validation import public_jwk, usable_keys, validate_public_jwks
 from oauth_cc.state import ClientRecord
 
 from .assertion_helpers import generate_key
@@ -261,14 +261,14 @@ def _record(**changes: Any) -> ClientRecord:
 
 
 def test_keys_for_reads_an_inline_jwks_once_per_value(ec, ed, monkeypatch):
-    client_keys.reset()
+    client_jwks_fetch.reset()
     calls: list[Any] = []
-    real = client_keys.usable_keys
-    monkeypatch.setattr(client_keys, "usable_keys", lambda doc: calls.append(doc) or real(doc))
+    real = client_jwks_fetch.usable_keys
+    monkeypatch.setattr(client_jwks_fetch, "usable_keys", lambda doc: calls.append(doc) or real(doc))
 
-    first = client_keys.keys_for(_record(jwks={"keys": [ec]}))
-    again = client_keys.keys_for(_record(jwks={"keys": [ec]}))
-    changed = client_keys.keys_for(_record(jwks={"keys": [ec, ed]}))
+    first = client_jwks_fetch.keys_for(_record(jwks={"keys": [ec]}))
+    again = client_jwks_fetch.keys_for(_record(jwks={"keys": [ec]}))
+    changed = client_jwks_fetch.keys_for(_record(jwks={"keys": [ec, ed]}))
 
     assert again is first
     assert [key.get("kid") for key in changed] == ["ec-1", "ed-1"]
@@ -276,13 +276,13 @@ def test_keys_for_reads_an_inline_jwks_once_per_value(ec, ed, monkeypatch):
 
 
 def test_the_inline_cache_keeps_its_own_copy_of_the_jwks(ec, ed):
-    client_keys.reset()
+    client_jwks_fetch.reset()
     jwks = {"keys": [ec]}
-    client_keys.keys_for(_record(jwks=jwks))
+    client_jwks_fetch.keys_for(_record(jwks=jwks))
     jwks["keys"].append(ed)  # the caller's dict changes in place (an admin edit of the same object)
 
-    assert [key.get("kid") for key in client_keys.keys_for(_record(jwks=jwks))] == ["ec-1", "ed-1"]
+    assert [key.get("kid") for key in client_jwks_fetch.keys_for(_record(jwks=jwks))] == ["ec-1", "ed-1"]
 
 
 def test_a_client_without_keys_has_none():
-    assert client_keys.keys_for(_record()) == ()
+    assert client_jwks_fetch.keys_for(_record()) == ()

@@ -1,4 +1,4 @@
-"""The connection a jwks_uri fetch makes (``client_keys._get``, ``_resolve``, ``_Target``).
+"""The connection a jwks_uri fetch makes (``client_jwks_fetch._get``, ``_resolve``, ``_Target``).
 
 Each socket operation is bounded by what is left of the fetch's total deadline: a key server
 that never accepts the connection, or accepts it and never answers, costs the fetch its
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_keys
-from oauth_cc.client_keys import JWKSFetchError, _ConnectFailed, _Target
+from oauth_cc import client_jwks_fetch, hardened_http
+from oauth_cc.client_jwks_fetch import JWKSFetchError, _ConnectFailed, _Target
 
 from .test_jwks_uri import tls_files  # noqa: F401 - a module-scoped fixture: a certificate for keys.example.test
 
@@ -65,7 +65,7 @@ def _timed(call: Any) -> tuple[BaseException | None, float]:
 def test_a_connect_that_hangs_gives_up_at_the_deadline(unaccepting_port, scheme):
     target = _Target.from_url(f"{scheme}://keys.example.test:{unaccepting_port}/jwks.json")
 
-    error, elapsed = _timed(lambda: client_keys._get(target, "127.0.0.1", time.monotonic() + DEADLINE))
+    error, elapsed = _timed(lambda: client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + DEADLINE))
 
     assert isinstance(error, _ConnectFailed), repr(error)
     assert str(error) == "timed out"
@@ -115,7 +115,9 @@ def test_a_server_that_accepts_and_never_answers_gives_up_at_the_deadline():
     httpd = _serve(_Silent)
     try:
         target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        error, elapsed = _timed(lambda: client_keys._get(target, "127.0.0.1", time.monotonic() + DEADLINE))
+        error, elapsed = _timed(
+            lambda: client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + DEADLINE)
+        )
     finally:
         _stop(httpd)
 
@@ -129,7 +131,7 @@ def test_the_request_asks_for_the_path_and_query_of_the_url_with_the_hosts_name(
     try:
         port = httpd.server_address[1]
         target = _Target.from_url(f"http://keys.example.test:{port}/tenant/jwks.json?v=2")
-        document = client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 
@@ -149,11 +151,11 @@ def test_https_sends_the_host_name_as_sni_and_checks_the_certificate_for_it(tls_
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*tls_files)
     context.sni_callback = lambda sock, name, ctx: seen.append(name)
-    monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
     httpd = _serve(_Answering, context)
     try:
         target = _Target.from_url(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        document = client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 
@@ -186,9 +188,9 @@ def test_target_of_a_url(url, expected):
 
 
 def test_resolve_returns_each_address_of_the_name_once():
-    assert client_keys._resolve("127.0.0.3", 443) == ["127.0.0.3"]
-    assert set(client_keys._resolve("localhost", 80)) <= {"127.0.0.1", "::1"}
-    assert len(client_keys._resolve("localhost", 80)) == len(set(client_keys._resolve("localhost", 80)))
+    assert hardened_http.resolve("127.0.0.3", 443) == ["127.0.0.3"]
+    assert set(hardened_http.resolve("localhost", 80)) <= {"127.0.0.1", "::1"}
+    assert len(hardened_http.resolve("localhost", 80)) == len(set(hardened_http.resolve("localhost", 80)))
 
 
 @pytest.fixture
@@ -206,7 +208,7 @@ def test_a_refused_connection_is_could_not_connect(closed_port, scheme):
     target = _Target.from_url(f"{scheme}://keys.example.test:{closed_port}/jwks.json")
 
     with pytest.raises(_ConnectFailed) as raised:
-        client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+        client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
 
     assert str(raised.value) == "could not connect"
 
@@ -222,7 +224,7 @@ def test_a_server_that_hangs_up_without_answering_is_a_failed_connection():
     try:
         target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
         with pytest.raises(JWKSFetchError) as raised:
-            client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 
@@ -237,7 +239,7 @@ def test_an_untrusted_certificate_is_refused_with_its_own_sentence(tls_files):  
     try:
         target = _Target.from_url(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
         with pytest.raises(JWKSFetchError) as raised:
-            client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 
@@ -274,7 +276,7 @@ def test_a_response_that_is_not_a_jwk_set_is_refused(body, message):
     try:
         target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
         with pytest.raises(JWKSFetchError) as raised:
-            client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 
@@ -286,7 +288,7 @@ def test_a_jwk_set_is_returned_as_decoded():
     httpd.body = b'{"keys": [{"kty": "EC", "kid": "k"}], "extra": true}'
     try:
         target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        document = client_keys._get(target, "127.0.0.1", time.monotonic() + 5)
+        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
     finally:
         _stop(httpd)
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from oauth_cc import client_keys
-from oauth_cc.client_keys import JWKSFetchError
+from oauth_cc import client_jwks_fetch, hardened_http
+from oauth_cc.client_jwks_fetch import JWKSFetchError
 
 from .assertion_helpers import generate_key, jwks_of
 from .test_jwks_uri import KeyServer, _cold_key_caches, key_server  # noqa: F401 - fixtures
@@ -39,7 +39,7 @@ def server(key_server: KeyServer, good_key: Any) -> KeyServer:  # noqa: F811
 @pytest.fixture
 def fresh_pool(monkeypatch: Any) -> None:
     """A pool created for this test, with the given number of threads."""
-    monkeypatch.setattr(client_keys, "_executor", None)
+    monkeypatch.setattr(client_jwks_fetch, "_executor", None)
 
 
 def _fetch_error(call: Any) -> str:
@@ -52,7 +52,7 @@ def _fetch_error(call: Any) -> str:
 
 
 def test_fetches_run_on_named_pool_threads(db, server, fresh_pool):
-    client_keys._refresh(server.url)
+    client_jwks_fetch._refresh(server.url)
     names = [thread.name for thread in threading.enumerate() if thread.name.startswith("oauth_cc-jwks_")]
     assert names
 
@@ -61,27 +61,27 @@ def test_the_pool_has_fetch_threads_threads_and_a_queued_fetch_gives_up_at_its_d
     db, settings, monkeypatch, fresh_pool, server
 ):
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.3}
-    monkeypatch.setattr(client_keys, "FETCH_THREADS", 1)
+    monkeypatch.setattr(client_jwks_fetch, "FETCH_THREADS", 1)
     release = threading.Event()
-    real_resolve = client_keys._resolve
+    real_resolve = hardened_http.resolve
 
     def resolve(host: str, port: int) -> list[str]:
         if host == "stalled.example":
             release.wait(3)  # name resolution has no timeout of its own
         return real_resolve("127.0.0.1", port)
 
-    monkeypatch.setattr(client_keys, "_resolve", resolve)
+    monkeypatch.setattr(hardened_http, "resolve", resolve)
 
     def fetch_stalled() -> None:
         with pytest.raises(JWKSFetchError):
-            client_keys._run_with_deadline("http://stalled.example/", 0.3)
+            client_jwks_fetch._run_with_deadline("http://stalled.example/", 0.3)
 
     stalled = threading.Thread(target=fetch_stalled, daemon=True)
     try:
         stalled.start()
         time.sleep(0.05)  # the stalled fetch holds the only pool thread
         started = time.monotonic()
-        message = _fetch_error(lambda: client_keys._run_with_deadline(server.url, 0.3))
+        message = _fetch_error(lambda: client_jwks_fetch._run_with_deadline(server.url, 0.3))
         elapsed = time.monotonic() - started
     finally:
         release.set()
@@ -94,18 +94,18 @@ def test_the_pool_has_fetch_threads_threads_and_a_queued_fetch_gives_up_at_its_d
 
 
 def test_the_pool_is_made_once_per_process(db, server, fresh_pool):
-    client_keys._run_with_deadline(server.url, 5)
-    pool = client_keys._executor
-    client_keys._run_with_deadline(server.url, 5)
-    assert client_keys._executor is pool
+    client_jwks_fetch._run_with_deadline(server.url, 5)
+    pool = client_jwks_fetch._executor
+    client_jwks_fetch._run_with_deadline(server.url, 5)
+    assert client_jwks_fetch._executor is pool
 
 
 def test_a_pool_inherited_through_fork_is_replaced(db, server, fresh_pool, monkeypatch):
-    client_keys._run_with_deadline(server.url, 5)
-    pool = client_keys._executor
-    monkeypatch.setattr(client_keys, "_executor_pid", -1)  # as if this process were a forked child
-    client_keys._run_with_deadline(server.url, 5)
-    assert client_keys._executor is not pool
+    client_jwks_fetch._run_with_deadline(server.url, 5)
+    pool = client_jwks_fetch._executor
+    monkeypatch.setattr(client_jwks_fetch, "_executor_pid", -1)  # as if this process were a forked child
+    client_jwks_fetch._run_with_deadline(server.url, 5)
+    assert client_jwks_fetch._executor is not pool
 
 
 def test_an_unexpected_error_in_a_fetch_is_logged_and_answered_with_a_sentence(
@@ -114,9 +114,9 @@ def test_an_unexpected_error_in_a_fetch_is_logged_and_answered_with_a_sentence(
     def explode(url: str, deadline: float) -> dict:
         raise KeyError("boom")
 
-    monkeypatch.setattr(client_keys, "_fetch_document", explode)
+    monkeypatch.setattr(client_jwks_fetch, "_fetch_document", explode)
     with caplog.at_level(logging.ERROR, logger="oauth_cc.client_keys"):
-        message = _fetch_error(lambda: client_keys._run_with_deadline("http://keys.example/jwks", 1))
+        message = _fetch_error(lambda: client_jwks_fetch._run_with_deadline("http://keys.example/jwks", 1))
 
     assert message == "the JWKS URI could not be fetched"
     [record] = [r for r in caplog.records if r.name == "oauth_cc.client_keys"]
@@ -140,38 +140,38 @@ class _Clock:
 
 def test_a_fetch_that_starts_at_its_deadline_does_not_start(db, monkeypatch, server):
     resolved: list[str] = []
-    monkeypatch.setattr(client_keys, "time", _Clock(100.0))
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: resolved.append(host) or ["127.0.0.1"])
+    monkeypatch.setattr(client_jwks_fetch, "time", _Clock(100.0))
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: resolved.append(host) or ["127.0.0.1"])
 
-    assert _fetch_error(lambda: client_keys._fetch_document(server.url, 100.0)) == "timed out"
+    assert _fetch_error(lambda: client_jwks_fetch._fetch_document(server.url, 100.0)) == "timed out"
     assert resolved == []  # not even the name is looked up
     assert server.hits == 0
 
 
 def test_no_address_is_tried_once_the_deadline_is_reached(db, monkeypatch, server):
     clock = _Clock(100.0)
-    monkeypatch.setattr(client_keys, "time", clock)
+    monkeypatch.setattr(client_jwks_fetch, "time", clock)
 
     def slow_resolve(host: str, port: int) -> list[str]:
         clock.now = 101.0  # resolution took until exactly the deadline
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(client_keys, "_resolve", slow_resolve)
-    assert _fetch_error(lambda: client_keys._fetch_document(server.url, 101.0)) == "timed out"
+    monkeypatch.setattr(hardened_http, "resolve", slow_resolve)
+    assert _fetch_error(lambda: client_jwks_fetch._fetch_document(server.url, 101.0)) == "timed out"
     assert server.hits == 0
 
 
 def test_an_unacceptable_url_is_refused_with_its_sentence_without_the_full_stop(db, settings):
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": False}
     message = _fetch_error(
-        lambda: client_keys._fetch_document("http://keys.example.com/", time.monotonic() + 5)
+        lambda: client_jwks_fetch._fetch_document("http://keys.example.com/", time.monotonic() + 5)
     )
     assert message == "The JWKS URI must use https://"
 
 
 def test_the_next_address_is_tried_when_one_refuses_the_connection(db, monkeypatch, server):
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
-    document = client_keys._fetch_document(server.url, time.monotonic() + 5)
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    document = client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)
     assert [key["kid"] for key in document["keys"]] == ["good"]
 
 
@@ -180,9 +180,12 @@ def test_the_error_of_the_last_address_is_the_answer(db, monkeypatch):
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["127.0.0.2", "127.0.0.3"])
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.3"])
     url = f"http://keys.example.test:{port}/jwks.json"
-    assert _fetch_error(lambda: client_keys._fetch_document(url, time.monotonic() + 5)) == "could not connect"
+    assert (
+        _fetch_error(lambda: client_jwks_fetch._fetch_document(url, time.monotonic() + 5))
+        == "could not connect"
+    )
 
 
 def test_the_url_host_and_port_are_resolved(db, monkeypatch, server):
@@ -192,9 +195,11 @@ def test_the_url_host_and_port_are_resolved(db, monkeypatch, server):
         asked.append((host, port))
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(client_keys, "_resolve", resolve)
+    monkeypatch.setattr(hardened_http, "resolve", resolve)
     port = int(server.url.split(":")[2].split("/")[0])
-    client_keys._fetch_document(server.url.replace("127.0.0.1", "keys.example.test"), time.monotonic() + 5)
+    client_jwks_fetch._fetch_document(
+        server.url.replace("127.0.0.1", "keys.example.test"), time.monotonic() + 5
+    )
     assert asked == [("keys.example.test", port)]
 
 
@@ -204,7 +209,7 @@ def test_the_url_host_and_port_are_resolved(db, monkeypatch, server):
 def test_a_set_without_a_usable_key_is_a_failure(db, server):
     server.document = {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}]}
     assert (
-        _fetch_error(lambda: client_keys._refresh(server.url))
+        _fetch_error(lambda: client_jwks_fetch._refresh(server.url))
         == "the JWK Set has no usable public signing key"
     )
 
@@ -212,7 +217,7 @@ def test_a_set_without_a_usable_key_is_a_failure(db, server):
 def test_a_failure_is_logged_with_the_url_and_reason(db, server, caplog):
     server.mode = "error"
     with caplog.at_level(logging.WARNING, logger="oauth_cc.client_keys"):
-        _fetch_error(lambda: client_keys._refresh(server.url))
+        _fetch_error(lambda: client_jwks_fetch._refresh(server.url))
 
     [record] = [r for r in caplog.records if r.name == "oauth_cc.client_keys"]
     assert (
@@ -224,17 +229,17 @@ def test_a_failure_is_logged_with_the_url_and_reason(db, server, caplog):
 
 def test_a_failure_is_answered_again_until_the_retry_time_and_then_retried(db, server, monkeypatch):
     clock = _Clock(1000.0)
-    monkeypatch.setattr(client_keys, "time", clock)
+    monkeypatch.setattr(client_jwks_fetch, "time", clock)
     server.mode = "error"
-    assert _fetch_error(lambda: client_keys._refresh(server.url)) == "the JWKS URI answered HTTP 500"
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the JWKS URI answered HTTP 500"
     server.mode = "ok"
 
-    clock.now = 1000.0 + client_keys.FAILURE_RETRY_AFTER - 0.01
-    assert _fetch_error(lambda: client_keys._refresh(server.url)) == "the JWKS URI answered HTTP 500"
+    clock.now = 1000.0 + client_jwks_fetch.FAILURE_RETRY_AFTER - 0.01
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the JWKS URI answered HTTP 500"
     assert server.hits == 1
 
-    clock.now = 1000.0 + client_keys.FAILURE_RETRY_AFTER
-    assert client_keys._refresh(server.url).kids == frozenset({"good"})
+    clock.now = 1000.0 + client_jwks_fetch.FAILURE_RETRY_AFTER
+    assert client_jwks_fetch._refresh(server.url).kids == frozenset({"good"})
     assert server.hits == 2
 
 
@@ -248,12 +253,12 @@ def test_a_fetched_set_is_kept_by_the_worker_when_the_shared_cache_cannot_take_i
         def set(self, *args: Any, **kwargs: Any) -> None:
             raise ConnectionError("cache down")
 
-    monkeypatch.setattr(client_keys, "_cache", lambda: NoSet())
+    monkeypatch.setattr(client_jwks_fetch, "_cache", lambda: NoSet())
     with caplog.at_level(logging.WARNING, logger="oauth_cc.client_keys"):
-        entry = client_keys._refresh(server.url)
+        entry = client_jwks_fetch._refresh(server.url)
 
-    assert client_keys._uri_cache.get(server.url) is entry
-    assert client_keys._uri_keys(server.url, None) is entry
+    assert client_jwks_fetch._uri_cache.get(server.url) is entry
+    assert client_jwks_fetch._uri_keys(server.url, None) is entry
     assert server.hits == 1
     [record] = [r for r in caplog.records if r.name == "oauth_cc.client_keys"]
     assert record.getMessage() == "Could not share a fetched client JWKS through the cache"
@@ -261,6 +266,6 @@ def test_a_fetched_set_is_kept_by_the_worker_when_the_shared_cache_cannot_take_i
 
 
 def test_a_fetched_set_is_shared_with_its_fetch_time(db, server):
-    entry = client_keys._refresh(server.url)
-    shared = caches["default"].get(client_keys._cache_key("set", server.url))
+    entry = client_jwks_fetch._refresh(server.url)
+    shared = caches["default"].get(client_jwks_fetch._cache_key("set", server.url))
     assert shared == {"fetched_at": entry.fetched_at, "document": server.document}

@@ -1,4 +1,4 @@
-"""How a jwks_uri response is read (``oauth_cc.client_keys._read_body``): status, encoding, size, time.
+"""How a jwks_uri response is read (``oauth_cc.client_jwks_fetch._read_body``): status, encoding, size, time.
 
 The rules protect the token endpoint from a client's key server: no redirect is followed, a
 non-200 answer is an error that names the status, a compressed body is refused (it could expand
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import urllib3
 
-from oauth_cc import client_keys
-from oauth_cc.client_keys import JWKSFetchError, _read_body
+from oauth_cc import client_jwks_fetch
+from oauth_cc.client_jwks_fetch import JWKSFetchError, _read_body
 
 LIMIT = 100_000
 
@@ -145,7 +145,7 @@ def test_reading_stops_at_the_deadline(monkeypatch):
             Clock.now += 1.0  # each read brings one byte, one second later
             return b"{"
 
-    monkeypatch.setattr(client_keys, "time", Clock)
+    monkeypatch.setattr(client_jwks_fetch, "time", Clock)
     response = Slow(body=io.BytesIO(b""), headers={}, status=200, preload_content=False)
 
     # The deadline is reached exactly after the third read: a fourth is not started.
@@ -158,7 +158,7 @@ def test_a_read_that_would_start_at_the_deadline_is_not_started(monkeypatch):
         def monotonic() -> float:
             return 500.0
 
-    monkeypatch.setattr(client_keys, "time", Clock)
+    monkeypatch.setattr(client_jwks_fetch, "time", Clock)
     _refused(_response(b"{}"), "timed out", deadline=500.0)
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 
-from oauth_cc import client_keys, clients
+from oauth_cc import client_jwks_fetch, clients, hardened_http
 from oauth_cc.models import Application, Scope
 
 from .assertion_helpers import (
@@ -141,10 +141,10 @@ def key_server() -> Iterator[KeyServer]:
 @pytest.fixture(autouse=True)
 def _cold_key_caches() -> Iterator[None]:
     """Each test starts with no fetched key set in this worker or in the shared cache."""
-    client_keys.reset()
+    client_jwks_fetch.reset()
     caches["default"].clear()
     yield
-    client_keys.reset()
+    client_jwks_fetch.reset()
     caches["default"].clear()
 
 
@@ -190,7 +190,7 @@ def test_another_worker_reuses_the_key_set_from_the_shared_cache(
     client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
 ) -> None:
     assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
-    client_keys.reset()  # This worker forgets; the Django cache still has the set.
+    client_jwks_fetch.reset()  # This worker forgets; the Django cache still has the set.
     assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
     assert key_server.hits == 1
 
@@ -371,7 +371,7 @@ def test_host_name_resolving_to_a_private_address_is_refused_at_fetch_time(
 ) -> None:
     # DNS rebinding: the name passed registration, but now resolves inside the network. The
     # first answer is public, so a fetcher that checked only the first address would connect.
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["93.184.215.14", "10.0.0.5"])
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["93.184.215.14", "10.0.0.5"])
     application = make_uri_client("rebinding", "https://keys.example.com/jwks")
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "private")
 
@@ -382,7 +382,7 @@ def test_fetch_gives_up_when_name_resolution_fails(
     def unresolvable(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(client_keys, "_resolve", unresolvable)
+    monkeypatch.setattr(hardened_http, "resolve", unresolvable)
     application = make_uri_client("no-dns", "https://keys.example.com/jwks")
     assert_invalid_client(post_assertion(client, signed(key_a, application)), "does not resolve")
 
@@ -397,7 +397,7 @@ def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
         released.wait(10)
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(client_keys, "_resolve", stuck)
+    monkeypatch.setattr(hardened_http, "resolve", stuck)
     application = make_uri_client("slow-dns", "http://keys.example.com/")
     try:
         assert_invalid_client(post_assertion(client, signed(key_a, application)), "timed out")
@@ -456,7 +456,7 @@ def tls_key_server(tls_files: tuple[str, str], monkeypatch: Any, key_a: ClientKe
     httpd.state = state  # type: ignore[attr-defined]
     state.url = f"https://keys.example.test:{httpd.server_address[1]}/jwks.json"
     # The name resolves to the test server; nothing else about the connection is faked.
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: ["127.0.0.1"])
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.1"])
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
@@ -473,7 +473,7 @@ def tls_client(db: Any, tls_key_server: KeyServer) -> Application:
 def test_https_key_server_with_a_trusted_certificate_for_the_name_is_used(
     client: Any, tls_files: tuple[str, str], monkeypatch: Any, tls_client: Application, key_a: ClientKey
 ) -> None:
-    monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
     assert post_assertion(client, signed(key_a, tls_client)).status_code == 200
 
 
@@ -492,7 +492,7 @@ def test_https_certificate_for_another_name_is_refused(
     tls_key_server: KeyServer,
     key_a: ClientKey,
 ) -> None:
-    monkeypatch.setattr(client_keys.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
     other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
     Application.objects.filter(pk=tls_client.pk).update(client_jwks_uri=other_name)
     assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
@@ -513,12 +513,12 @@ def test_concurrent_lookups_of_one_jwks_uri_share_one_fetch(
 ) -> None:
     key_server.document = jwks_of(key_a)
     key_server.mode = "slow"  # holds each request until released, then answers
-    results: list[client_keys.KeySet] = []
+    results: list[client_jwks_fetch.KeySet] = []
     errors: list[BaseException] = []
 
     def look_up() -> None:
         try:
-            results.append(client_keys._refresh(key_server.url))
+            results.append(client_jwks_fetch._refresh(key_server.url))
         except BaseException as exc:  # reported by the assertions below
             errors.append(exc)
 

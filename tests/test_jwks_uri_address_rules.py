@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_keys
-from oauth_cc.client_keys import JWKSFetchError, is_public_address, jwk_thumbprints, validate_jwks_uri
+from oauth_cc import client_jwks_fetch, hardened_http
+from oauth_cc.client_jwks_fetch import JWKSFetchError
+from oauth_cc.jwks_validation import is_public_address, jwk_thumbprints, validate_jwks_uri
 
 from .assertion_helpers import generate_key
 
@@ -114,7 +115,7 @@ def test_insecure_mode_allows_http_and_local_hosts_but_not_credentials(settings)
 
 
 def _resolving_to(monkeypatch: Any, *addresses: str) -> None:
-    monkeypatch.setattr(client_keys, "_resolve", lambda host, port: list(addresses))
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: list(addresses))
 
 
 @pytest.mark.parametrize(
@@ -130,13 +131,13 @@ def _resolving_to(monkeypatch: Any, *addresses: str) -> None:
 def test_a_name_with_any_internal_address_is_refused(secure_only, monkeypatch, addresses):
     _resolving_to(monkeypatch, *addresses)
     with pytest.raises(JWKSFetchError) as raised:
-        client_keys._checked_addresses("keys.example.com", 443)
+        client_jwks_fetch._checked_addresses("keys.example.com", 443)
     assert str(raised.value) == "the JWKS URI resolves to a private, loopback or link-local address"
 
 
 def test_every_public_address_of_a_name_is_returned_in_order(secure_only, monkeypatch):
     _resolving_to(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07::1")
-    assert client_keys._checked_addresses("keys.example.com", 443) == [
+    assert client_jwks_fetch._checked_addresses("keys.example.com", 443) == [
         "93.184.215.14",
         "2606:2800:21f:cb07::1",
     ]
@@ -145,7 +146,7 @@ def test_every_public_address_of_a_name_is_returned_in_order(secure_only, monkey
 def test_insecure_mode_does_not_check_the_resolved_addresses(settings, monkeypatch):
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": True}
     _resolving_to(monkeypatch, "127.0.0.1", "10.0.0.5")
-    assert client_keys._checked_addresses("keys.example.com", 443) == ["127.0.0.1", "10.0.0.5"]
+    assert client_jwks_fetch._checked_addresses("keys.example.com", 443) == ["127.0.0.1", "10.0.0.5"]
 
 
 @pytest.mark.parametrize("failure", [OSError("no such name"), UnicodeError("label too long")])
@@ -153,16 +154,16 @@ def test_a_name_that_does_not_resolve_is_a_fetch_error(secure_only, monkeypatch,
     def fail(host: str, port: int) -> list[str]:
         raise failure
 
-    monkeypatch.setattr(client_keys, "_resolve", fail)
+    monkeypatch.setattr(hardened_http, "resolve", fail)
     with pytest.raises(JWKSFetchError) as raised:
-        client_keys._checked_addresses("keys.example.com", 443)
+        client_jwks_fetch._checked_addresses("keys.example.com", 443)
     assert str(raised.value) == "the host name of the JWKS URI does not resolve"
 
 
 def test_a_name_with_no_address_is_a_fetch_error(secure_only, monkeypatch):
     _resolving_to(monkeypatch)
     with pytest.raises(JWKSFetchError) as raised:
-        client_keys._checked_addresses("keys.example.com", 443)
+        client_jwks_fetch._checked_addresses("keys.example.com", 443)
     assert str(raised.value) == "the host name of the JWKS URI does not resolve"
 
 
@@ -193,6 +194,6 @@ def test_the_host_and_port_of_the_url_are_what_is_resolved(secure_only, monkeypa
         asked.append((host, port))
         return ["93.184.215.14"]
 
-    monkeypatch.setattr(client_keys, "_resolve", resolve)
-    assert client_keys._checked_addresses("keys.example.com", 8443) == ["93.184.215.14"]
+    monkeypatch.setattr(hardened_http, "resolve", resolve)
+    assert client_jwks_fetch._checked_addresses("keys.example.com", 8443) == ["93.184.215.14"]
     assert asked == [("keys.example.com", 8443)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_keys
+from oauth_cc import client_jwks_fetch
 
 DOCUMENT = {"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "k"}]}
 
@@ -37,9 +37,9 @@ class ImmediateExecutor:
 @pytest.fixture
 def immediate(monkeypatch: pytest.MonkeyPatch) -> ImmediateExecutor:
     executor = ImmediateExecutor()
-    monkeypatch.setattr(client_keys, "_executor", executor)
-    monkeypatch.setattr(client_keys, "_executor_pid", os.getpid())
-    monkeypatch.setattr(client_keys, "_fetch_document", lambda url, deadline: DOCUMENT)
+    monkeypatch.setattr(client_jwks_fetch, "_executor", executor)
+    monkeypatch.setattr(client_jwks_fetch, "_executor_pid", os.getpid())
+    monkeypatch.setattr(client_jwks_fetch, "_fetch_document", lambda url, deadline: DOCUMENT)
     return executor
 
 
@@ -48,18 +48,18 @@ def test_a_fetch_already_finished_when_its_callback_is_added_does_not_deadlock(i
     outcome: dict[str, Any] = {}
 
     def fetch() -> None:
-        outcome["document"] = client_keys._run_with_deadline("https://keys.example.com/jwks", 2.0)
+        outcome["document"] = client_jwks_fetch._run_with_deadline("https://keys.example.com/jwks", 2.0)
 
     thread = threading.Thread(target=fetch, daemon=True)
     thread.start()
     thread.join(5)
 
-    assert not thread.is_alive(), "the fetch deadlocked on client_keys._lock"
+    assert not thread.is_alive(), "the fetch deadlocked on client_jwks_fetch._lock"
     assert outcome["document"] == DOCUMENT
     assert immediate.calls == 1
     # The lock is free and the finished fetch is forgotten, so the next lookup works too.
-    assert client_keys._lock.acquire(timeout=1)
-    client_keys._lock.release()
-    assert client_keys._inflight == {}
-    assert client_keys._run_with_deadline("https://keys.example.com/jwks", 2.0) == DOCUMENT
+    assert client_jwks_fetch._lock.acquire(timeout=1)
+    client_jwks_fetch._lock.release()
+    assert client_jwks_fetch._inflight == {}
+    assert client_jwks_fetch._run_with_deadline("https://keys.example.com/jwks", 2.0) == DOCUMENT
     assert immediate.calls == 2

@@ -153,7 +153,7 @@ def test_fetcher_refuses_insecure_urls_unless_allowed(url, message):
 
 
 def test_fetcher_refuses_a_name_resolving_to_a_private_address(monkeypatch):
-    monkeypatch.setattr(hardened_http, "_resolve", lambda host, port: ["192.168.1.5"])
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["192.168.1.5"])
     with pytest.raises(hardened_http.FetchError) as raised:
         hardened_http.get("https://issuer.example/x", timeout=2, max_bytes=100, allow_insecure=False)
     assert str(raised.value) == "the host name resolves to a private, loopback or link-local address"

@@ -1,0 +1,1 @@
+"""Both sides: integrations with other frameworks."""

@@ -1,4 +1,4 @@
-"""The resource-only side: a Django service that checks oauth_cc tokens without issuing them.
+"""Resource side: the resource-only app, a Django service that checks oauth_cc tokens without issuing them.
 
 Install ``"oauth_cc.resource"`` instead of ``"oauth_cc"`` (and without ``"oauth2_provider"``):
 no models, no migrations. Keys come from the issuer's JWKS (:mod:`.issuer_keys`), revocation

@@ -1,3 +1,5 @@
+"""Resource side: the resource-only Django app (``"oauth_cc.resource"``) and its settings checks."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,6 +15,16 @@ class ResourceConfig(AppConfig):
 
     def ready(self) -> None:
         register(check_resource_settings)
+        from .. import verification
+        from . import sync
+
+        # The issuer's keys and revocation feed, the poller started by the first check.
+        verification.use_sources(
+            resource_only=True,
+            sources=verification.Sources(
+                keys=sync.issuer_keys, revocation=sync.feed_state, before_check=sync.ensure_running
+            ),
+        )
 
 
 def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:

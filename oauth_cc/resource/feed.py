@@ -1,11 +1,11 @@
-"""The issuer's revocation feed, as a resource-only service reads it.
+"""Resource side: the issuer's revocation feed, as a resource-only service reads it.
 
 The issuer serves ``GET {ISSUER}/oauth/revocation-feed/`` (:func:`oauth_cc.views.revocation_feed`)
 to clients allowed to introspect tokens: the revoked ``jti`` values until their ``exp``, the
 disabled and deleted clients, and the per-client cut-offs, with an ``ETag``. Every
 ``REVOCATION_FEED_POLL_SECONDS`` one worker of the site (a cache claim) asks for it with
 ``If-None-Match`` (an unchanged feed costs a 304) and shares the result through the cache; each
-worker adopts the shared copy into its own :class:`~oauth_cc.revocation.Snapshot`, which the
+worker adopts the shared copy into its own :class:`~oauth_cc.revocation_snapshot.Snapshot`, which the
 request path reads without a query, a cache read or a network call.
 
 When the feed has not been read for ``REVOCATION_FEED_STALE_SECONDS``,
@@ -28,7 +28,7 @@ from django.core.cache import caches
 from .. import hardened_http, json_input
 from ..conf import oauth_cc_settings
 from ..errors import TemporarilyUnavailable
-from ..revocation import Snapshot
+from ..revocation_snapshot import Snapshot
 from ..shared import claim
 
 logger = logging.getLogger("oauth_cc.resource")

@@ -1,4 +1,4 @@
-"""The issuer's public signing keys, as a resource-only service gets them (RFC 8414, RFC 7517).
+"""Resource side: the issuer's public signing keys, as a resource-only service gets them (RFC 8414, RFC 7517).
 
 Discovery: ``{ISSUER}/.well-known/oauth-authorization-server`` names the ``jwks_uri`` (and must
 name ``ISSUER`` as its ``issuer``, RFC 8414 §3.3); both are fetched with
@@ -31,9 +31,9 @@ from jwcrypto.jwk import JWK
 
 from .. import hardened_http, json_input
 from ..algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS
-from ..client_keys import public_jwk
 from ..conf import oauth_cc_settings
 from ..errors import TemporarilyUnavailable
+from ..jwks_validation import public_jwk
 from ..shared import Throttle, claim
 
 logger = logging.getLogger("oauth_cc.resource")

@@ -1,4 +1,4 @@
-"""The resource side's per-worker state and the background thread that keeps it fresh.
+"""Resource side: the per-worker state and the background thread that keeps it fresh.
 
 One daemon thread per worker process (started by the first protected request, and again in a
 forked child) polls the revocation feed every ``REVOCATION_FEED_POLL_SECONDS`` and renews the
@@ -14,6 +14,7 @@ import os
 import threading
 import time
 
+from .. import resets
 from ..conf import oauth_cc_settings
 from .feed import FeedState
 from .issuer_keys import IssuerKeys
@@ -60,9 +61,13 @@ def _run() -> None:
 
 
 def reset() -> None:
-    """Forget the keys, the revocation state and the verified tokens of this worker."""
-    from ..verification import verified_tokens
+    """Forget the issuer's keys and the revocation state of this worker.
 
+    Registered with :mod:`oauth_cc.resets`, as :mod:`oauth_cc.verification` registers its memo
+    of verified tokens: both are forgotten when the settings change.
+    """
     issuer_keys.reset()
     feed_state.reset()
-    verified_tokens.clear()
+
+
+resets.register("oauth_cc.resource.sync", reset)

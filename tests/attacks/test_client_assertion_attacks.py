@@ -91,7 +91,7 @@ def foreign_curves() -> dict[str, Any]:
 @pytest.fixture
 def make_jwt_client(make_client: Any) -> Callable[..., Application]:
     def make(*client_keys: ClientKey, name: str = "jwt-client", **kwargs: Any) -> Application:
-        """A client registered with ``client_keys`` (or with the JWK Set given as ``jwks=``)."""
+        """A client registered with ``client_jwks_fetch`` (or with the JWK Set given as ``jwks=``)."""
         # A default scope, so token requests need not name one.
         Scope.objects.update_or_create(name="reports:read", defaults={"is_default": True})
         kwargs.setdefault("jwks", jwks_of(*client_keys))

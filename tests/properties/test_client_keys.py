@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.client_keys``: validating and reading a client's public JWK Set.
+"""Properties of ``oauth_cc.jwks_validation``: validating and reading a client's public JWK Set.
 
 ``validate_public_jwks`` (what an operator pastes, or a client's jwks_uri serves) raises only
 ``ValueError``; ``public_jwk`` returns a key or raises ``ValueError``; ``usable_keys`` never raises.
@@ -15,7 +15,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from jwcrypto.jwk import JWK
 
-from oauth_cc import client_keys
+from oauth_cc import jwks_validation
 from oauth_cc.algorithms import ALGORITHMS
 
 from .strategies import B64URL_ALPHABET, any_values, json_values
@@ -112,7 +112,7 @@ def fits_some_algorithm(key: JWK) -> bool:
 @example({**PUBLIC_JWKS["ES256"], "kid": "a", "generate": "RSA", "size": 4096}, True)
 def test_public_jwk_returns_a_verifying_key_or_raises_value_error(entry: Any, require_kid: bool) -> None:
     try:
-        key = client_keys.public_jwk(entry, require_kid=require_kid)
+        key = jwks_validation.public_jwk(entry, require_kid=require_kid)
     except ValueError as exc:
         assert str(exc)
         event("key: refused")
@@ -121,32 +121,32 @@ def test_public_jwk_returns_a_verifying_key_or_raises_value_error(entry: Any, re
     assert isinstance(key, JWK)
     assert not key.has_private
     assert fits_some_algorithm(key)
-    assert {name for name in key.export_public(as_dict=True)} <= client_keys.PUBLIC_JWK_MEMBERS
+    assert {name for name in key.export_public(as_dict=True)} <= jwks_validation.PUBLIC_JWK_MEMBERS
 
 
 @given(jwks_documents)
 @example({"keys": [{**PUBLIC_JWKS["ES256"], "kid": "a", "e": "AQAB"}]})
 def test_validate_public_jwks_returns_none_or_raises_value_error_for_any_document(document: Any) -> None:
     try:
-        result = client_keys.validate_public_jwks(document)
+        result = jwks_validation.validate_public_jwks(document)
     except ValueError as exc:
         assert str(exc)
         return
     event(f"valid set of {len(document['keys'])}")
     assert result is None
     # A set that passes validation is fully usable, one distinct kid per key.
-    keys = client_keys.usable_keys(document)
-    assert len(keys) == len(document["keys"]) <= client_keys.MAX_KEYS_PER_SET
+    keys = jwks_validation.usable_keys(document)
+    assert len(keys) == len(document["keys"]) <= jwks_validation.MAX_KEYS_PER_SET
     assert len({key.get("kid") for key in keys}) == len(keys)
 
 
 @given(jwks_documents)
 @example({"keys": [{**PUBLIC_JWKS["ES256"], "kid": "a", "e": "AQAB"}]})
 def test_usable_keys_never_raises_and_gives_only_public_keys_that_fit_an_algorithm(document: Any) -> None:
-    keys = client_keys.usable_keys(document)
+    keys = jwks_validation.usable_keys(document)
     event(f"usable keys: {min(len(keys), 2)}")
     assert isinstance(keys, tuple)
-    assert len(keys) <= client_keys.MAX_KEYS_PER_SET
+    assert len(keys) <= jwks_validation.MAX_KEYS_PER_SET
     for key in keys:
         assert isinstance(key, JWK) and not key.has_private
         assert fits_some_algorithm(key)

@@ -1,4 +1,4 @@
-"""Django REST framework integration: JWT access tokens, their scopes, a per-client throttle."""
+"""Both sides: Django REST framework integration: JWT access tokens, their scopes, a per-client throttle."""
 
 from .authentication import JWTAccessTokenAuthentication
 from .permissions import HasScope

@@ -1,4 +1,4 @@
-"""DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
+"""Both sides: DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
 
 ``request.auth`` is an :class:`oauth_cc.verification.AccessToken` (``client_id``, ``scopes``,
 ``claims``). ``request.user`` is the client's run-as user, loaded lazily on first use (so a
@@ -40,11 +40,11 @@ def _quote(value: str) -> str:
 
 def _run_as_user(client_id: str) -> Any:
     """The client's run-as user; read inside the view, so an outage here is a JSON 503 too."""
-    from ... import outage
     from ...conf import oauth_cc_settings
 
     if oauth_cc_settings.resource_only:
         return AnonymousUser()  # a resource-only service has no clients, so no run-as users
+    from ... import outage
     from ...state import client_cache
 
     try:

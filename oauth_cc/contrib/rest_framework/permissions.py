@@ -1,4 +1,4 @@
-"""DRF permission that checks the scopes a view needs (RFC 6750 §3.1 ``insufficient_scope``).
+"""Both sides: DRF permission that checks the scopes a view needs (RFC 6750 §3.1 ``insufficient_scope``).
 
 On the view, either::
 

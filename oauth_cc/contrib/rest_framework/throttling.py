@@ -1,4 +1,4 @@
-"""DRF throttle keyed by the access token's client, counted atomically in the shared cache.
+"""Both sides: DRF throttle keyed by the access token's client, counted atomically in the shared cache.
 
 Add it to a view's ``throttle_classes`` (or ``DEFAULT_THROTTLE_CLASSES``) and give its scope
 a rate, the DRF way::

@@ -1,0 +1,1 @@
+"""Issuer side: management commands of the issuer."""

@@ -1,4 +1,4 @@
-"""``manage.py oauth_cc``: manage scopes, API clients and signing keys from the shell.
+"""Issuer side: ``manage.py oauth_cc``: manage scopes, API clients and signing keys from the shell.
 
 Every change goes through :mod:`oauth_cc.clients` (shared with the admin) or
 :func:`oauth_cc.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
@@ -114,7 +114,7 @@ def client_details(application: Application) -> dict[str, Any]:
 def _thumbprints(application: Application) -> list[dict[str, str]]:
     if not application.client_jwks:
         return []
-    from oauth_cc.client_keys import jwk_thumbprints
+    from oauth_cc.jwks_validation import jwk_thumbprints
 
     return [
         {"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.client_jwks)
