@@ -262,7 +262,9 @@ def test_the_feed_is_read_where_the_metadata_says(monkeypatch, db):
     assert feed.feed_url() == f"{ISSUER}/oauth/revocation-feed/"  # nothing discovered yet
     sync.issuer_keys.refresh()
     assert sync.issuer_keys.feed_endpoint == f"{ISSUER}/feeds/revocations/"
-    feed.fetch(None)
+    # The poller asks the keys' reader for the advertised URL.
+    assert feed.feed_url(sync.feed_state._advertised()) == f"{ISSUER}/feeds/revocations/"
+    feed.fetch(None, feed.feed_url(sync.issuer_keys.feed_endpoint))
     basic = "Basic " + base64.b64encode(b"reader:s3cret").decode()
     assert requested == [(f"{ISSUER}/feeds/revocations/", basic)]
     sync.reset()

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -75,22 +76,20 @@ def _authorization() -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
-def feed_url() -> str:
-    """The feed the issuer's metadata advertises (``oauth_cc_revocation_feed_endpoint``), else
-    ``{ISSUER}/oauth/revocation-feed/``."""
-    from .sync import issuer_keys  # the metadata is read with the keys (sync imports this module)
-
-    return issuer_keys.feed_endpoint or oauth_cc_settings.issuer + FEED_PATH
+def feed_url(advertised: str | None = None) -> str:
+    """The feed the issuer's metadata advertises (``oauth_cc_revocation_feed_endpoint``, read
+    with the issuer's keys and passed in), else ``{ISSUER}/oauth/revocation-feed/``."""
+    return advertised or oauth_cc_settings.issuer + FEED_PATH
 
 
-def fetch(shared: dict[str, Any] | None) -> dict[str, Any]:
+def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, Any]:
     """Read the feed (conditionally, when ``shared`` has an ETag): the new shared entry."""
     settings = oauth_cc_settings
     headers = {"Authorization": _authorization()}
     if shared is not None and shared.get("etag"):
         headers["If-None-Match"] = str(shared["etag"])
     fetched = hardened_http.get(
-        feed_url(),
+        url or feed_url(),
         headers=headers,
         timeout=float(settings.ISSUER_FETCH_TIMEOUT),
         max_bytes=int(settings.REVOCATION_FEED_MAX_BYTES),
@@ -111,7 +110,9 @@ def fetch(shared: dict[str, Any] | None) -> dict[str, Any]:
 class FeedState:
     """A worker's copy of the issuer's revocation state: ``current()`` is the request path's read."""
 
-    def __init__(self) -> None:
+    def __init__(self, advertised: Callable[[], str | None] = lambda: None) -> None:
+        #: The feed URL the issuer's metadata advertises, if known (its keys' reader has it).
+        self._advertised = advertised
         self.reset()
 
     def reset(self) -> None:
@@ -153,7 +154,7 @@ class FeedState:
         interval = float(oauth_cc_settings.REVOCATION_FEED_POLL_SECONDS)
         if self._snapshot is None or claim(_key("poll"), max(1, math.ceil(interval))):
             try:
-                shared = fetch(shared if isinstance(shared, dict) else None)
+                shared = fetch(shared if isinstance(shared, dict) else None, feed_url(self._advertised()))
             except hardened_http.FetchError as exc:
                 if not self._failing:
                     logger.warning("oauth_cc could not read the issuer's revocation feed: %s", exc)

@@ -22,7 +22,7 @@ from .issuer_keys import IssuerKeys
 logger = logging.getLogger("oauth_cc.resource")
 
 issuer_keys = IssuerKeys()
-feed_state = FeedState()
+feed_state = FeedState(advertised=lambda: issuer_keys.feed_endpoint)
 
 _lock = threading.Lock()
 _thread_pid: int | None = None
