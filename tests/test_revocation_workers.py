@@ -74,11 +74,12 @@ class Worker:
     @contextmanager
     def running(self) -> Iterator[None]:
         one_cache = _OneCache(self.cache)
+        # The issuer's verification sources (oauth_cc.apps fills them in at start) for this worker.
+        sources = {False: verification.Sources(keys=self.key_store, revocation=self.revocation_state)}
         targets: dict[str, Any] = {
             "oauth_cc.keys.key_store": self.key_store,
-            "oauth_cc.tokens.key_store": self.key_store,
             "oauth_cc.revocation.revocation_state": self.revocation_state,
-            "oauth_cc.verification.revocation_state": self.revocation_state,
+            "oauth_cc.verification._sources": sources,
             "oauth_cc.verification.verified_tokens": self.verified_tokens,
             "oauth_cc.state.client_cache": self.client_cache,
             "oauth_cc.client_auth.client_cache": self.client_cache,
