@@ -372,31 +372,15 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         # Asked for identity; decompressing would let a small body expand past the size cap.
         raise JWKSFetchError("the response is compressed; serve the JWK Set uncompressed")
-    limit = int(oauth_cc_settings.JWKS_URI_MAX_BYTES)
-    too_large = JWKSFetchError(f"the response is larger than {limit} bytes")
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            if time.monotonic() >= deadline:
-                raise JWKSFetchError("timed out")
-            # read1 returns what one socket read brings, so the deadline is checked between
-            # reads even against a server that trickles bytes.
-            chunk = response.read1(min(16 * 1024, limit + 1 - size), decode_content=False)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-    except urllib3.exceptions.ReadTimeoutError:
-        raise JWKSFetchError("timed out") from None
-    except (urllib3.exceptions.HTTPError, OSError):
-        raise JWKSFetchError("the connection to the JWKS URI failed") from None
-    return b"".join(chunks)
+    return hardened_http.read_capped(
+        response,
+        deadline,
+        int(oauth_cc_settings.JWKS_URI_MAX_BYTES),
+        error=JWKSFetchError,
+        connection_failed="the connection to the JWKS URI failed",
+        chunk_size=16 * 1024,
+        clock=time.monotonic,
+    )
 
 
 def _shared_get(url: str) -> KeySet | None:

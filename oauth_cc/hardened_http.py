@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -200,7 +201,23 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, limit: int) 
         raise FetchError(f"the server answered HTTP {response.status}")
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise FetchError("the response is compressed")
-    too_large = FetchError(f"the response is larger than {limit} bytes")
+    return read_capped(response, deadline, limit, error=FetchError, connection_failed="the connection failed")
+
+
+def read_capped(
+    response: urllib3.BaseHTTPResponse,
+    deadline: float,
+    limit: int,
+    *,
+    error: Callable[[str], Exception],
+    connection_failed: str,
+    chunk_size: int = 64 * 1024,
+    clock: Callable[[], float] = time.monotonic,
+) -> bytes:
+    """The body, read by socket reads until ``deadline`` (by ``clock``, the one the caller took
+    the deadline from), at most ``limit`` bytes; otherwise ``error(reason)``. Shared by every
+    fetcher of outside documents."""
+    too_large = error(f"the response is larger than {limit} bytes")
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -208,9 +225,11 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, limit: int) 
     size = 0
     try:
         while True:
-            if time.monotonic() >= deadline:
-                raise FetchError("timed out")
-            chunk = response.read1(min(64 * 1024, limit + 1 - size), decode_content=False)
+            if clock() >= deadline:
+                raise error("timed out")
+            # read1 returns what one socket read brings, so the deadline is checked between
+            # reads even against a server that trickles bytes.
+            chunk = response.read1(min(chunk_size, limit + 1 - size), decode_content=False)
             if not chunk:
                 break
             size += len(chunk)
@@ -218,7 +237,7 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, limit: int) 
                 raise too_large
             chunks.append(chunk)
     except urllib3.exceptions.ReadTimeoutError:
-        raise FetchError("timed out") from None
+        raise error("timed out") from None
     except (urllib3.exceptions.HTTPError, OSError):
-        raise FetchError("the connection failed") from None
+        raise error(connection_failed) from None
     return b"".join(chunks)
