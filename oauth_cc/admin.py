@@ -914,8 +914,21 @@ class ScopeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptab
                 scope.delete()
 
 
+class ViewOnlyAdmin:
+    """An admin page to look at: nobody adds, changes or deletes there, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
+class SigningKeyAdmin(ViewOnlyAdmin, admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """View-only: keys are made and retired by rotation, never edited by hand."""
 
     list_display = (
@@ -943,15 +956,6 @@ class SigningKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscr
         "public_key",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("private key"))
     def private_key_storage(self, key: SigningKey) -> str:
@@ -1025,7 +1029,7 @@ class SigningKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscr
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
+class AuditEventAdmin(ViewOnlyAdmin, admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at runtime: generic only in django-stubs
     """The audit trail, read-only: nobody adds, changes or deletes events here, superusers included."""
 
     list_display = ("time", "actor", "action", "object_type", "object_id", "object_repr")
@@ -1034,15 +1038,6 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscr
     date_hierarchy = "time"
     fields = ("time", "actor", "action", "object_type", "object_id", "object_repr", "changes_display")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("changes"))
     def changes_display(self, event: AuditEvent) -> str:

@@ -22,28 +22,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 
-if os.environ.get("OAUTH_CC_REQUIRE_BROWSER") == "1":
-    from playwright import sync_api
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)"
-else:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,39 +9,17 @@ Swagger UI's files come from drf-spectacular-sidecar, served by the site itself:
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import override_settings
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
 from tests.helpers import clear_shared_cache
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if os.environ.get("OAUTH_CC_REQUIRE_BROWSER") == "1":
-    from playwright import sync_api
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)"
-else:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
