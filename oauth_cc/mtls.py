@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
@@ -113,7 +114,9 @@ def _load_der(der: bytes) -> x509.Certificate:
         # Parsing is lazy in places; touch what the checks use so a bad value fails here.
         certificate.subject  # noqa: B018
         certificate.public_key()
-    except (ValueError, CryptographyDeprecationWarning):  # the warning: where warnings are errors
+    # UnsupportedAlgorithm: a key on a curve (or of a type) the library cannot load, e.g. an
+    # altered algorithm OID; the warning: where warnings are errors.
+    except (ValueError, UnsupportedAlgorithm, CryptographyDeprecationWarning):
         raise invalid from None
     if certificate.serial_number <= 0:  # RFC 5280 §4.1.2.2 (cryptography only warns, for now)
         raise invalid

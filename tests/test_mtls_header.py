@@ -151,3 +151,20 @@ def test_public_key_in_jwks(cert):
     assert mtls.public_key_in_jwks(cert.certificate, {"keys": [{"kty": "junk"}, *cert.jwks()["keys"]]})
     for junk in (None, [], {"keys": None}, {"keys": [{"kty": "oct", "k": "AAAA"}]}):
         assert not mtls.public_key_in_jwks(cert.certificate, junk)
+
+
+def test_a_certificate_whose_key_is_on_an_unknown_curve_is_refused_not_an_error():
+    """Found by the Hypothesis property: an altered curve OID made the key unloadable, and the
+    library's UnsupportedAlgorithm escaped the parser (a 500 for a header a proxy passed on)."""
+    import base64
+
+    from oauth_cc.mtls import RFC9440, InvalidClientCertificate, parse_header
+    from tests.mtls_helpers import issue, make_ca
+
+    der = base64.b64decode(issue(make_ca(), "billing").rfc9440_header.strip(":"))
+    p256 = bytes.fromhex("06082a8648ce3d030107")  # the OID of P-256, as DER
+    assert p256 in der
+    altered = der.replace(p256, bytes.fromhex("06082a8648ce3d030109"), 1)
+
+    with pytest.raises(InvalidClientCertificate, match="not a valid X.509 certificate"):
+        parse_header(":" + base64.b64encode(altered).decode() + ":", RFC9440)
