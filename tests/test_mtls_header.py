@@ -166,5 +166,5 @@ def test_a_certificate_whose_key_is_on_an_unknown_curve_is_refused_not_an_error(
     assert p256 in der
     altered = der.replace(p256, bytes.fromhex("06082a8648ce3d030109"), 1)
 
-    with pytest.raises(InvalidClientCertificate, match="not a valid X.509 certificate"):
+    with pytest.raises(InvalidClientCertificate, match=r"not a valid X\.509 certificate"):
         parse_header(":" + base64.b64encode(altered).decode() + ":", RFC9440)
