@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import key_encryption, mtls
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .conf import DEFAULTS, RATE_SETTINGS, oauth_cc_settings
+from .conf import DEFAULTS, PER_PROCESS_CACHES, RATE_SETTINGS, oauth_cc_settings
 from .ratelimit import RateError, parse_optional_rate
 
 #: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
@@ -51,14 +51,6 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
     "DPOP_PROOF_MAX_AGE": (float, 1),
     "DPOP_NONCE_LIFETIME": (float, 1),
 }
-
-#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
-#: another, so they carry no state between the workers and hosts of a site, and a limit counted
-#: there is per worker.
-PER_PROCESS_CACHES = (
-    "django.core.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.dummy.DummyCache",
-)
 
 
 def _numeric_problem(value: Any, kind: type, minimum: float) -> str:

@@ -137,6 +137,14 @@ DEFAULTS: dict[str, Any] = {
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.
 RATE_SETTINGS = ("TOKEN_RATE_LIMIT", "FAILED_AUTH_RATE_PER_CLIENT_ID", "FAILED_AUTH_RATE_PER_ADDRESS")
 
+#: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
+#: another, so they carry no state between the workers and hosts of a site, and a limit counted
+#: there is per worker.
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
 IMPORT_STRINGS = ("CLAIMS_HOOK",)
 
 

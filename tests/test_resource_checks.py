@@ -72,3 +72,62 @@ def test_a_proof_is_recorded_once_in_the_cache_on_a_resource_service(monkeypatch
     dpop.record_use(verified)  # no database access: the test has no db fixture
     with pytest.raises(dpop.InvalidDPoPProof, match="has already been used"):
         dpop.record_use(verified)
+
+
+@pytest.mark.parametrize(
+    ("backend", "warned"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", True),
+        ("django.core.cache.backends.dummy.DummyCache", True),
+        ("django.core.cache.backends.redis.RedisCache", False),
+    ],
+)
+def test_w109_a_per_process_cache_on_a_resource_only_service(backend: str, warned: bool) -> None:
+    from oauth_cc.resource.apps import check_resource_deployment
+
+    caches = {"default": {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:6379/0"}}
+    if "redis" not in backend:
+        caches["default"].pop("LOCATION")
+    with override_settings(OAUTH_CC=RESOURCE, CACHES=caches):
+        found = check_resource_deployment()
+    assert [w.id for w in found] == (["oauth_cc.W109"] if warned else [])
+    if warned:
+        assert "a proof used on one worker can be replayed on another" in found[0].hint
+
+
+def test_w109_looks_at_the_cache_oauth_cc_uses() -> None:
+    from oauth_cc.resource.apps import check_resource_deployment
+
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"},
+    }
+    with override_settings(OAUTH_CC={**RESOURCE, "CACHE_ALIAS": "shared"}, CACHES=caches):
+        assert check_resource_deployment() == []
+
+
+def test_check_deploy_on_the_example_resource_service_says_w109(tmp_path) -> None:
+    """The warning is registered by the resource app itself: ``manage.py check --deploy`` of the
+    example's resource-only service, on its default per-process cache, prints it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.resource_settings",
+        RESOURCE_DATABASE_URL=f"sqlite:///{tmp_path / 'resource.sqlite3'}",
+        OAUTH_CC_RESOURCE_CLIENT_ID="resource-service",
+        OAUTH_CC_RESOURCE_CLIENT_SECRET="not-used-here",
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "oauth_cc.W109" in done.stdout + done.stderr, done.stdout + done.stderr

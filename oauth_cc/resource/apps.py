@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig, apps
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 class ResourceConfig(AppConfig):
@@ -15,6 +15,7 @@ class ResourceConfig(AppConfig):
 
     def ready(self) -> None:
         register(check_resource_settings)
+        register(check_resource_deployment, Tags.security, deploy=True)
         from .. import verification
         from . import sync
 
@@ -69,3 +70,27 @@ def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]
         )
     errors.extend(settings_errors(oauth_cc_settings.user_settings))
     return errors
+
+
+def check_resource_deployment(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W109 (``check --deploy``): a per-process cache on a resource-only service."""
+    from django.conf import settings
+
+    from ..conf import PER_PROCESS_CACHES, oauth_cc_settings
+
+    alias = oauth_cc_settings.CACHE_ALIAS
+    backend = (getattr(settings, "CACHES", {}) or {}).get(alias, {}).get("BACKEND", "")
+    if backend not in PER_PROCESS_CACHES:
+        return []
+    return [
+        Warning(
+            f"The cache {alias!r} (OAUTH_CC['CACHE_ALIAS']) is {backend.rsplit('.', 1)[-1]}, which each "
+            "process keeps to itself.",
+            hint=(
+                "On a resource-only service it records DPoP proof ids: per process, a proof used on one "
+                "worker can be replayed on another, and each worker reads the issuer's keys and "
+                "revocation feed itself. Use a shared cache (Redis, memcached)."
+            ),
+            id="oauth_cc.W109",
+        )
+    ]
