@@ -10,7 +10,6 @@ the database (``DPOP_REPLAY_STORE`` default), which is what makes replay fail on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -22,17 +21,7 @@ import pytest
 import requests
 
 from tests import dpop_helpers as dh
-from tests.test_real_workers import (
-    ISSUER,
-    ROOT,
-    SETTINGS_MODULE,
-    Site,
-    forget_redis_keys,
-    fresh_database,
-    start_server,
-    stop_server,
-    wait_until_ready,
-)
+from tests.test_real_workers import ISSUER, Site, two_servers
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,46 +36,12 @@ TIMEOUT = 15
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp_dir = tmp_path_factory.mktemp("dpop-workers")
-    prefix = f"oauth-cc-dpop-{uuid.uuid4().hex}"
-    with contextlib.ExitStack() as stack:
-        stack.callback(forget_redis_keys_in, prefix)
-        database_url = stack.enter_context(fresh_database(tmp_dir))
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
-            "OAUTH_CC_CACHE_KEY_PREFIX": prefix,
-            "OAUTH_CC_ISSUER": ISSUER,
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "dpop-workers-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "PYTHONUNBUFFERED": "1",
-        }
-        servers = []
-        for name in ("A", "B"):
-            server = start_server(name, env, tmp_dir)
-            stack.callback(stop_server, server)
-            servers.append(server)
-        site = Site(a=servers[0], b=servers[1], env=env)
-        site.manage("migrate", "--noinput")
-        site.manage("oauth_cc", "scope", "add", SCOPE, "--default")
-        for server in servers:
-            wait_until_ready(server)
+    with two_servers(
+        tmp_path_factory.mktemp("dpop-workers"),
+        redis_url=REDIS_URL,
+        secret_key="dpop-workers-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    ) as site:
         yield site
-
-
-def forget_redis_keys_in(prefix: str) -> None:
-    import tests.test_real_workers as real_workers
-
-    saved = real_workers.REDIS_URL
-    real_workers.REDIS_URL = REDIS_URL
-    try:
-        forget_redis_keys(prefix)
-    finally:
-        real_workers.REDIS_URL = saved
 
 
 @pytest.fixture

@@ -119,9 +119,9 @@ def flush_redis() -> None:
         client.close()
 
 
-def forget_redis_keys(prefix: str) -> None:
+def forget_redis_keys(prefix: str, redis_url: str | None = None) -> None:
     """Delete this run's cache entries (the servers' claims live for minutes otherwise)."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    client = redis.Redis.from_url(redis_url or REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
     try:
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)
@@ -271,24 +271,38 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp_dir = tmp_path_factory.mktemp("real-workers")
     flush_redis()
+    with two_servers(
+        tmp_dir,
+        redis_url=REDIS_URL,
+        secret_key="real-workers-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        extra_env={"OAUTH_CC_STATE_REFRESH_SECONDS": str(REFRESH)},
+    ) as site:
+        yield site
+
+
+@contextlib.contextmanager
+def two_servers(
+    tmp_dir: Path, *, redis_url: str, secret_key: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Site]:
+    """Hosts A and B on a fresh database and ``redis_url``, migrated, with the default scope."""
     # One prefix per run: another run using the same Redis database cannot mix in.
     prefix = f"oauth-cc-workers-{uuid.uuid4().hex}"
     with contextlib.ExitStack() as stack:
-        stack.callback(forget_redis_keys, prefix)
+        stack.callback(forget_redis_keys, prefix, redis_url)
         database_url = stack.enter_context(fresh_database(tmp_dir))
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
             "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": redis_url,
             "OAUTH_CC_CACHE_KEY_PREFIX": prefix,
             "OAUTH_CC_ISSUER": ISSUER,
-            "OAUTH_CC_STATE_REFRESH_SECONDS": str(REFRESH),
             "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "real-workers-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+            "DJANGO_SECRET_KEY": secret_key,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         servers = []
         for name in ("A", "B"):
