@@ -57,7 +57,9 @@ def _pem_with(body: str) -> str:
         (lambda c: c.nginx_header + "%", "invalid percent-escape"),
         (lambda c: c.nginx_header.replace("%0A", "%0", 1), "invalid percent-escape"),
         (
-            lambda c: c.nginx_header.replace("%2B", "%2b%", 1) if "%2B" in c.nginx_header else "%g0",
+            # A stray "%" in the middle, followed by what can never be two hex digits (the
+            # certificate's own bytes after it could be, by chance, and make it a valid escape).
+            lambda c: c.nginx_header.replace("%0A", "%0A%zz", 1),
             "invalid percent-escape",
         ),
         (lambda c: quote(c.pem, safe="").replace("-", "é", 1), "not ASCII"),
