@@ -1,69 +1,174 @@
-"""``manage.py demo``: set up the example project's demo client and print how to call the API.
+"""``manage.py demo``: set up the example project's demo clients and print how to call the API.
 
-Safe to run again: scopes and the client are reused, and each run issues a fresh secret for
-"demo-client" (ending the previous one at once) so the credentials can be printed again.
+Safe to run again: scopes and clients are reused, and each run issues a fresh secret for
+"demo-client" and for "resource-service" (ending the previous ones at once) so the credentials
+can be printed again. "resource-service" is the client of the example's resource-only service
+(``example_project/resource_settings.py``), which reads the issuer's revocation feed with it;
+``--resource-env FILE`` writes that service's settings and secret to FILE (mode 0600) instead
+of printing the secret, for ``make demo`` to start the service with.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shlex
+import tempfile
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.urls import reverse
 
 from oauth_cc import audit, clients
 from oauth_cc.conf import oauth_cc_settings
 from oauth_cc.models import Application, Scope, TokenEndpointAuthMethod
+from oauth_cc.resource_indicators import is_resource_identifier
 
 CLIENT_NAME = "demo-client"
+RESOURCE_CLIENT_NAME = "resource-service"
+#: Where ``make demo`` serves the resource-only service (RESOURCE_ADDR in the Makefile).
+DEFAULT_RESOURCE_URL = "http://127.0.0.1:8001"
 SCOPES = (
     ("reports:read", "Read reports", True),
     ("reports:write", "Submit reports", False),
 )
 
 
+def env_file_text(values: dict[str, str]) -> str:
+    """``export NAME=value`` lines that ``sh`` reads back as exactly ``values`` (each one quoted)."""
+    lines = ["# The example's resource-only service: its settings and client secret (manage.py demo)."]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the first byte on.
+
+    mkstemp creates the file with mode 0600 and os.replace swaps it in at once, so the secret is
+    never in a file others may read, even when an older ``path`` had a wider mode.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class Command(BaseCommand):
-    help = "Create the demo scopes, client and (if none exists) an admin user; print a curl walkthrough."
+    help = (
+        "Create the demo scopes, the demo client, the resource service's client and (if none exists) "
+        "an admin user; print a curl walkthrough."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print the credentials as JSON."
         )
+        parser.add_argument(
+            "--resource-url",
+            default=DEFAULT_RESOURCE_URL,
+            help="URL of the example's resource-only service: the demo client may ask for tokens "
+            f"for it (RFC 8707 resource=...). Default: {DEFAULT_RESOURCE_URL}.",
+        )
+        parser.add_argument(
+            "--resource-env",
+            metavar="FILE",
+            help="Write the resource service's settings and client secret to FILE (mode 0600, "
+            "export lines for sh) instead of printing the secret.",
+        )
 
-    def handle(self, *args: Any, as_json: bool = False, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        as_json: bool = False,
+        resource_url: str = DEFAULT_RESOURCE_URL,
+        resource_env: str | None = None,
+        **options: Any,
+    ) -> None:
+        if not is_resource_identifier(resource_url):
+            raise CommandError(
+                f'--resource-url "{resource_url}" is not an absolute URI without a fragment; '
+                f"give the resource service's URL, such as {DEFAULT_RESOURCE_URL}."
+            )
+        env_path = Path(resource_env).resolve() if resource_env else None
+        if env_path is not None and not env_path.parent.is_dir():
+            raise CommandError(
+                f"--resource-env: the directory {env_path.parent} does not exist; create it or give "
+                "a file in an existing directory."
+            )
+        issuer = oauth_cc_settings.issuer
+        # The issuer's own audience first: it stays the default when a token request names none.
+        audiences = list(dict.fromkeys([oauth_cc_settings.resource_identifier, resource_url]))
         with transaction.atomic():
             for name, description, default in SCOPES:
                 Scope.objects.update_or_create(
                     name=name, defaults={"description": description, "is_default": default}
                 )
-            application, issued = self._demo_client()
+            application, issued = self._client(
+                CLIENT_NAME, scopes=[name for name, _, _ in SCOPES], audiences=audiences
+            )
+            resource_client, resource_issued = self._client(
+                RESOURCE_CLIENT_NAME, scopes=[], audiences=[], can_introspect=True
+            )
             admin_password = self._admin_user()
-        issuer = oauth_cc_settings.issuer
+            service_env = {
+                "OAUTH_CC_ISSUER": issuer,
+                "OAUTH_CC_RESOURCE_IDENTIFIER": resource_url,
+                "OAUTH_CC_RESOURCE_CLIENT_ID": resource_client.client_id,
+                "OAUTH_CC_RESOURCE_CLIENT_SECRET": resource_issued.secret,
+            }
+            if env_path is not None:
+                # Inside the transaction: if the file cannot be written, the new secrets are
+                # rolled back and the running service keeps the one its old file holds.
+                try:
+                    write_private_file(env_path, env_file_text(service_env))
+                except OSError as exc:
+                    raise CommandError(
+                        f"Could not write {env_path}: {exc.strerror or exc}. Give a file in a "
+                        "directory you may write to."
+                    ) from exc
         credentials = {
             "client_id": application.client_id,
             "client_secret": issued.secret,
             "issuer": issuer,
             "token_endpoint": issuer + reverse("oauth_cc:token"),
             "scopes": [name for name, _, _ in SCOPES],
+            "audiences": audiences,
             "admin_url": issuer + reverse("admin:index"),
             "admin_username": "admin" if admin_password else None,
             "admin_password": admin_password,
+            "resource_service": {
+                "url": resource_url,
+                "client_id": resource_client.client_id,
+                # Written to the file only, so it is not in make's output (or a log of it) too.
+                "client_secret": None if env_path else resource_issued.secret,
+                "env_file": str(env_path) if env_path else None,
+            },
         }
         if as_json:
             self.stdout.write(json.dumps(credentials, indent=2))
             return
-        self._walkthrough(credentials)
+        self._walkthrough(credentials, service_env)
 
-    def _demo_client(self) -> tuple[Application, clients.IssuedSecret]:
-        application = Application.objects.filter(name=CLIENT_NAME).order_by("pk").first()
+    def _client(
+        self, name: str, *, scopes: list[str], audiences: list[str], can_introspect: bool = False
+    ) -> tuple[Application, clients.IssuedSecret]:
+        """The client ``name`` as the walkthrough needs it, with a secret issued now."""
+        application = Application.objects.filter(name=name).order_by("pk").first()
         if application is None:
             application, issued = clients.create_client(
-                CLIENT_NAME,
-                scopes=[name for name, _, _ in SCOPES],
+                name,
+                scopes=scopes,
+                audiences=audiences,
+                can_introspect=can_introspect,
                 description="Created by manage.py demo.",
                 actor=audit.command_actor(),
             )
@@ -73,8 +178,10 @@ class Command(BaseCommand):
         application.is_active = True
         application.token_endpoint_auth_method = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
         application.client_jwks, application.client_jwks_uri = None, ""
+        application.audiences = audiences
+        application.can_introspect = application.can_introspect or can_introspect
         application.save()
-        application.scopes.add(*Scope.objects.filter(name__in=[name for name, _, _ in SCOPES]))
+        application.scopes.add(*Scope.objects.filter(name__in=scopes))
         # Grace 0: only the secret printed now works, so the demo never collects live secrets.
         return application, clients.rotate_secret(application, grace=0, actor=audit.command_actor())
 
@@ -90,31 +197,54 @@ class Command(BaseCommand):
         users.objects.create_superuser(username="admin", email="", password=password)
         return password
 
-    def _walkthrough(self, c: dict[str, Any]) -> None:
+    def _walkthrough(self, c: dict[str, Any], service_env: dict[str, str]) -> None:
         w = self.stdout.write
+        service = c["resource_service"]
         w(
             self.style.SUCCESS(
-                'Demo client "demo-client" is ready, with scopes reports:read (default) and reports:write.'
+                'Demo client "demo-client" is ready, with scopes reports:read (default) and reports:write, '
+                f"for the audiences {' and '.join(c['audiences'])}."
+            )
+        )
+        w(
+            self.style.SUCCESS(
+                f'Client "{RESOURCE_CLIENT_NAME}" is ready: the resource service at {service["url"]} '
+                "reads the revocation feed with it (may introspect tokens)."
             )
         )
         w(
             self.style.WARNING(
-                "The secret is shown only now. Run this command again for a new one; the old one then stops."
+                "Secrets are shown only now. Run this command again for new ones; the old ones then stop."
             )
         )
         if c["admin_password"]:
             w(f"\nAdmin: {c['admin_url']}  user: admin  password: {c['admin_password']}")
         else:
             w(f"\nAdmin: {c['admin_url']}  (log in as a superuser, or run: manage.py createsuperuser)")
+        start_resource = (
+            "DJANGO_SETTINGS_MODULE=example_project.resource_settings python manage.py migrate && "
+            "DJANGO_SETTINGS_MODULE=example_project.resource_settings python manage.py runserver "
+            + (urlsplit(service["url"]).netloc or "8001")
+        )
+        if service["env_file"]:
+            w(
+                f"\nResource service: its settings and secret are in {service['env_file']} (mode 0600). "
+                f"make demo starts it; by hand:\n(. {shlex.quote(service['env_file'])} && {start_resource})"
+            )
+        else:
+            w("\nResource service: start it in a second shell (the secret is shown only now):\n")
+            w(env_file_text(service_env) + start_resource)
         token, whoami, reports = reverse("oauth_cc:token"), reverse("whoami"), reverse("reports")
         jwks, metadata = reverse("oauth_cc:jwks"), reverse("oauth_cc:metadata")
         get_token = """curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials"""
         read_token = """python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'"""
         w(
             f"""
-Paste into a shell (start the site first: python manage.py runserver):
+Paste into a shell (make demo serves both sites; by hand: python manage.py runserver, and the
+resource service as above):
 
 ISSUER={c["issuer"]}
+RESOURCE={service["url"]}
 CLIENT_ID={c["client_id"]}
 CLIENT_SECRET={c["client_secret"]}
 
@@ -134,5 +264,12 @@ curl -s -w '\\n' -H "Authorization: Bearer $TOKEN" -H "Content-Type: application
 # 4. The keys that verify tokens, and the server metadata (RFC 8414)
 curl -s -w '\\n' "$ISSUER{jwks}"
 curl -s -w '\\n' "$ISSUER{metadata}"
+
+# 5. The resource-only service accepts only tokens issued for it: ask for one with
+#    resource=$RESOURCE (RFC 8707). A token for $ISSUER gets 401 invalid_token there.
+RTOKEN=$({get_token} --data-urlencode "resource=$RESOURCE" "$ISSUER{token}" | {read_token})
+curl -s -w '\\n' -H "Authorization: Bearer $RTOKEN" "$RESOURCE{whoami}"
+curl -s -w '\\n' -H "Authorization: Bearer $RTOKEN" "$RESOURCE{reports}"
+curl -s -w '\\n' -H "Authorization: Bearer $TOKEN" "$RESOURCE{whoami}"
 """
         )
