@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import subprocess
+import tempfile
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from example_project.demo.management.commands import demo as demo_command
 from oauth_cc.models import Application, Scope
 
 from .conftest import basic_auth, form_post
@@ -121,3 +129,215 @@ def test_demo_records_its_credential_changes_in_the_audit_trail(db):
     assert [event.action for event in events] == [AuditAction.CLIENT_CREATED, AuditAction.SECRET_ROTATED]
     assert all(event.actor.startswith("cli:") for event in events)
     assert first["client_secret"] not in json.dumps([event.changes for event in events])
+
+
+# --- The resource-only service's client and audience -------------------------------------------
+
+FEED = "/oauth/revocation-feed/"
+RESOURCE = "http://127.0.0.1:8001"
+
+
+def feed(client, client_id: str, secret: str):
+    return client.get(FEED, HTTP_AUTHORIZATION=basic_auth(client_id, secret))
+
+
+def token_request(client, credentials: dict[str, Any], **params: str):
+    return form_post(
+        client,
+        "/oauth/token/",
+        {"grant_type": "client_credentials", **params},
+        HTTP_AUTHORIZATION=basic_auth(credentials["client_id"], credentials["client_secret"]),
+    )
+
+
+def audience(response) -> str:
+    assert response.status_code == 200, response.content
+    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})["aud"]
+
+
+def sourced(path: Path, *names: str) -> list[str]:
+    """The values ``sh`` gets from ``. path``, as make demo reads the file."""
+    script = '. "$1"; shift; for name; do eval "printf \'%s\\0\' \\"\\$$name\\""; done'
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", str(path), *names], capture_output=True, check=True, timeout=30
+    )
+    return done.stdout.decode().split("\0")[:-1]
+
+
+def test_demo_creates_a_resource_service_client_that_may_read_the_revocation_feed(db, client):
+    service = demo_json()["resource_service"]
+
+    application = Application.objects.get(client_id=service["client_id"])
+    assert (application.name, application.can_introspect) == ("resource-service", True)
+    assert service["url"] == RESOURCE
+    answer = feed(client, service["client_id"], service["client_secret"])
+    assert answer.status_code == 200
+    assert answer.json()["issuer"] == "http://testserver"
+
+
+def test_demo_reuses_the_resource_service_client_and_retires_its_previous_secret(db, client):
+    first = demo_json()["resource_service"]
+    second = demo_json()["resource_service"]
+
+    assert Application.objects.filter(name="resource-service").count() == 1
+    assert first["client_id"] == second["client_id"]
+    assert first["client_secret"] != second["client_secret"]
+    stale = feed(client, first["client_id"], first["client_secret"])
+    assert (stale.status_code, stale.json()["error"]) == (401, "invalid_client")
+    assert feed(client, second["client_id"], second["client_secret"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"is_active": False}, {"can_introspect": False}, {"token_endpoint_auth_method": "client_secret_post"}],
+)
+def test_demo_restores_a_resource_service_client_changed_in_the_admin(db, client, changed):
+    demo_json()
+    Application.objects.filter(name="resource-service").update(**changed)
+
+    service = demo_json()["resource_service"]
+
+    assert feed(client, service["client_id"], service["client_secret"]).status_code == 200
+
+
+def test_demo_client_may_ask_for_the_resource_service_and_keeps_the_issuer_as_default(db, client):
+    credentials = demo_json()
+
+    assert credentials["audiences"] == ["http://testserver", RESOURCE]
+    assert audience(token_request(client, credentials, resource=RESOURCE)) == RESOURCE
+    assert audience(token_request(client, credentials)) == "http://testserver"
+    other = token_request(client, credentials, resource="http://127.0.0.1:8002")
+    assert (other.status_code, other.json()) == (
+        400,
+        {
+            "error": "invalid_target",
+            "error_description": "This client may not request tokens for that resource.",
+        },
+    )
+
+
+def test_demo_takes_the_resource_url_and_restores_the_audiences_on_a_rerun(db, client):
+    demo_json()
+    Application.objects.filter(name="demo-client").update(audiences=["https://elsewhere.example"])
+
+    credentials = json.loads(demo("--json", "--resource-url", "https://reports.example"))
+
+    assert credentials["resource_service"]["url"] == "https://reports.example"
+    assert audience(token_request(client, credentials, resource="https://reports.example")) == (
+        "https://reports.example"
+    )
+    assert audience(token_request(client, credentials)) == "http://testserver"
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8001", "http://127.0.0.1:8001/#top", "", "http://a b"])
+def test_demo_refuses_a_resource_url_that_is_no_absolute_uri_and_changes_nothing(db, url):
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-url", url)
+
+    assert str(raised.value) == (
+        f'--resource-url "{url}" is not an absolute URI without a fragment; '
+        "give the resource service's URL, such as http://127.0.0.1:8001."
+    )
+    assert not Application.objects.exists()
+
+
+def test_demo_text_output_walks_through_the_resource_service(db, client):
+    output = demo()
+
+    assert re.search(rf"^RESOURCE={re.escape(RESOURCE)}$", output, re.MULTILINE)
+    assert '--data-urlencode "resource=$RESOURCE" "$ISSUER/oauth/token/"' in output
+    assert '"Authorization: Bearer $RTOKEN" "$RESOURCE/api/whoami/"' in output
+    assert '"Authorization: Bearer $RTOKEN" "$RESOURCE/api/reports/"' in output
+    # Without --resource-env the service's secret is printed, once, ready to paste.
+    values = dict(re.findall(r"^export (OAUTH_CC_\w+)=(\S+)$", output, re.MULTILINE))
+    assert values["OAUTH_CC_RESOURCE_IDENTIFIER"] == RESOURCE
+    answer = feed(client, values["OAUTH_CC_RESOURCE_CLIENT_ID"], values["OAUTH_CC_RESOURCE_CLIENT_SECRET"])
+    assert answer.status_code == 200
+    assert "runserver 127.0.0.1:8001" in output
+
+
+def test_demo_resource_env_writes_the_secret_to_a_private_file_only(db, client, tmp_path):
+    env_file = tmp_path / "resource.env"
+    env_file.write_text("stale\n")
+    env_file.chmod(0o644)
+
+    output = demo("--resource-env", str(env_file))
+    credentials = json.loads(demo("--json", "--resource-env", str(env_file)))
+
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    names = (
+        "OAUTH_CC_ISSUER",
+        "OAUTH_CC_RESOURCE_IDENTIFIER",
+        "OAUTH_CC_RESOURCE_CLIENT_ID",
+        "OAUTH_CC_RESOURCE_CLIENT_SECRET",
+    )
+    issuer, identifier, client_id, secret = sourced(env_file, *names)
+    assert (issuer, identifier) == ("http://testserver", RESOURCE)
+    service = credentials["resource_service"]
+    assert (service["client_id"], service["client_secret"], service["env_file"]) == (
+        client_id,
+        None,
+        str(env_file),
+    )
+    assert feed(client, client_id, secret).status_code == 200  # the second run's secret
+    assert "OAUTH_CC_RESOURCE_CLIENT_SECRET" not in output
+    assert f"are in {env_file} (mode 0600)" in output
+    assert [p.name for p in tmp_path.iterdir()] == ["resource.env"]  # no temporary file left
+
+
+def test_demo_resource_env_in_a_missing_directory_is_refused_before_any_change(db, tmp_path):
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-env", str(tmp_path / "missing" / "resource.env"))
+
+    assert str(raised.value) == (
+        f"--resource-env: the directory {tmp_path / 'missing'} does not exist; create it or give "
+        "a file in an existing directory."
+    )
+    assert not Application.objects.exists()
+
+
+def test_demo_keeps_the_previous_secrets_when_the_resource_env_cannot_be_written(
+    db, client, tmp_path, monkeypatch
+):
+    before = demo_json()
+
+    def refuse(path: Path, text: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(demo_command, "write_private_file", refuse)
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-env", str(tmp_path / "resource.env"))
+
+    assert str(raised.value) == (
+        f"Could not write {tmp_path / 'resource.env'}: Permission denied. Give a file in a "
+        "directory you may write to."
+    )
+    service = before["resource_service"]
+    assert feed(client, service["client_id"], service["client_secret"]).status_code == 200
+    assert audience(token_request(client, before)) == "http://testserver"
+
+
+def test_demo_resource_env_quotes_a_hostile_resource_url_so_sourcing_runs_nothing(db, tmp_path):
+    # Attack class: shell injection through a value written into a file that sh sources.
+    url = "http://127.0.0.1:8001/';touch${IFS}pwned;'$(touch${IFS}pwned)`touch${IFS}pwned`"
+    env_file = tmp_path / "resource.env"
+
+    demo("--resource-url", url, "--resource-env", str(env_file))
+
+    assert sourced(env_file, "OAUTH_CC_RESOURCE_IDENTIFIER") == [url]
+    assert not (tmp_path / "pwned").exists()
+    assert not Path("pwned").exists()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["A", "B_1", "OAUTH_CC_X"]), st.text(st.characters(exclude_characters="\0"))
+    )
+)
+def test_env_file_text_reads_back_exactly_in_sh(values):
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "values.env"
+        path.write_text(demo_command.env_file_text(values), encoding="utf-8")
+
+        assert sourced(path, *values) == list(values.values())

@@ -9,6 +9,7 @@ leaves nothing in the repository.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -33,7 +34,10 @@ HTTP_TIMEOUT = 10
 pytestmark = pytest.mark.timeout(240)
 #: Runs make with SIGINT at its default action, as in a terminal's foreground job, even when the
 #: tests run with SIGINT ignored (started in the background by a script), which would be inherited.
-DEFAULT_SIGINT_EXEC = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+DEFAULT_SIGINT_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def free_port() -> int:
@@ -122,7 +126,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         pytest.fail(
             f"The tests run outside a virtualenv ({sys.prefix}); make demo needs VENV.", pytrace=False
         )
-    leftovers = [name for name in ("example.sqlite3", "resource.sqlite3", ".demo-resource.env")]
+    leftovers = ("example.sqlite3", "resource.sqlite3", ".demo-resource.env")  # make demo's defaults
     existing = {name for name in leftovers if (ROOT / name).exists()}
     issuer_port, resource_port = free_port(), free_port()
     env_file = tmp_path / "resource.env"
@@ -163,16 +167,10 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     finally:
         # Whatever the test left running (the test itself checks that SIGINT was enough).
         for pid in processes_in_session(process.pid):
-            with_suppressed_lookup(os.kill, pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(timeout=STOP_DEADLINE)
     assert {name for name in leftovers if (ROOT / name).exists()} == existing
-
-
-def with_suppressed_lookup(kill: Callable[[int, int], None], pid: int, sig: int) -> None:
-    try:
-        kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def walkthrough_value(log: str, name: str) -> str:
