@@ -10,6 +10,9 @@ read with this service's own client (one created with ``--introspect``)::
         OAUTH_CC_RESOURCE_IDENTIFIER=http://127.0.0.1:8001 OAUTH_CC_RESOURCE_CLIENT_ID=... \\
         OAUTH_CC_RESOURCE_CLIENT_SECRET=... python manage.py runserver 8001
 
+``make demo`` does this on its own: ``manage.py demo --resource-env FILE`` creates the client and
+writes these variables to FILE (mode 0600), which the Makefile sources before starting the service.
+
 Read from the environment besides the example settings' variables: OAUTH_CC_ISSUER,
 OAUTH_CC_RESOURCE_IDENTIFIER, OAUTH_CC_RESOURCE_CLIENT_ID, OAUTH_CC_RESOURCE_CLIENT_SECRET,
 OAUTH_CC_REVOCATION_FEED_POLL_SECONDS (default 2), OAUTH_CC_REVOCATION_FEED_UNREACHABLE
