@@ -45,8 +45,7 @@ def test_update_switches_a_tls_client_auth_client_from_subject_dn_to_dns_name() 
     client_id = create("--tls-subject-dn", "CN=billing,O=Example")
     out = run("client", "update", client_id, "--tls-san-dns", "Billing.Example.com")
     assert out == (
-        f"Certificate of {client_id}: DNS name Billing.Example.com; "
-        "certificate-bound tokens: no.\n"
+        f"Certificate of {client_id}: DNS name Billing.Example.com; certificate-bound tokens: no.\n"
     )
     assert stored(client_id) == ("", "Billing.Example.com", False, False, "")
     assert last_change(client_id) == (
