@@ -414,3 +414,35 @@ def test_the_admin_registers_a_client_by_ip_address_and_explains_a_bad_one(admin
 
     assert response.status_code == 302, response.content
     assert Application.objects.get().tls_client_auth_san_ip == "2001:db8::7"
+
+
+def test_a_certificate_with_a_malformed_san_extension_is_refused_not_an_error(client, make_client, settings):
+    """The header parser reads the subject and key, not the extensions (parsed lazily): an
+    undecodable SAN surfaced as ValueError while matching, a 500. Now it carries no SAN."""
+    import base64
+
+    from cryptography import x509
+
+    from .mtls_helpers import HEADER
+
+    settings.OAUTH_CC = {
+        **settings.OAUTH_CC,
+        "CLIENT_CERT_HEADER": HEADER,
+        "CLIENT_CERT_HEADER_FORMAT": "rfc9440",
+    }
+    Scope.objects.get_or_create(name=SCOPE, defaults={"is_default": True})
+    application, _ = make_client(
+        "dns", scopes=[SCOPE], auth_method="tls_client_auth", tls_san_dns="billing.example.com"
+    )
+    der = issue(None, "billing", dns=["billing.example.com"]).der
+    at = der.index(b"billing.example.com") - 2
+    assert der[at] == 0x82  # [2] dNSName
+    broken = der[:at] + b"\x8a" + der[at + 1 :]  # [10]: no such GeneralName
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(broken).extensions
+
+    response = token_request(
+        client, application.client_id, None, header=":" + base64.b64encode(broken).decode() + ":"
+    )
+
+    assert_error(response, 401, "invalid_client", "Client authentication failed.")
