@@ -97,8 +97,18 @@ AUTH_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     TokenEndpointAuthMethod.CLIENT_SECRET_BASIC: (),
     TokenEndpointAuthMethod.CLIENT_SECRET_POST: (),
     TokenEndpointAuthMethod.PRIVATE_KEY_JWT: ("client_jwks", "client_jwks_uri", "key_thumbprints"),
-    TokenEndpointAuthMethod.TLS_CLIENT_AUTH: ("tls_client_auth_subject_dn", "tls_client_auth_san_dns"),
-    TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH: ("client_jwks", "key_thumbprints"),
+    TokenEndpointAuthMethod.TLS_CLIENT_AUTH: (
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ),
+    TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH: (
+        "client_jwks",
+        "client_jwks_uri",
+        "key_thumbprints",
+    ),
 }
 
 #: The auth method as the client list shows it (its full name is the cell's tooltip).
@@ -228,6 +238,9 @@ class ApplicationForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscri
             "client_jwks_uri",
             "tls_client_auth_subject_dn",
             "tls_client_auth_san_dns",
+            "tls_client_auth_san_uri",
+            "tls_client_auth_san_ip",
+            "tls_client_auth_san_email",
             "tls_client_certificate_bound_access_tokens",
         ]
         field_classes = {"client_jwks": BoundedJSONField}
@@ -433,13 +446,17 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
                     "key_thumbprints",
                     "tls_client_auth_subject_dn",
                     "tls_client_auth_san_dns",
+                    "tls_client_auth_san_uri",
+                    "tls_client_auth_san_ip",
+                    "tls_client_auth_san_email",
                     "tls_client_certificate_bound_access_tokens",
                     "require_dpop",
                 ),
                 "description": _(
-                    "private_key_jwt: the client's public keys. tls_client_auth (RFC 8705): the "
-                    "certificate's subject DN or DNS name. self_signed_tls_client_auth: the JWKS "
-                    "holding the certificate's public key. Certificate-bound tokens need a proxy "
+                    "private_key_jwt: the client's public keys. tls_client_auth (RFC 8705): one of "
+                    "the certificate's subject DN, DNS name, URI, IP address or email address. "
+                    "self_signed_tls_client_auth: the JWKS (inline or by URI) holding the "
+                    "certificate's public key. Certificate-bound tokens need a proxy "
                     "that forwards client certificates (OAUTH_CC['CLIENT_CERT_HEADER']). Require "
                     "DPoP: the client gets only DPoP-bound tokens (RFC 9449)."
                 ),

@@ -46,6 +46,9 @@ CLIENT_FIELDS = (
     "token_limit",
     "tls_client_auth_subject_dn",
     "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
     "tls_client_certificate_bound_access_tokens",
     "require_dpop",
 )
@@ -153,6 +156,9 @@ def client_snapshot(application: Application) -> dict[str, Any]:
         "token_limit": application.token_limit,
         "tls_client_auth_subject_dn": application.tls_client_auth_subject_dn,
         "tls_client_auth_san_dns": application.tls_client_auth_san_dns,
+        "tls_client_auth_san_uri": application.tls_client_auth_san_uri,
+        "tls_client_auth_san_ip": application.tls_client_auth_san_ip,
+        "tls_client_auth_san_email": application.tls_client_auth_san_email,
         "tls_client_certificate_bound_access_tokens": application.tls_client_certificate_bound_access_tokens,
         "require_dpop": application.require_dpop,
     }

@@ -30,7 +30,7 @@ from django.core.cache import caches
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import mtls, ratelimit, resets, usage
+from . import client_jwks_fetch, mtls, ratelimit, resets, usage
 from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
@@ -356,32 +356,39 @@ def _method_allowed(client: ClientRecord, presented: PresentedCredentials) -> bo
 
 
 def _verify_certificate(client: ClientRecord, presented: PresentedCredentials) -> None:
-    """RFC 8705 §2.1 (PKI: the registered subject DN or DNS name) or §2.2 (the registered key).
+    """RFC 8705 §2.1 (PKI: the registered certificate name) or §2.2 (the registered key).
 
     The proxy proved that the client holds the certificate's private key (the TLS handshake)
     and, for ``tls_client_auth``, must also verify the chain to the CA it trusts; this checks
     that the certificate is the one registered for this client, and for ``tls_client_auth``
     its validity dates again. A self-signed certificate is only a wrapper for the registered
     key, so its dates are not checked (RFC 8705 §2.2). Every refusal is the same generic
-    ``invalid_client``; the operator's log says which check failed.
+    ``invalid_client`` (but a jwks_uri that cannot be fetched, which the client can fix); the
+    operator's log says which check failed.
     """
     certificate = presented.certificate
     if certificate is None:  # _method_allowed() checked it already
         raise InvalidClient()
     if client.auth_method == TokenEndpointAuthMethod.TLS_CLIENT_AUTH:
-        if client.tls_subject_dn:
-            matches = mtls.subject_matches(certificate, client.tls_subject_dn)
-        else:
-            matches = mtls.san_dns_matches(certificate, client.tls_san_dns)
-        if not matches:
-            problem = "is not the registered subject DN or DNS name"
+        name = mtls.CERTIFICATE_NAMES_BY_METADATA.get(client.tls_name_kind)
+        if name is None:
+            problem = "cannot match: the client has no single registered certificate name"
+        elif not name.matches(certificate, client.tls_name):
+            problem = f"does not carry the registered {name.label}"
         elif not mtls.within_validity(certificate):
             problem = "is outside its validity period"
         else:
             return
-    elif mtls.public_key_in_jwks(certificate, client.jwks):
-        return
     else:
+        # Cost: one SHA-256 over the key; with a jwks_uri, a fetch only when the cached set is
+        # stale or lacks this key (then at most once per KID_MISS_REFETCH_INTERVAL per URL).
+        presented_key = mtls.key_thumbprint(certificate)
+        try:
+            keys = client_jwks_fetch.keys_for(client, thumbprint=presented_key)
+        except client_jwks_fetch.JWKSFetchError as exc:
+            raise InvalidClient(f"Could not fetch the client's JWKS: {exc}.") from None
+        if mtls.key_among(presented_key, keys):
+            return
         problem = "does not hold a key of the registered JWKS"
     logger.info("client %s presented a TLS client certificate that %s", client.client_id, problem)
     raise InvalidClient()

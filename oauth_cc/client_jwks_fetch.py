@@ -1,19 +1,23 @@
-"""Issuer side: the public keys of private_key_jwt clients, inline or from their jwks_uri (RFC 7523 §2.2).
+"""Issuer side: the public keys of a client, inline or from its jwks_uri.
 
-A client registers its public keys either inline (``Application.client_jwks``, a JWK Set document,
-RFC 7517 §5) or by URL (``Application.client_jwks_uri``). For the assertion check this module
-gives the keys of a client; what an operator enters is validated by :mod:`oauth_cc.jwks_validation`.
+For ``private_key_jwt`` (RFC 7523 §2.2: the keys that verify its assertions) and
+``self_signed_tls_client_auth`` (RFC 8705 §2.2: the keys its certificate may hold). A client
+registers its public keys either inline (``Application.client_jwks``, a JWK Set document,
+RFC 7517 §5) or by URL (``Application.client_jwks_uri``). This module gives the keys of a
+client; what an operator enters is validated by :mod:`oauth_cc.jwks_validation`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import ipaddress
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -38,8 +42,9 @@ if TYPE_CHECKING:
 # Key source: the keys that may verify a client's assertion.
 # --------------------------------------------------------------------------------------
 
-#: A ``kid`` missing from a cached jwks_uri set triggers at most one re-fetch per URL in this
-#: many seconds, site-wide, so assertions naming junk kids cannot hammer the client's key server.
+#: A ``kid`` (or a certificate's key) missing from a cached jwks_uri set triggers at most one
+#: re-fetch per URL in this many seconds, site-wide, so assertions naming junk kids (or junk
+#: certificates) cannot hammer the client's key server.
 KID_MISS_REFETCH_INTERVAL = 10.0
 #: After a failed fetch the same error is answered for this many seconds without a new fetch,
 #: so a client retrying against a dead key server does not tie up fetch threads.
@@ -67,19 +72,27 @@ class KeySet:
     def kids(self) -> frozenset[str]:
         return frozenset(str(key.get("kid")) for key in self.keys if key.get("kid") is not None)
 
+    @functools.cached_property
+    def thumbprints(self) -> frozenset[str]:
+        """RFC 7638 thumbprints of the keys: computed once per set, when a certificate asks."""
+        return frozenset(str(key.thumbprint()) for key in self.keys)
 
-def keys_for(client: ClientRecord, kid: str | None = None) -> tuple[JWK, ...]:
-    """The public keys that may have signed ``client``'s assertion.
+
+def keys_for(
+    client: ClientRecord, kid: str | None = None, *, thumbprint: str | None = None
+) -> tuple[JWK, ...]:
+    """The public keys that may have signed ``client``'s assertion, or be its certificate's key.
 
     From the inline JWKS when the client has one (parsed once per worker), else from its
     jwks_uri: cached for ``JWKS_URI_CACHE_SECONDS``, and re-fetched once, rate-limited, when
-    ``kid`` names a key the cached set lacks (the client rolled its keys over). Raises
+    ``kid`` names a key the cached set lacks, or the set lacks a key of RFC 7638 ``thumbprint``
+    (a TLS client certificate's key): the client rolled its keys over. Raises
     :class:`JWKSFetchError` when the jwks_uri cannot be fetched.
     """
     if client.jwks:
         return _inline_keys(client.client_id, client.jwks)
     if client.jwks_uri:
-        return _uri_keys(client.jwks_uri, kid).keys
+        return _uri_keys(client.jwks_uri, kid, thumbprint).keys
     return ()
 
 
@@ -112,8 +125,17 @@ _executor: ThreadPoolExecutor | None = None
 _executor_pid = 0
 
 
-def _uri_keys(url: str, kid: str | None) -> KeySet:
-    """This worker's copy, else the shared cache's, else a fetch; then the rollover re-fetch."""
+def _uri_keys(url: str, kid: str | None, thumbprint: str | None = None) -> KeySet:
+    """This worker's copy, else the shared cache's, else a fetch; then the rollover re-fetch.
+
+    The re-fetch when the set lacks the key the caller looks for: the one named ``kid``, or
+    else the one of RFC 7638 ``thumbprint``; neither given: any set will do.
+    """
+    knows: Callable[[KeySet], bool] | None = None
+    if kid is not None:
+        knows = lambda entry: kid in entry.kids  # noqa: E731
+    elif thumbprint is not None:
+        knows = lambda entry: thumbprint in entry.thumbprints  # noqa: E731
     now = time.time()
     ttl = float(oauth_cc_settings.JWKS_URI_CACHE_SECONDS)
     entry = _uri_cache.get(url)
@@ -123,10 +145,10 @@ def _uri_keys(url: str, kid: str | None) -> KeySet:
         if entry is None or now - entry.fetched_at >= ttl:
             entry = _refresh(url)
             fetched_now = True
-    if kid is not None and kid not in entry.kids and not fetched_now:
+    if knows is not None and not knows(entry) and not fetched_now:
         # Another worker may already have fetched the rolled-over set.
         shared = _shared_get(url)
-        if shared is not None and kid in shared.kids:
+        if shared is not None and knows(shared):
             entry = shared
         elif _claim_kid_refetch(url):
             entry = _refresh(url)

@@ -115,6 +115,9 @@ def create_client(
     token_limit: str | None = None,
     tls_subject_dn: str = "",
     tls_san_dns: str = "",
+    tls_san_uri: str = "",
+    tls_san_ip: str = "",
+    tls_san_email: str = "",
     certificate_bound_tokens: bool = False,
     require_dpop: bool = False,
     actor: str | None = None,
@@ -143,6 +146,9 @@ def create_client(
         token_limit=token_limit_value(token_limit),
         tls_client_auth_subject_dn=tls_subject_dn.strip(),
         tls_client_auth_san_dns=tls_san_dns.strip(),
+        tls_client_auth_san_uri=tls_san_uri.strip(),
+        tls_client_auth_san_ip=tls_san_ip.strip(),
+        tls_client_auth_san_email=tls_san_email.strip(),
         tls_client_certificate_bound_access_tokens=certificate_bound_tokens,
         require_dpop=require_dpop,
     )
@@ -217,6 +223,9 @@ def set_require_dpop(application: Application, required: bool, *, actor: str | N
 CERTIFICATE_FIELDS = {
     "tls_client_auth_subject_dn": "--tls-subject-dn",
     "tls_client_auth_san_dns": "--tls-san-dns",
+    "tls_client_auth_san_uri": "--tls-san-uri",
+    "tls_client_auth_san_ip": "--tls-san-ip",
+    "tls_client_auth_san_email": "--tls-san-email",
     "tls_client_certificate_bound_access_tokens": "--cert-bound-tokens",
 }
 
@@ -226,25 +235,34 @@ def set_certificate_options(
     *,
     subject_dn: str | None = None,
     san_dns: str | None = None,
+    san_uri: str | None = None,
+    san_ip: str | None = None,
+    san_email: str | None = None,
     bound_tokens: bool | None = None,
     actor: str | None = None,
 ) -> Application:
     """Change a client's registered certificate name (RFC 8705 §2.1.2) or certificate binding (§3).
 
     ``None`` leaves a value as it is; ``""`` clears a name. A ``tls_client_auth`` client has
-    exactly one name, so setting one name clears the other unless both are given. Checked like
-    the admin form (raises :class:`ClientError` with sentences, and nothing changes); audited as
-    one ``client_changed`` event; workers see it within ``STATE_REFRESH_SECONDS``.
+    exactly one name, so setting one name clears the others not given. Checked like the admin
+    form (raises :class:`ClientError` with sentences, and nothing changes); audited as one
+    ``client_changed`` event; workers see it within ``STATE_REFRESH_SECONDS``.
     """
     before = {field: getattr(application, field) for field in CERTIFICATE_FIELDS}
-    if subject_dn is not None:
-        application.tls_client_auth_subject_dn = subject_dn.strip()
-        if san_dns is None and subject_dn.strip():
-            application.tls_client_auth_san_dns = ""
-    if san_dns is not None:
-        application.tls_client_auth_san_dns = san_dns.strip()
-        if subject_dn is None and san_dns.strip():
-            application.tls_client_auth_subject_dn = ""
+    names = {
+        "tls_client_auth_subject_dn": subject_dn,
+        "tls_client_auth_san_dns": san_dns,
+        "tls_client_auth_san_uri": san_uri,
+        "tls_client_auth_san_ip": san_ip,
+        "tls_client_auth_san_email": san_email,
+    }
+    if any(value is not None and value.strip() for value in names.values()):
+        for field, value in names.items():
+            if value is None:
+                setattr(application, field, "")
+    for field, value in names.items():
+        if value is not None:
+            setattr(application, field, value.strip())
     if bound_tokens is not None:
         application.tls_client_certificate_bound_access_tokens = bound_tokens
     problems: list[str] = []

@@ -196,7 +196,10 @@ class Application(AbstractApplication):
         blank=True,
         max_length=500,
         validators=[URLValidator(schemes=["https", "http"])],
-        help_text=_("For private_key_jwt: an https URL serving the client's public keys."),
+        help_text=_(
+            "For private_key_jwt and self_signed_tls_client_auth: an https URL serving the client's "
+            "public keys."
+        ),
     )
     # Empty (not NULL, as for every text column here) means the site default.
     token_limit = models.CharField(
@@ -234,6 +237,35 @@ class Application(AbstractApplication):
         blank=True,
         default="",
         help_text=_("For tls_client_auth, instead of the subject DN: a dNSName in the certificate."),
+    )
+    tls_client_auth_san_uri = models.CharField(
+        _("TLS client certificate URI (SAN)"),
+        max_length=500,
+        blank=True,
+        default="",
+        help_text=_(
+            "For tls_client_auth, instead of the subject DN: a URI in the certificate, e.g. "
+            '"spiffe://example.org/billing" (compared exactly).'
+        ),
+    )
+    tls_client_auth_san_ip = models.CharField(
+        _("TLS client certificate IP address (SAN)"),
+        max_length=45,  # the longest IPv6 text form, with an IPv4 tail
+        blank=True,
+        default="",
+        help_text=_(
+            "For tls_client_auth, instead of the subject DN: an IPv4 or IPv6 address in the certificate."
+        ),
+    )
+    tls_client_auth_san_email = models.CharField(
+        _("TLS client certificate email address (SAN)"),
+        max_length=254,
+        blank=True,
+        default="",
+        help_text=_(
+            "For tls_client_auth, instead of the subject DN: an email address (rfc822Name) in the "
+            "certificate."
+        ),
     )
     tls_client_certificate_bound_access_tokens = models.BooleanField(
         _("certificate-bound tokens"),
@@ -291,41 +323,32 @@ class Application(AbstractApplication):
                 except ValueError as exc:
                     errors["client_jwks_uri"] = str(exc)
         elif self.token_endpoint_auth_method == TokenEndpointAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH:
-            if not self.client_jwks or self.client_jwks_uri:
+            # RFC 8705 §2.2: the keys are registered like private_key_jwt's, inline or by URL.
+            if bool(self.client_jwks) == bool(self.client_jwks_uri):
                 errors["client_jwks"] = _(
-                    "A self_signed_tls_client_auth client needs an inline JWKS holding its "
-                    "certificate's public key (and no JWKS URI)."
+                    "A self_signed_tls_client_auth client needs exactly one of: an inline JWKS holding "
+                    "its certificate's public key, or a JWKS URI serving it."
                 )
-            else:
+            elif self.client_jwks:
                 from .jwks_validation import validate_public_jwks
 
                 try:
                     validate_public_jwks(self.client_jwks)
                 except ValueError as exc:
                     errors["client_jwks"] = str(exc)
+            else:
+                from .jwks_validation import validate_jwks_uri
+
+                try:
+                    validate_jwks_uri(self.client_jwks_uri)
+                except ValueError as exc:
+                    errors["client_jwks_uri"] = str(exc)
         elif self.client_jwks or self.client_jwks_uri:
             errors["client_jwks"] = _(
                 "Public keys are only used by private_key_jwt and self_signed_tls_client_auth clients; "
                 "clear them or change the method."
             )
-        if self.token_endpoint_auth_method == TokenEndpointAuthMethod.TLS_CLIENT_AUTH:
-            if bool(self.tls_client_auth_subject_dn) == bool(self.tls_client_auth_san_dns):
-                errors["tls_client_auth_subject_dn"] = _(
-                    "A tls_client_auth client needs exactly one of: the certificate's subject DN, "
-                    "or its DNS name (RFC 8705, section 2.1.2)."
-                )
-            elif self.tls_client_auth_subject_dn:
-                from .mtls import parse_subject_dn
-
-                try:
-                    parse_subject_dn(self.tls_client_auth_subject_dn)
-                except ValueError as exc:
-                    errors["tls_client_auth_subject_dn"] = str(exc)
-        elif self.tls_client_auth_subject_dn or self.tls_client_auth_san_dns:
-            errors["tls_client_auth_subject_dn"] = _(
-                "The certificate's subject DN or DNS name is only used by tls_client_auth clients; "
-                "clear it or change the method."
-            )
+        errors.update(self._certificate_name_errors())
         if not isinstance(self.audiences, list) or not all(is_resource_identifier(a) for a in self.audiences):
             errors["audiences"] = _(
                 'Enter a JSON list of resource identifiers (absolute URIs without a "#" fragment), '
@@ -333,6 +356,35 @@ class Application(AbstractApplication):
             )
         if errors:
             raise ValidationError(errors)
+
+    def _certificate_name_errors(self) -> dict[str, StrOrPromise]:
+        """RFC 8705 §2.1.2: a tls_client_auth client registers exactly one certificate name."""
+        from .mtls import CERTIFICATE_NAMES
+
+        given = [name for name in CERTIFICATE_NAMES if getattr(self, name.metadata)]
+        # The message goes on the row the operator filled in (or the first row).
+        field = given[0].metadata if given else CERTIFICATE_NAMES[0].metadata
+        if self.token_endpoint_auth_method != TokenEndpointAuthMethod.TLS_CLIENT_AUTH:
+            if not given:
+                return {}
+            return {
+                field: _(
+                    "The certificate's subject DN, DNS name, URI, IP address or email address is only "
+                    "used by tls_client_auth clients; clear it or change the method."
+                )
+            }
+        if len(given) != 1:
+            return {
+                field: _(
+                    "A tls_client_auth client needs exactly one of: the certificate's subject DN, DNS "
+                    "name, URI, IP address or email address (RFC 8705, section 2.1.2)."
+                )
+            }
+        try:
+            given[0].check(getattr(self, field))
+        except ValueError as exc:
+            return {field: str(exc)}
+        return {}
 
 
 class ClientSecret(models.Model):

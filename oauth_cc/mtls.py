@@ -28,6 +28,8 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -217,37 +219,137 @@ def _san(certificate: x509.Certificate, kind: Any) -> list[Any]:
     """The values of one type of SAN (``x509.DNSName``, ...); none without the extension."""
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: a malformed extension, read lazily
         return []
     return list(extension.value.get_values_for_type(kind))
+
+
+# One label of a DNS name as certificates carry it (RFC 5280 §4.2.1.6: the preferred name syntax,
+# internationalized names as their xn-- A-labels); "_" is seen in service names, so allowed.
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
+# RFC 3986 §3.1: a scheme, then ":".
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:.")
+_NOT_VISIBLE_ASCII = re.compile(r"[^\x21-\x7e]")
+
+
+def check_san_dns(text: str) -> None:
+    """``ValueError`` with a sentence unless ``text`` is a DNS name a certificate can carry."""
+    if len(text) > 253 or not _DNS_NAME.fullmatch(text):
+        raise ValueError(
+            'Not a DNS name; write it like "billing.example.com": letters, digits, hyphens and dots '
+            "(an internationalized name in its xn-- form), without a wildcard, scheme, port or trailing dot."
+        )
+
+
+def check_san_uri(text: str) -> None:
+    """``ValueError`` with a sentence unless ``text`` is an absolute URI (RFC 3986 §4.3)."""
+    if _NOT_VISIBLE_ASCII.search(text):
+        raise ValueError(
+            "The URI contains spaces, control or non-ASCII characters; percent-encode them, "
+            "as the certificate does."
+        )
+    if not _URI_SCHEME.match(text):
+        raise ValueError(
+            'Not an absolute URI: it needs a scheme, like "spiffe://example.org/billing" or '
+            '"https://billing.example.com/".'
+        )
+
+
+def check_san_ip(text: str) -> None:
+    """``ValueError`` with a sentence unless ``text`` is one IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(text)
+        valid = "%" not in text  # an IPv6 zone is local to a host; a certificate has none
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            'Not an IP address; write an IPv4 address like "192.0.2.7" or an IPv6 address like '
+            '"2001:db8::7" (without brackets, port, prefix length or zone).'
+        )
+
+
+def check_san_email(text: str) -> None:
+    """``ValueError`` with a sentence unless ``text`` is ``local@domain`` (RFC 5280 §4.2.1.6)."""
+    local, at, domain = text.rpartition("@")
+    if not at or not local or _NOT_VISIBLE_ASCII.search(local):
+        raise ValueError('Not an email address; write it like "billing@example.com".')
+    try:
+        check_san_dns(domain)
+    except ValueError:
+        raise ValueError(
+            f'The email address\'s domain is not a DNS name; write it like "{local}@example.com".'
+        ) from None
 
 
 def san_dns_matches(certificate: x509.Certificate, registered: str) -> bool:
     """``tls_client_auth_san_dns``: a dNSName SAN equal to it (case-insensitive, no wildcards)."""
     wanted = registered.strip().lower()
-    return bool(wanted) and any(
-        hmac.compare_digest(name.lower().encode(), wanted.encode())
-        for name in _san(certificate, x509.DNSName)
-    )
+    return bool(wanted) and any(name.lower() == wanted for name in _san(certificate, x509.DNSName))
 
 
 def san_uri_matches(certificate: x509.Certificate, registered: str) -> bool:
-    """``tls_client_auth_san_uri``: a uniformResourceIdentifier SAN equal to it (exactly)."""
+    """``tls_client_auth_san_uri``: a uniformResourceIdentifier SAN equal to it.
+
+    Compared exactly, as the certificate spells it: no case folding or normalisation, so a
+    registration that differs in spelling is refused, never a different URI accepted.
+    """
     return bool(registered) and registered in _san(certificate, x509.UniformResourceIdentifier)
 
 
 def san_ip_matches(certificate: x509.Certificate, registered: str) -> bool:
-    """``tls_client_auth_san_ip``: an iPAddress SAN equal to it (IPv4 or IPv6, compared as addresses)."""
+    """``tls_client_auth_san_ip``: an iPAddress SAN equal to it, compared as addresses.
+
+    So ``::1`` and ``0:0:0:0:0:0:0:1`` match; an IPv4 address never matches an IPv6 one (not
+    even its ``::ffff:`` form: the certificate holds 4 or 16 octets, RFC 5280 §4.2.1.6).
+    """
     try:
-        wanted = ipaddress.ip_address(registered.strip())
+        check_san_ip(registered)
+        wanted = ipaddress.ip_address(registered)
     except ValueError:
         return False
     return wanted in _san(certificate, x509.IPAddress)
 
 
 def san_email_matches(certificate: x509.Certificate, registered: str) -> bool:
-    """``tls_client_auth_san_email``: an rfc822Name SAN equal to it (exactly)."""
-    return bool(registered) and registered in _san(certificate, x509.RFC822Name)
+    """``tls_client_auth_san_email``: an rfc822Name SAN equal to it.
+
+    As RFC 5280 §7.5 compares them: the local part exactly, the domain case-insensitively.
+    """
+    local, at, domain = registered.rpartition("@")
+    if not at or not local:
+        return False
+    for name in _san(certificate, x509.RFC822Name):
+        their_local, their_at, their_domain = name.rpartition("@")
+        if their_at and their_local == local and their_domain.lower() == domain.lower():
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class CertificateName:
+    """One way RFC 8705 §2.1.2 lets a ``tls_client_auth`` client name its certificate."""
+
+    #: The client metadata name (RFC 8705 §2.1.2), also the model field holding it.
+    metadata: str
+    #: What it is, for sentences: "the certificate's {label}".
+    label: str
+    #: Raises ``ValueError`` with a sentence saying what to fix.
+    check: Callable[[str], Any]
+    #: Whether a certificate carries the registered value.
+    matches: Callable[[x509.Certificate, str], bool]
+
+
+#: The RFC 8705 §2.1.2 names, in the RFC's order: a ``tls_client_auth`` client registers exactly one.
+CERTIFICATE_NAMES: tuple[CertificateName, ...] = (
+    CertificateName("tls_client_auth_subject_dn", "subject DN", parse_subject_dn, subject_matches),
+    CertificateName("tls_client_auth_san_dns", "DNS name", check_san_dns, san_dns_matches),
+    CertificateName("tls_client_auth_san_uri", "URI", check_san_uri, san_uri_matches),
+    CertificateName("tls_client_auth_san_ip", "IP address", check_san_ip, san_ip_matches),
+    CertificateName("tls_client_auth_san_email", "email address", check_san_email, san_email_matches),
+)
+CERTIFICATE_NAMES_BY_METADATA = {name.metadata: name for name in CERTIFICATE_NAMES}
+CERTIFICATE_NAME_FIELDS = tuple(CERTIFICATE_NAMES_BY_METADATA)
 
 
 def within_validity(certificate: x509.Certificate, now: datetime | None = None) -> bool:
@@ -256,24 +358,29 @@ def within_validity(certificate: x509.Certificate, now: datetime | None = None) 
     return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
-def public_key_in_jwks(certificate: x509.Certificate, jwks: Any) -> bool:
-    """RFC 8705 §2.2: the certificate's public key is one of the keys of a JWK Set."""
+def key_thumbprint(certificate: x509.Certificate) -> str | None:
+    """RFC 7638 thumbprint of the certificate's public key; ``None`` for a key no JWK expresses (DSA)."""
     from jwcrypto.jwk import JWK
 
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        return False
     try:
-        presented = JWK.from_pyca(certificate.public_key()).thumbprint()  # type: ignore[arg-type]  # DSA & co. raise
-    except Exception:  # a key type JWK cannot express (DSA): it can match no JWK
-        return False
-    for key in jwks["keys"]:
-        try:
-            registered = JWK(**key).thumbprint()
-        except Exception:  # noqa: S112  # a key that does not parse matches nothing
-            continue
-        if hmac.compare_digest(registered.encode(), presented.encode()):
-            return True
-    return False
+        return str(JWK.from_pyca(certificate.public_key()).thumbprint())  # type: ignore[arg-type]  # DSA & co. raise
+    except Exception:  # a key type JWK cannot express: it can match no JWK
+        return None
+
+
+def key_among(presented: str | None, keys: Iterable[Any]) -> bool:
+    """RFC 8705 §2.2: the key of thumbprint ``presented`` (:func:`key_thumbprint`) is one of
+    ``keys`` (parsed JWKs)."""
+    return presented is not None and any(
+        hmac.compare_digest(str(key.thumbprint()).encode(), presented.encode()) for key in keys
+    )
+
+
+def public_key_in_jwks(certificate: x509.Certificate, jwks: Any) -> bool:
+    """RFC 8705 §2.2: the certificate's public key is one of the keys of a JWK Set document."""
+    from .jwks_validation import usable_keys
+
+    return key_among(key_thumbprint(certificate), usable_keys(jwks))
 
 
 # -- certificate-bound access tokens (RFC 8705 §3) ----------------------------------------------

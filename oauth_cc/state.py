@@ -29,6 +29,7 @@ from . import outage, resets
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .generation import CLIENTS, Watcher
+from .mtls import CERTIFICATE_NAME_FIELDS
 from .ratelimit import Rate, RateError, parse_rate
 
 #: Forget every per-worker cache (settings changed, or a test wants a cold start): each
@@ -61,9 +62,11 @@ class ClientRecord:
     #: The client's own token rate limit (``Application.token_limit`` parsed), or None for
     #: the site's ``TOKEN_RATE_LIMIT``.
     token_limit: Rate | None = None
-    #: RFC 8705 §2.1.2: what identifies a tls_client_auth client's certificate.
-    tls_subject_dn: str = ""
-    tls_san_dns: str = ""
+    #: RFC 8705 §2.1.2: what identifies a tls_client_auth client's certificate: the metadata
+    #: name (``"tls_client_auth_san_dns"``, ..., see ``mtls.CERTIFICATE_NAMES``) and its value;
+    #: empty when the row holds none, or more than one (then nothing matches).
+    tls_name_kind: str = ""
+    tls_name: str = ""
     #: RFC 8705 §3: bind this client's tokens to its TLS client certificate.
     certificate_bound_tokens: bool = False
 
@@ -179,8 +182,7 @@ def load_client(client_id: str) -> ClientRecord | None:
             "client_jwks_uri",
             "tokens_valid_after",
             "token_limit",
-            "tls_client_auth_subject_dn",
-            "tls_client_auth_san_dns",
+            *CERTIFICATE_NAME_FIELDS,
             "tls_client_certificate_bound_access_tokens",
             "require_dpop",
         )
@@ -206,11 +208,24 @@ def load_client(client_id: str) -> ClientRecord | None:
         jwks_uri=row["client_jwks_uri"],
         tokens_valid_after=_ts(row["tokens_valid_after"]),
         token_limit=_stored_rate(row["client_id"], row["token_limit"]),
-        tls_subject_dn=row["tls_client_auth_subject_dn"],
-        tls_san_dns=row["tls_client_auth_san_dns"],
+        **_certificate_name(row),
         certificate_bound_tokens=row["tls_client_certificate_bound_access_tokens"],
         require_dpop=row["require_dpop"],
     )
+
+
+def _certificate_name(row: dict[str, Any]) -> dict[str, str]:
+    """The one registered certificate name of a client row (``ClientRecord`` fields)."""
+    given = [field for field in CERTIFICATE_NAME_FIELDS if row[field]]
+    if len(given) > 1:
+        # Written past the model validation (SQL, an old release): which name was meant is
+        # unknown, so no certificate is accepted rather than the first name that matches.
+        logger.error(
+            "client %s has more than one TLS client certificate name; none is used", row["client_id"]
+        )
+    if len(given) != 1:
+        return {}
+    return {"tls_name_kind": given[0], "tls_name": row[given[0]]}
 
 
 def _stored_rate(client_id: str, text: str | None) -> Rate | None:

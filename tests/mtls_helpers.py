@@ -107,6 +107,8 @@ def issue(
     dns: list[str] = (),
     server: bool = False,
     ip: list[str] = (),
+    uri: list[str] = (),
+    email: list[str] = (),
     not_before: datetime | None = None,
     not_after: datetime | None = None,
 ) -> Cert:
@@ -134,6 +136,8 @@ def issue(
     )
     names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip]
+    names += [x509.UniformResourceIdentifier(u) for u in uri]
+    names += [x509.RFC822Name(e) for e in email]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return Cert(builder.sign(ca.key if ca else key, hashes.SHA256()), key)

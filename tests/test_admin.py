@@ -674,8 +674,14 @@ def test_secret_client_page_marks_key_fields_for_private_key_jwt_only(admin_clie
             "client_secret_basic": [],
             "client_secret_post": [],
             "private_key_jwt": ["client_jwks", "client_jwks_uri", "key_thumbprints"],
-            "tls_client_auth": ["tls_client_auth_subject_dn", "tls_client_auth_san_dns"],
-            "self_signed_tls_client_auth": ["client_jwks", "key_thumbprints"],
+            "tls_client_auth": [
+                "tls_client_auth_subject_dn",
+                "tls_client_auth_san_dns",
+                "tls_client_auth_san_uri",
+                "tls_client_auth_san_ip",
+                "tls_client_auth_san_email",
+            ],
+            "self_signed_tls_client_auth": ["client_jwks", "client_jwks_uri", "key_thumbprints"],
         },
         "method": "client_secret_basic",
     }

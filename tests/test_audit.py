@@ -141,6 +141,9 @@ def test_command_client_create_records_settings_and_secret_prefix_only(reports_r
         "token_limit": "",
         "tls_client_auth_subject_dn": "",
         "tls_client_auth_san_dns": "",
+        "tls_client_auth_san_uri": "",
+        "tls_client_auth_san_ip": "",
+        "tls_client_auth_san_email": "",
         "tls_client_certificate_bound_access_tokens": False,
 
         "require_dpop": False,

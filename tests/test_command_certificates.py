@@ -45,8 +45,7 @@ def test_update_switches_a_tls_client_auth_client_from_subject_dn_to_dns_name() 
     client_id = create("--tls-subject-dn", "CN=billing,O=Example")
     out = run("client", "update", client_id, "--tls-san-dns", "Billing.Example.com")
     assert out == (
-        f"Certificate of {client_id}: subject DN -, DNS name Billing.Example.com; "
-        "certificate-bound tokens: no.\n"
+        f"Certificate of {client_id}: DNS name Billing.Example.com; certificate-bound tokens: no.\n"
     )
     assert stored(client_id) == ("", "Billing.Example.com", False, False, "")
     assert last_change(client_id) == (
@@ -70,13 +69,13 @@ def test_update_switches_a_tls_client_auth_client_from_subject_dn_to_dns_name() 
         ),
         (
             ("--tls-subject-dn", ""),
-            "A tls_client_auth client needs exactly one of: the certificate's subject DN, "
-            "or its DNS name (RFC 8705, section 2.1.2).",
+            "A tls_client_auth client needs exactly one of: the certificate's subject DN, DNS "
+            "name, URI, IP address or email address (RFC 8705, section 2.1.2).",
         ),
         (
             ("--tls-subject-dn", "CN=a", "--tls-san-dns", "a.example.com"),
-            "A tls_client_auth client needs exactly one of: the certificate's subject DN, "
-            "or its DNS name (RFC 8705, section 2.1.2).",
+            "A tls_client_auth client needs exactly one of: the certificate's subject DN, DNS "
+            "name, URI, IP address or email address (RFC 8705, section 2.1.2).",
         ),
     ],
 )
@@ -95,8 +94,8 @@ def test_a_secret_client_cannot_get_a_certificate_name() -> None:
     with pytest.raises(CommandError) as raised:
         run("client", "update", client_id, "--tls-san-dns", "svc.example.com")
     assert str(raised.value) == (
-        "The certificate's subject DN or DNS name is only used by tls_client_auth clients; "
-        "clear it or change the method."
+        "The certificate's subject DN, DNS name, URI, IP address or email address is only "
+        "used by tls_client_auth clients; clear it or change the method."
     )
     assert stored(client_id) == ("", "", False, False, "")
 
@@ -149,6 +148,7 @@ def test_nothing_to_change_names_every_option() -> None:
     assert str(raised.value) == (
         "Nothing to change: give --token-limit RATE (or --token-limit none), "
         "--require-dpop / --no-require-dpop, --tls-subject-dn DN, --tls-san-dns NAME, "
+        "--tls-san-uri URI, --tls-san-ip ADDRESS, --tls-san-email ADDRESS, "
         "or --cert-bound-tokens / --no-cert-bound-tokens."
     )
 
@@ -161,6 +161,9 @@ def test_show_lists_require_dpop_and_the_certificate_fields() -> None:
         "require DPoP:        False",
         "certificate subject: CN=billing,O=Example",
         "certificate SAN DNS: -",
+        "certificate SAN URI: -",
+        "certificate SAN IP:  -",
+        "cert SAN email:      -",
         "cert-bound tokens:   True",
     ):
         assert line + "\n" in text, text
@@ -169,5 +172,8 @@ def test_show_lists_require_dpop_and_the_certificate_fields() -> None:
         "require_dpop": False,
         "tls_client_auth_subject_dn": "CN=billing,O=Example",
         "tls_client_auth_san_dns": None,
+        "tls_client_auth_san_uri": None,
+        "tls_client_auth_san_ip": None,
+        "tls_client_auth_san_email": None,
         "tls_client_certificate_bound_access_tokens": True,
     }

@@ -145,8 +145,8 @@ def test_another_certificate_from_the_same_ca_is_refused(client, tls_client, oth
     assert_error(response, 401, "invalid_client", "Client authentication failed.")
     assert "WWW-Authenticate" not in response
     assert (
-        f"client {tls_client.client_id} presented a TLS client certificate that is not the registered"
-        in caplog.text
+        f"client {tls_client.client_id} presented a TLS client certificate that does not carry the "
+        "registered subject DN" in caplog.text
     )
 
 
@@ -410,7 +410,10 @@ def test_certificate_names_belong_to_tls_client_auth_and_keys_to_the_self_signed
     )
     with pytest.raises(ValidationError) as caught:
         Application(name="x", token_endpoint_auth_method="self_signed_tls_client_auth").clean()
-    assert "needs an inline JWKS" in caught.value.message_dict["client_jwks"][0]
+    assert caught.value.message_dict["client_jwks"] == [
+        "A self_signed_tls_client_auth client needs exactly one of: an inline JWKS holding its "
+        "certificate's public key, or a JWKS URI serving it."
+    ]
 
 
 def test_the_command_creates_a_tls_client_auth_client(db):

@@ -18,24 +18,29 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-import requests
 from django.test import override_settings
 
-from oauth_cc.models import Application, Scope
+from oauth_cc.models import Application
 from oauth_cc.mtls import thumbprint
 from tests.helpers import clear_shared_cache
 
-from .mtls_helpers import Cert, issue, make_ca
+from .mtls_proxy import (
+    SCOPE,
+    Pki,
+    bearer_error,
+    billing_client,
+    free_port,
+    get_token,
+    make_pki,
+    running,
+    whoami,
+)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 if os.environ.get("OAUTH_CC_REQUIRE_NGINX") == "1":
@@ -44,10 +49,6 @@ elif not Path(NGINX).exists():
     pytest.skip("nginx is missing (apt-get install -y nginx)", allow_module_level=True)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SCOPE = "reports:read"
-STARTUP_DEADLINE = 30.0
-HTTP_TIMEOUT = 15
 
 NGINX_CONF = """
 error_log {tmp}/error.log info;
@@ -76,89 +77,29 @@ http {{
 """
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca_file: str
-    client: Cert
-    client_files: tuple[str, str]
-    intruder: Cert
-    intruder_files: tuple[str, str]
-    rogue_files: tuple[str, str]
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = make_ca("oauth_cc test client CA")
-    client = issue(ca, "billing")
-    intruder = issue(ca, "intruder")
-    rogue = issue(make_ca("another CA"), "billing")  # the right name, from a CA nginx does not trust
-    server = issue(ca, "127.0.0.1", ip=["127.0.0.1"], dns=["localhost"], server=True)
-    server.write(directory, "server")
-    (directory / "ca.crt").write_text(ca.pem)
-    return Pki(
-        ca_file=str(directory / "ca.crt"),
-        client=client,
-        client_files=client.write(directory, "client"),
-        intruder=intruder,
-        intruder_files=intruder.write(directory, "intruder"),
-        rogue_files=rogue.write(directory, "rogue"),
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @contextlib.contextmanager
 def running_nginx(pki: Pki, upstream: str, tmp: Path) -> Iterator[str]:
-    port = _free_port()
-    pki_dir = Path(pki.ca_file).parent
+    port = free_port()
+    server_cert, server_key = pki.server_files
     conf = tmp / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
             tmp=tmp,
             port=port,
-            server_cert=pki_dir / "server.crt",
-            server_key=pki_dir / "server.key",
+            server_cert=server_cert,
+            server_key=server_key,
             ca_cert=pki.ca_file,
             upstream=upstream,
         )
     )
-    process = subprocess.Popen(
-        [
-            NGINX,
-            "-p",
-            str(tmp),
-            "-e",
-            str(tmp / "error.log"),
-            "-c",
-            str(conf),
-            "-g",
-            "daemon off; master_process off;",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"nginx exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            assert time.monotonic() < deadline, "nginx did not start listening"
-            time.sleep(0.05)
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [NGINX, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
+    with running([*command, "-g", "daemon off; master_process off;"], port, "nginx") as url:
+        yield url
 
 
 @pytest.fixture
@@ -176,47 +117,7 @@ def site(live_server: Any, pki: Pki, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def tls_client(site: str) -> Application:
-    from oauth_cc import clients
-
-    Scope.objects.create(name=SCOPE, is_default=True)
-    application, _ = clients.create_client(
-        "billing",
-        scopes=[SCOPE],
-        auth_method="tls_client_auth",
-        tls_subject_dn="CN=billing,O=Example",
-        certificate_bound_tokens=True,
-    )
-    return application
-
-
-def get_token(
-    site: str, pki: Pki, client_id: str, cert: tuple[str, str] | None, **kwargs: Any
-) -> requests.Response:
-    return requests.post(
-        f"{site}/oauth/token/",
-        data={"grant_type": "client_credentials", "client_id": client_id},
-        cert=cert,
-        verify=pki.ca_file,
-        timeout=HTTP_TIMEOUT,
-        **kwargs,
-    )
-
-
-def whoami(
-    site: str, pki: Pki, token: str, cert: tuple[str, str] | None, **headers: str
-) -> requests.Response:
-    return requests.get(
-        f"{site}/api/whoami/",
-        headers={"Authorization": f"Bearer {token}", **headers},
-        cert=cert,
-        verify=pki.ca_file,
-        timeout=HTTP_TIMEOUT,
-    )
-
-
-def bearer_error(response: requests.Response) -> str:
-    assert response.status_code == 401, response.text
-    return response.headers["WWW-Authenticate"]
+    return billing_client()
 
 
 def test_the_right_certificate_gets_a_bound_token_and_uses_it(site, pki, tls_client):

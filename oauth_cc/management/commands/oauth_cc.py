@@ -44,6 +44,7 @@ from oauth_cc.models import (
     SigningKey,
     TokenEndpointAuthMethod,
 )
+from oauth_cc.mtls import CERTIFICATE_NAMES
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -54,6 +55,13 @@ TOKEN_LIMIT_HELP = (
 
 #: A JWK Set file of a few public keys is a few KiB.
 MAX_JWKS_FILE_BYTES = 1024 * 1024
+#: The RFC 8705 §2.1.2 certificate names beyond the subject DN and DNS name (which predate them
+#: and have their own help texts): option, metavar, help.
+SAN_OPTIONS = (
+    ("--tls-san-uri", "URI", 'a URI (SAN) of the certificate, e.g. "spiffe://example.org/billing"'),
+    ("--tls-san-ip", "ADDRESS", "an IPv4 or IPv6 address (SAN) of the certificate"),
+    ("--tls-san-email", "ADDRESS", "an email address (SAN) of the certificate"),
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -95,6 +103,9 @@ def client_details(application: Application) -> dict[str, Any]:
         jwks_thumbprints=_thumbprints(application),
         tls_client_auth_subject_dn=application.tls_client_auth_subject_dn or None,
         tls_client_auth_san_dns=application.tls_client_auth_san_dns or None,
+        tls_client_auth_san_uri=application.tls_client_auth_san_uri or None,
+        tls_client_auth_san_ip=application.tls_client_auth_san_ip or None,
+        tls_client_auth_san_email=application.tls_client_auth_san_email or None,
         tls_client_certificate_bound_access_tokens=application.tls_client_certificate_bound_access_tokens,
         secrets=[
             {
@@ -208,7 +219,7 @@ class Command(BaseCommand):
             "--auth-method",
             choices=TokenEndpointAuthMethod.values,
             help=(
-                "Default: tls_client_auth with --tls-subject-dn/--tls-san-dns, private_key_jwt with "
+                "Default: tls_client_auth with --tls-subject-dn/--tls-san-*, private_key_jwt with "
                 "--jwks-file/--jwks-uri, else client_secret_basic."
             ),
         )
@@ -233,6 +244,8 @@ class Command(BaseCommand):
             metavar="NAME",
             help="tls_client_auth: a DNS name (SAN) of the certificate.",
         )
+        for option, metavar, text in SAN_OPTIONS:
+            certificate.add_argument(option, default="", metavar=metavar, help=f"tls_client_auth: {text}.")
         p.add_argument(
             "--cert-bound-tokens",
             action="store_true",
@@ -261,6 +274,8 @@ class Command(BaseCommand):
             metavar="NAME",
             help='tls_client_auth: a DNS name (SAN) of the certificate; "" clears it.',
         )
+        for option, metavar, text in SAN_OPTIONS:
+            p.add_argument(option, metavar=metavar, help=f'tls_client_auth: {text}; "" clears it.')
         p.add_argument(
             "--cert-bound-tokens",
             action=argparse.BooleanOptionalAction,
@@ -409,6 +424,9 @@ class Command(BaseCommand):
         token_limit: str | None,
         tls_subject_dn: str,
         tls_san_dns: str,
+        tls_san_uri: str,
+        tls_san_ip: str,
+        tls_san_email: str,
         cert_bound_tokens: bool,
         require_dpop: bool,
         as_json: bool,
@@ -418,7 +436,7 @@ class Command(BaseCommand):
         jwks = _read_jwks(jwks_file) if jwks_file is not None else None
         if auth_method is None:
             has_keys = jwks is not None or jwks_uri
-            if tls_subject_dn or tls_san_dns:
+            if tls_subject_dn or tls_san_dns or tls_san_uri or tls_san_ip or tls_san_email:
                 auth_method = TokenEndpointAuthMethod.TLS_CLIENT_AUTH
             elif has_keys:
                 auth_method = TokenEndpointAuthMethod.PRIVATE_KEY_JWT
@@ -437,6 +455,9 @@ class Command(BaseCommand):
             token_limit=token_limit,
             tls_subject_dn=tls_subject_dn,
             tls_san_dns=tls_san_dns,
+            tls_san_uri=tls_san_uri,
+            tls_san_ip=tls_san_ip,
+            tls_san_email=tls_san_email,
             certificate_bound_tokens=cert_bound_tokens,
             require_dpop=require_dpop,
             actor=actor,
@@ -467,16 +488,20 @@ class Command(BaseCommand):
         require_dpop: bool | None,
         tls_subject_dn: str | None,
         tls_san_dns: str | None,
+        tls_san_uri: str | None,
+        tls_san_ip: str | None,
+        tls_san_email: str | None,
         cert_bound_tokens: bool | None,
         actor: str,
         **_: Any,
     ) -> None:
         application = clients.get_client(client_id)
-        certificate = (tls_subject_dn, tls_san_dns, cert_bound_tokens)
-        if token_limit is None and require_dpop is None and certificate == (None, None, None):
+        certificate = (tls_subject_dn, tls_san_dns, tls_san_uri, tls_san_ip, tls_san_email, cert_bound_tokens)
+        if token_limit is None and require_dpop is None and all(value is None for value in certificate):
             raise CommandError(
                 "Nothing to change: give --token-limit RATE (or --token-limit none), "
                 "--require-dpop / --no-require-dpop, --tls-subject-dn DN, --tls-san-dns NAME, "
+                "--tls-san-uri URI, --tls-san-ip ADDRESS, --tls-san-email ADDRESS, "
                 "or --cert-bound-tokens / --no-cert-bound-tokens."
             )
         done: list[str] = []
@@ -485,19 +510,25 @@ class Command(BaseCommand):
             if require_dpop is False:  # first, so --cert-bound-tokens may come with it
                 clients.set_require_dpop(application, False, actor=actor)
                 done.append(f"{client_id} gets Bearer or DPoP-bound tokens.")
-            if certificate != (None, None, None):
+            if any(value is not None for value in certificate):
                 clients.set_certificate_options(
                     application,
                     subject_dn=tls_subject_dn,
                     san_dns=tls_san_dns,
+                    san_uri=tls_san_uri,
+                    san_ip=tls_san_ip,
+                    san_email=tls_san_email,
                     bound_tokens=cert_bound_tokens,
                     actor=actor,
                 )
-                dn = application.tls_client_auth_subject_dn or "-"
-                dns = application.tls_client_auth_san_dns or "-"
+                names = [
+                    f"{name.label} {getattr(application, name.metadata)}"
+                    for name in CERTIFICATE_NAMES
+                    if getattr(application, name.metadata)
+                ]
                 bound = "yes" if application.tls_client_certificate_bound_access_tokens else "no"
                 done.append(
-                    f"Certificate of {client_id}: subject DN {dn}, DNS name {dns}; "
+                    f"Certificate of {client_id}: {', '.join(names) or 'no name'}; "
                     f"certificate-bound tokens: {bound}."
                 )
             if token_limit is not None:
@@ -587,6 +618,9 @@ class Command(BaseCommand):
             "jwks_uri": "JWKS URI",
             "tls_client_auth_subject_dn": "certificate subject",
             "tls_client_auth_san_dns": "certificate SAN DNS",
+            "tls_client_auth_san_uri": "certificate SAN URI",
+            "tls_client_auth_san_ip": "certificate SAN IP",
+            "tls_client_auth_san_email": "cert SAN email",
             "tls_client_certificate_bound_access_tokens": "cert-bound tokens",
             "created": "created",
             "last_used": "last used",
