@@ -30,6 +30,9 @@ from urllib.parse import urlencode, urlsplit
 import certifi
 import urllib3
 
+from . import json_input
+from .errors import shown
+
 #: Fetches running at once per process; each holds one thread until its deadline at most.
 FETCH_THREADS = 4
 
@@ -238,10 +241,35 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, limit: int) 
     if 300 <= response.status < 400 and response.status != 304:
         raise FetchError(f"the server answered with a redirect (HTTP {response.status})")
     if response.status not in (200, 304):
-        raise FetchError(f"the server answered HTTP {response.status}")
+        raise FetchError(f"the server answered HTTP {response.status}{_oauth_error(response, deadline)}")
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise FetchError("the response is compressed")
     return read_capped(response, deadline, limit, error=FetchError, connection_failed="the connection failed")
+
+
+#: Most of an error answer read for its RFC 6749 §5.2 ``error`` and ``error_description``.
+MAX_ERROR_BYTES = 4096
+
+
+def _oauth_error(response: urllib3.BaseHTTPResponse, deadline: float) -> str:
+    """`` (code: description)`` of an RFC 6749 §5.2 JSON error answer, else "".
+
+    Says why the issuer refused the service's credentials (``invalid_client: client_assertion
+    "aud" claim must ...``), so the log line tells the operator what to fix. Bounded, printable,
+    and never anything the service sent: the issuer's descriptions do not echo secrets.
+    """
+    if response.status not in (400, 401, 403):
+        return ""
+    try:
+        body = read_capped(response, deadline, MAX_ERROR_BYTES, error=FetchError, connection_failed="")
+        answer = json_input.loads(body, max_bytes=MAX_ERROR_BYTES)
+    except (FetchError, json_input.JSONInputError):
+        return ""
+    if not isinstance(answer, dict) or not isinstance(answer.get("error"), str):
+        return ""
+    description = answer.get("error_description")
+    detail = f": {shown(description, 200)}" if isinstance(description, str) and description else ""
+    return f" ({shown(answer['error'], 40)}{detail})"
 
 
 def read_capped(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
@@ -461,3 +463,110 @@ def test_a_bad_key_makes_a_poll_fail_with_the_sentence_not_an_exception(
     assert (
         str(raised.value) == f'{KEY} is neither a PEM key ("-----BEGIN PRIVATE KEY-----") nor a JWK in JSON.'
     )
+
+
+# -- the form POST of the hardened fetcher ------------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers what the test queued, and records each request it got."""
+
+    answers: list[tuple[int, dict[str, str], bytes]] = []
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        type(self).seen.append(
+            {"path": self.path, "headers": dict(self.headers.items()), "body": self.rfile.read(length)}
+        )
+        status, headers, body = type(self).answers.pop(0)
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Any:
+    _Recorder.answers, _Recorder.seen = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder
+    server.shutdown()
+    server.server_close()
+
+
+def post(url: str, form: dict[str, str], **headers: str) -> hardened_http.Fetched:
+    return hardened_http.post_form(
+        url, form=form, headers=headers, timeout=5, max_bytes=10_000, allow_insecure=True
+    )
+
+
+def test_post_form_sends_the_form_once_with_its_type_and_length(recorder: Any) -> None:
+    url, handler = recorder
+    handler.answers.append((200, {"ETag": '"1"'}, b"{}"))
+    fetched = post(f"{url}/oauth/revocation-feed/", {"client_id": "a b", "client_secret": "s&=%"}, Accept="x")
+    assert (fetched.status, fetched.headers["etag"], fetched.body) == (200, '"1"', b"{}")
+    (request,) = handler.seen
+    assert request["path"] == "/oauth/revocation-feed/"
+    assert request["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request["body"] == b"client_id=a+b&client_secret=s%26%3D%25"
+    assert request["headers"]["Content-Length"] == str(len(request["body"]))
+
+
+def test_post_form_follows_no_redirect(recorder: Any) -> None:
+    """The credentials in the body go to the URL asked for, never to where a 307 points."""
+    url, handler = recorder
+    handler.answers.append((307, {"Location": "http://evil.example/"}, b""))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == "the server answered with a redirect (HTTP 307)"
+    assert len(handler.seen) == 1
+
+
+def test_a_refusal_says_the_issuers_error_and_description(recorder: Any) -> None:
+    url, handler = recorder
+    refusal = {
+        "error": "invalid_client",
+        "error_description": 'client_assertion "aud" claim must contain\x07 x',
+    }
+    handler.answers.append((401, {"Content-Type": "application/json"}, json.dumps(refusal).encode()))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == (
+        'the server answered HTTP 401 (invalid_client: client_assertion "aud" claim must contain? x)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, b"<html>no</html>"),
+        (401, json.dumps({"error": 7}).encode()),
+        (401, json.dumps(["invalid_client"]).encode()),
+        (401, b'{"error": "invalid_client", "error_description": "' + b"x" * 5000 + b'"}'),
+        (500, json.dumps({"error": "server_error"}).encode()),
+    ],
+)
+def test_a_refusal_without_a_readable_oauth_error_says_only_the_status(
+    recorder: Any, status: int, body: bytes
+) -> None:
+    url, handler = recorder
+    handler.answers.append((status, {"Content-Type": "application/json"}, body))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == f"the server answered HTTP {status}"
+
+
+def test_a_long_description_is_cut(recorder: Any) -> None:
+    url, handler = recorder
+    refusal = {"error": "invalid_request", "error_description": "y" * 300}
+    handler.answers.append((400, {}, json.dumps(refusal).encode()))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == f"the server answered HTTP 400 (invalid_request: {'y' * 200}...)"
