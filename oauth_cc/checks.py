@@ -16,57 +16,16 @@ from . import key_encryption, mtls
 from .algorithms import ACCESS_TOKEN_ALGORITHMS
 from .conf import DEFAULTS, PER_PROCESS_CACHES, RATE_SETTINGS, oauth_cc_settings
 from .ratelimit import RateError, parse_optional_rate
+from .setting_checks import (
+    NUMERIC_SETTINGS,
+    cache_alias_errors,
+    issuer_errors,
+    numeric_errors,
+    unknown_setting_errors,
+)
 
-#: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
-#: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
-NUMERIC_SETTINGS: dict[str, tuple[type, float]] = {
-    "ACCESS_TOKEN_LIFETIME": (int, 1),
-    "STATE_REFRESH_SECONDS": (float, 0.001),
-    "STALE_STATE_MAX_SECONDS": (float, 0),
-    "VERIFIED_TOKEN_CACHE_SIZE": (int, 1),
-    "VERIFIED_TOKEN_CACHE_BYTES": (int, 1),
-    "CLIENT_CACHE_SIZE": (int, 1),
-    "SECRET_ROTATION_GRACE": (int, 1),
-    "ASSERTION_MAX_LIFETIME": (float, 1),
-    "ASSERTION_MAX_AGE": (float, 1),
-    "JWKS_URI_TIMEOUT": (float, 0.001),
-    "JWKS_URI_MAX_BYTES": (int, 1),
-    "JWKS_URI_CACHE_SECONDS": (float, 0),
-    "JWKS_MAX_AGE": (int, 0),
-    "LAST_USED_WRITE_INTERVAL": (float, 0),
-    "LEEWAY": (float, 0),
-    "USAGE_FLUSH_SECONDS": (float, 0),
-    # The issue's floor: a month of history for the stale report and the charts.
-    "USAGE_RETENTION_DAYS": (int, 30),
-    "NOT_CACHING_THRESHOLD": (int, 1),
-    "TRUSTED_PROXY_COUNT": (int, 1),
-    # Resource-only services (oauth_cc.resource; checked here on an issuer only, so far).
-    "REVOCATION_FEED_POLL_SECONDS": (float, 0.1),
-    "REVOCATION_FEED_STALE_SECONDS": (float, 1),
-    "REVOCATION_FEED_MAX_BYTES": (int, 1024),
-    "ISSUER_FETCH_TIMEOUT": (float, 0.001),
-    "ISSUER_FETCH_MAX_BYTES": (int, 1024),
-    "ISSUER_KEYS_MAX_STALE_SECONDS": (float, 0),
-    "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": (float, 0.1),
-    "DPOP_PROOF_MAX_AGE": (float, 1),
-    "DPOP_NONCE_LIFETIME": (float, 1),
-}
-
-
-def _numeric_problem(value: Any, kind: type, minimum: float) -> str:
-    """What is wrong with a numeric setting's value, or "" if nothing is."""
-    whole = kind is int
-    expected = "a whole number" if whole else "a number"
-    bound = f"{expected} of at least {minimum:g}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return bound
-    if not math.isfinite(value):
-        return f"a finite {expected[2:]}"
-    if whole and not isinstance(value, int):
-        return bound
-    if value < minimum:
-        return bound
-    return ""
+#: Re-exported: the table lives in setting_checks, shared with the resource-only app's checks.
+__all__ = ["NUMERIC_SETTINGS", "check_deployment", "check_settings"]
 
 
 @register(Tags.security, "oauth_cc")
@@ -96,39 +55,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if not isinstance(user, dict):
         errors.append(Error("OAUTH_CC must be a dict.", id="oauth_cc.E003"))
         return errors
-    unknown = sorted(set(user) - set(DEFAULTS))
-    if unknown:
-        errors.append(
-            Error(
-                f"Unknown OAUTH_CC setting(s): {', '.join(unknown)}.",
-                hint="Check the spelling against the settings listed in the README.",
-                id="oauth_cc.E004",
-            )
-        )
-    issuer = user.get("ISSUER")
-    parts = urlsplit(issuer) if isinstance(issuer, str) else None
-    if (
-        not parts
-        or parts.scheme not in ("https", "http")
-        or not parts.netloc
-        or parts.query
-        or parts.fragment
-    ):
-        errors.append(
-            Error(
-                "OAUTH_CC['ISSUER'] must be the site's base URL, like \"https://auth.example.com\".",
-                hint="It becomes the iss claim of every token and must not change once tokens are issued.",
-                id="oauth_cc.E005",
-            )
-        )
-    elif parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        errors.append(
-            Warning(
-                "OAUTH_CC['ISSUER'] uses http:// for a host that is not local.",
-                hint="Serve the token endpoint over https (RFC 6749 §3.2 requires TLS).",
-                id="oauth_cc.W001",
-            )
-        )
+    errors.extend(unknown_setting_errors(user))
+    errors.extend(issuer_errors(user))
     if user.get("SIGNING_ALGORITHM", DEFAULTS["SIGNING_ALGORITHM"]) not in ACCESS_TOKEN_ALGORITHMS:
         errors.append(
             Error(
@@ -136,16 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.E006",
             )
         )
-    for name, (kind, minimum) in NUMERIC_SETTINGS.items():
-        problem = _numeric_problem(user.get(name, DEFAULTS[name]), kind, minimum)
-        if problem:
-            errors.append(
-                Error(
-                    f"OAUTH_CC['{name}'] must be {problem}.",
-                    hint=f"The default is {DEFAULTS[name]!r}; see the README's Settings table.",
-                    id="oauth_cc.E007",
-                )
-            )
+    errors.extend(numeric_errors(user))
     lifetime = user.get("ACCESS_TOKEN_LIFETIME", DEFAULTS["ACCESS_TOKEN_LIFETIME"])
     if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime > 24 * 3600:
         errors.append(
@@ -165,14 +84,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="oauth_cc.E008",
             )
         )
-    alias = user.get("CACHE_ALIAS", DEFAULTS["CACHE_ALIAS"])
-    if alias not in getattr(settings, "CACHES", {"default": {}}):
-        errors.append(
-            Error(
-                f"OAUTH_CC['CACHE_ALIAS'] names the cache {alias!r}, which is not in CACHES.",
-                id="oauth_cc.E009",
-            )
-        )
+    errors.extend(cache_alias_errors(user))
     dot = getattr(settings, "OAUTH2_PROVIDER", {}) or {}
     if dot.get("SCOPES_BACKEND_CLASS") not in ("oauth_cc.scopes.DatabaseScopes",):
         errors.append(

@@ -107,6 +107,16 @@ DEFAULTS: dict[str, Any] = {
     # This service's own client (one allowed to introspect tokens) for the revocation feed.
     "RESOURCE_CLIENT_ID": None,
     "RESOURCE_CLIENT_SECRET": None,
+    # How it authenticates there, as its client is registered on the issuer (see
+    # oauth_cc/resource/feed_auth.py): "client_secret_basic" (GET with HTTP Basic),
+    # "client_secret_post" (POST, the secret in the form) or "private_key_jwt" (POST, a fresh
+    # RFC 7523 assertion signed with RESOURCE_CLIENT_PRIVATE_KEY: a PEM private key or a private
+    # JWK, as JSON or a dict). RESOURCE_CLIENT_KEY_ID / _KEY_ALG: the kid and alg its header
+    # names; None takes the key's own (or no kid, and the usual algorithm of its key type).
+    "RESOURCE_CLIENT_AUTH_METHOD": "client_secret_basic",
+    "RESOURCE_CLIENT_PRIVATE_KEY": None,
+    "RESOURCE_CLIENT_KEY_ID": None,
+    "RESOURCE_CLIENT_KEY_ALG": None,
     # Seconds between two polls of the issuer's revocation feed (one worker per poll site-wide).
     "REVOCATION_FEED_POLL_SECONDS": 2.0,
     # When the feed has not been read for REVOCATION_FEED_STALE_SECONDS: "keep" serves with the

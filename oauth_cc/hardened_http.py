@@ -1,15 +1,17 @@
-"""Both sides: a hardened HTTP GET for documents a resource-only service reads from its issuer.
+"""Both sides: a hardened HTTP GET (or form POST) for what a resource-only service reads from its issuer.
 
 Its name resolution and address check also serve the issuer's client jwks_uri fetches
 (:mod:`oauth_cc.client_jwks_fetch`).
 
 What :mod:`oauth_cc.client_jwks_fetch` does for a client's ``jwks_uri``, for any URL and with the
 request headers and statuses the resource side needs (``Authorization``, ``If-None-Match``,
-``304``): a deadline for the whole fetch (name resolution included: it runs on a pool thread
-the caller waits for at most ``timeout`` seconds), a size cap on the body read in chunks, no
-redirects, no compressed bodies, TLS verified against certifi's CAs, and the connection made
-to an address checked after resolution (no loopback, private or link-local address unless
-``allow_insecure``, which also allows ``http://``; development and tests only).
+``304``), and a form ``POST`` for a request whose credentials travel in the body
+(:func:`post_form`, the revocation feed): a deadline for the whole fetch (name resolution
+included: it runs on a pool thread the caller waits for at most ``timeout`` seconds), a size
+cap on the body read in chunks, no redirects, no compressed bodies, TLS verified against
+certifi's CAs, and the connection made to an address checked after resolution (no loopback,
+private or link-local address unless ``allow_insecure``, which also allows ``http://``;
+development and tests only).
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import certifi
 import urllib3
+
+from . import json_input
+from .errors import shown
 
 #: Fetches running at once per process; each holds one thread until its deadline at most.
 FETCH_THREADS = 4
@@ -88,6 +93,37 @@ def get(
     allow_insecure: bool,
 ) -> Fetched:
     """GET ``url``; a 200 or 304 answer, else :class:`FetchError`. At most ``timeout`` seconds."""
+    return _request("GET", url, dict(headers or {}), None, timeout, max_bytes, allow_insecure)
+
+
+def post_form(
+    url: str,
+    *,
+    form: dict[str, str],
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    max_bytes: int,
+    allow_insecure: bool,
+) -> Fetched:
+    """POST ``form`` (``application/x-www-form-urlencoded``) to ``url``; otherwise as :func:`get`.
+
+    For requests whose credentials travel in the body (RFC 6749 §2.3.1 ``client_secret_post``,
+    RFC 7523 §2.2 assertions): never retried or redirected, so they are sent to ``url`` once.
+    """
+    body = urlencode(form).encode("ascii")
+    form_headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
+    return _request("POST", url, form_headers, body, timeout, max_bytes, allow_insecure)
+
+
+def _request(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: float,
+    max_bytes: int,
+    allow_insecure: bool,
+) -> Fetched:
     global _executor, _executor_pid
     check_url(url, allow_insecure=allow_insecure)
     deadline = time.monotonic() + timeout
@@ -96,7 +132,7 @@ def get(
             # Threads do not survive fork(): a pre-forking server needs a pool per worker.
             _executor = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="oauth_cc-fetch")
             _executor_pid = os.getpid()
-        future = _executor.submit(_fetch, url, dict(headers or {}), deadline, max_bytes, allow_insecure)
+        future = _executor.submit(_fetch, method, url, headers, body, deadline, max_bytes, allow_insecure)
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
@@ -110,7 +146,13 @@ def resolve(hostname: str, port: int) -> list[str]:
 
 
 def _fetch(
-    url: str, headers: dict[str, str], deadline: float, max_bytes: int, allow_insecure: bool
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    deadline: float,
+    max_bytes: int,
+    allow_insecure: bool,
 ) -> Fetched:
     parts = urlsplit(url)
     hostname = parts.hostname or ""
@@ -159,8 +201,9 @@ def _fetch(
             pool = urllib3.HTTPConnectionPool(address, port, timeout=urllib_timeout, retries=False, maxsize=1)
         try:
             response = pool.urlopen(
-                "GET",
+                method,
                 path,
+                body=body,
                 headers=request_headers,
                 redirect=False,
                 retries=False,
@@ -198,10 +241,35 @@ def _read_body(response: urllib3.BaseHTTPResponse, deadline: float, limit: int) 
     if 300 <= response.status < 400 and response.status != 304:
         raise FetchError(f"the server answered with a redirect (HTTP {response.status})")
     if response.status not in (200, 304):
-        raise FetchError(f"the server answered HTTP {response.status}")
+        raise FetchError(f"the server answered HTTP {response.status}{_oauth_error(response, deadline)}")
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise FetchError("the response is compressed")
     return read_capped(response, deadline, limit, error=FetchError, connection_failed="the connection failed")
+
+
+#: Most of an error answer read for its RFC 6749 §5.2 ``error`` and ``error_description``.
+MAX_ERROR_BYTES = 4096
+
+
+def _oauth_error(response: urllib3.BaseHTTPResponse, deadline: float) -> str:
+    """`` (code: description)`` of an RFC 6749 §5.2 JSON error answer, else "".
+
+    Says why the issuer refused the service's credentials (``invalid_client: client_assertion
+    "aud" claim must ...``), so the log line tells the operator what to fix. Bounded, printable,
+    and never anything the service sent: the issuer's descriptions do not echo secrets.
+    """
+    if response.status not in (400, 401, 403):
+        return ""
+    try:
+        body = read_capped(response, deadline, MAX_ERROR_BYTES, error=FetchError, connection_failed="")
+        answer = json_input.loads(body, max_bytes=MAX_ERROR_BYTES)
+    except (FetchError, json_input.JSONInputError):
+        return ""
+    if not isinstance(answer, dict) or not isinstance(answer.get("error"), str):
+        return ""
+    description = answer.get("error_description")
+    detail = f": {shown(description, 200)}" if isinstance(description, str) and description else ""
+    return f" ({shown(answer['error'], 40)}{detail})"
 
 
 def read_capped(

@@ -94,16 +94,22 @@ def _etag_matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-@oauth_endpoint("GET", "HEAD")
+@oauth_endpoint("GET", "HEAD", "POST")
 def revocation_feed(request: HttpRequest) -> HttpResponse:
     """What resource-only services need to refuse revoked tokens (oauth_cc.resource.feed).
 
-    For clients allowed to introspect tokens (HTTP Basic). The revoked jtis (until their exp),
-    the disabled and deleted clients and the per-client cut-offs, as this worker holds them
-    (within ``STATE_REFRESH_SECONDS`` of a change); ``If-None-Match`` with the ``ETag`` of an
-    unchanged feed gets a 304 without a body.
+    For clients allowed to introspect tokens, authenticated as at the introspection endpoint:
+    ``GET`` (or ``HEAD``) with HTTP Basic, or ``POST`` with an
+    ``application/x-www-form-urlencoded`` body carrying the credentials (``client_secret_post``,
+    ``private_key_jwt``, or a ``client_id`` beside an mTLS certificate). The revoked jtis (until
+    their exp), the disabled and deleted clients and the per-client cut-offs, as this worker
+    holds them (within ``STATE_REFRESH_SECONDS`` of a change); ``If-None-Match`` with the
+    ``ETag`` of an unchanged feed gets a 304 without a body.
     """
-    client = authenticate_client(request, {}, endpoint="revocation_feed")
+    # A GET carries no form: its query string is never read, so no secret is taken from a URL
+    # (where access logs would keep it).
+    params = issuance.parse_form(request) if request.method == "POST" else {}
+    client = authenticate_client(request, params, endpoint="revocation_feed")
     if not client.can_introspect:
         raise introspection.UnauthorizedIntrospection(
             "This client is not allowed to read the revocation feed."
@@ -122,6 +128,9 @@ def revocation_feed(request: HttpRequest) -> HttpResponse:
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+        # Also to a POST, although RFC 9110 §13.2.1 would answer it 412: here POST is only a way
+        # to carry credentials in a body (as for introspection); the request reads the feed and
+        # changes nothing, and its reader wants "unchanged", not an error.
         return HttpResponse(status=304, headers=headers)
     return HttpResponse(body, content_type="application/json", headers=headers)
 

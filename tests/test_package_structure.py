@@ -70,6 +70,7 @@ RESOURCE_ONLY = frozenset(
         "oauth_cc.resource",
         "oauth_cc.resource.apps",
         "oauth_cc.resource.feed",
+        "oauth_cc.resource.feed_auth",
         "oauth_cc.resource.issuer_keys",
         "oauth_cc.resource.sync",
     }

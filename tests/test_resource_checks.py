@@ -1,4 +1,7 @@
-"""System checks of a resource-only service (oauth_cc.resource.apps) and where it records DPoP proofs."""
+"""System checks of a resource-only service (oauth_cc.resource.apps) and where it records DPoP proofs.
+
+One test per check id a resource-only service can get, each asserting the id and the sentence.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import pytest
 from django.test import override_settings
 
 from oauth_cc import dpop
-from oauth_cc.conf import oauth_cc_settings
+from oauth_cc.conf import DEFAULTS, oauth_cc_settings
 from oauth_cc.resource.apps import check_resource_settings
+from oauth_cc.setting_checks import NUMERIC_SETTINGS, RESOURCE_NUMERIC_SETTINGS
 
 RESOURCE = {
     "ISSUER": "https://auth.example.com",
@@ -100,7 +104,10 @@ def test_w109_looks_at_the_cache_oauth_cc_uses() -> None:
 
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "shared": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/0",
+        },
     }
     with override_settings(OAUTH_CC={**RESOURCE, "CACHE_ALIAS": "shared"}, CACHES=caches):
         assert check_resource_deployment() == []
@@ -131,3 +138,198 @@ def test_check_deploy_on_the_example_resource_service_says_w109(tmp_path) -> Non
         timeout=120,
     )
     assert "oauth_cc.W109" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+# -- the issuer's rules for the settings a resource-only service reads (oauth_cc.setting_checks) --
+
+
+def test_oauth_cc_that_is_not_a_dict_is_e003() -> None:
+    with override_settings(OAUTH_CC=[("ISSUER", "https://auth.example.com")]):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert found == [("oauth_cc.E003", "OAUTH_CC must be a dict.")]
+
+
+def test_an_unknown_setting_name_is_e004() -> None:
+    assert problems(RESOURCE_CLIENT_AUTH_METHODS="client_secret_post") == [
+        ("oauth_cc.E004", "Unknown OAUTH_CC setting(s): RESOURCE_CLIENT_AUTH_METHODS.")
+    ]
+
+
+@pytest.mark.parametrize("issuer", ["auth.example.com", "https://auth.example.com/?tenant=1", 42])
+def test_an_issuer_that_is_not_a_base_url_is_e005(issuer: Any) -> None:
+    assert problems(ISSUER=issuer) == [
+        (
+            "oauth_cc.E005",
+            "OAUTH_CC['ISSUER'] must be the site's base URL, like \"https://auth.example.com\".",
+        )
+    ]
+
+
+def test_an_http_issuer_for_a_remote_host_is_w001() -> None:
+    assert problems(ISSUER="http://auth.example.com") == [
+        ("oauth_cc.W001", "OAUTH_CC['ISSUER'] uses http:// for a host that is not local.")
+    ]
+    assert problems(ISSUER="http://127.0.0.1:8000") == []
+
+
+def _below(minimum: float) -> float:
+    return minimum - 1 if minimum >= 1 else minimum - 0.0005 if minimum > 0 else -1
+
+
+@pytest.mark.parametrize("name", RESOURCE_NUMERIC_SETTINGS)
+def test_e007_each_numeric_setting_the_resource_side_reads_is_checked(name: str) -> None:
+    kind, minimum = NUMERIC_SETTINGS[name]
+    expected = "a whole number" if kind is int else "a number"
+    sentence = f"OAUTH_CC['{name}'] must be {expected} of at least {minimum:g}."
+    assert problems(**{name: kind(_below(minimum))}) == [("oauth_cc.E007", sentence)]
+    assert problems(**{name: "10"}) == [("oauth_cc.E007", sentence)]
+    assert problems(**{name: float("nan")}) == [
+        ("oauth_cc.E007", f"OAUTH_CC['{name}'] must be a finite {expected[2:]}.")
+    ]
+    assert problems(**{name: kind(minimum) if minimum else 0}) == []
+    assert problems(**{name: DEFAULTS[name]}) == []
+
+
+def test_e007_hint_names_the_default() -> None:
+    with override_settings(OAUTH_CC={**RESOURCE, "ISSUER_FETCH_TIMEOUT": 0}):
+        (error,) = [e for e in check_resource_settings() if e.id == "oauth_cc.E007"]
+    assert error.hint == "The default is 3.0; see the README's Settings table."
+
+
+def test_issuer_only_numeric_settings_are_not_checked_on_a_resource_service() -> None:
+    """A resource-only service never reads them: a value there changes nothing, so it is no error."""
+    assert problems(ACCESS_TOKEN_LIFETIME=0, CLIENT_CACHE_SIZE=None) == []
+
+
+def test_every_numeric_setting_a_resource_module_reads_is_checked() -> None:
+    """A guard: a numeric setting newly read by the resource side must join the checked ones."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "oauth_cc"
+    sources = [*package.joinpath("resource").glob("*.py"), package / "verification.py", package / "dpop.py"]
+    read = {
+        name for path in sources for name in NUMERIC_SETTINGS if re.search(rf"\b{name}\b", path.read_text())
+    }
+    assert read - set(RESOURCE_NUMERIC_SETTINGS) == set()
+    assert set(RESOURCE_NUMERIC_SETTINGS) <= set(NUMERIC_SETTINGS)
+
+
+def test_a_cache_alias_not_in_caches_is_e009() -> None:
+    with override_settings(OAUTH_CC={**RESOURCE, "CACHE_ALIAS": "shared"}):
+        found = [e for e in check_resource_settings() if e.id == "oauth_cc.E009"]
+    assert [(e.msg, e.hint) for e in found] == [
+        (
+            "OAUTH_CC['CACHE_ALIAS'] names the cache 'shared', which is not in CACHES.",
+            "Name one of the caches in CACHES, or add it there.",
+        )
+    ]
+    assert problems(CACHE_ALIAS=["default"])[0][0] == "oauth_cc.E009"  # not a name: no TypeError
+
+
+# -- how the service authenticates to the revocation feed (E102, E105, E106) --------------------
+
+
+@pytest.fixture(scope="module")
+def private_pem() -> str:
+    from tests.assertion_helpers import generate_key
+
+    return generate_key("ES256").private_pem().decode()
+
+
+def without(name: str) -> dict[str, Any]:
+    return {key: value for key, value in RESOURCE.items() if key != name}
+
+
+@pytest.mark.parametrize(
+    "name", ["ISSUER", "RESOURCE_IDENTIFIER", "RESOURCE_CLIENT_ID", "RESOURCE_CLIENT_SECRET"]
+)
+def test_e102_a_required_setting_is_missing(name: str) -> None:
+    with override_settings(OAUTH_CC=without(name)):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    needed_by = ' whose RESOURCE_CLIENT_AUTH_METHOD is "client_secret_basic"' if "SECRET" in name else ""
+    assert found == [
+        ("oauth_cc.E102", f"OAUTH_CC['{name}'] is required on a resource-only service{needed_by}.")
+    ]
+
+
+def test_client_secret_post_needs_the_secret_too() -> None:
+    with override_settings(
+        OAUTH_CC={**without("RESOURCE_CLIENT_SECRET"), "RESOURCE_CLIENT_AUTH_METHOD": "client_secret_post"}
+    ):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert found == [
+        (
+            "oauth_cc.E102",
+            "OAUTH_CC['RESOURCE_CLIENT_SECRET'] is required on a resource-only service whose "
+            'RESOURCE_CLIENT_AUTH_METHOD is "client_secret_post".',
+        )
+    ]
+
+
+def test_private_key_jwt_needs_a_key_and_no_secret(private_pem: str) -> None:
+    jwt_settings = {**without("RESOURCE_CLIENT_SECRET"), "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt"}
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert found == [
+        (
+            "oauth_cc.E102",
+            "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY'] is required on a resource-only service whose "
+            'RESOURCE_CLIENT_AUTH_METHOD is "private_key_jwt".',
+        )
+    ]
+    with override_settings(OAUTH_CC={**jwt_settings, "RESOURCE_CLIENT_PRIVATE_KEY": private_pem}):
+        assert [e.id for e in check_resource_settings() if e.id != "oauth_cc.E101"] == []
+
+
+@pytest.mark.parametrize("method", ["client_secret_jwt", "tls_client_auth", None, "CLIENT_SECRET_BASIC"])
+def test_e105_an_unknown_feed_authentication_method(method: Any) -> None:
+    with override_settings(OAUTH_CC={**RESOURCE, "RESOURCE_CLIENT_AUTH_METHOD": method}):
+        found = [e for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert [(e.id, e.msg) for e in found] == [
+        (
+            "oauth_cc.E105",
+            "OAUTH_CC['RESOURCE_CLIENT_AUTH_METHOD'] must be one of \"client_secret_basic\", "
+            '"client_secret_post", "private_key_jwt".',
+        )
+    ]
+    assert found[0].hint == "Use the method the service's client is registered with on the issuer."
+
+
+@pytest.mark.parametrize(
+    ("extra", "sentence"),
+    [
+        (
+            {"RESOURCE_CLIENT_PRIVATE_KEY": "not a key"},
+            "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY'] is neither a PEM key (\"-----BEGIN PRIVATE KEY-----\") "
+            "nor a JWK in JSON.",
+        ),
+        (
+            {"RESOURCE_CLIENT_KEY_ALG": "RS256"},
+            "OAUTH_CC['RESOURCE_CLIENT_KEY_ALG'] cannot be used for RS256: the key is EC on P-256.",
+        ),
+        (
+            {"RESOURCE_CLIENT_KEY_ID": ""},
+            "OAUTH_CC['RESOURCE_CLIENT_KEY_ID'] must be the key's kid as registered on the issuer "
+            "(a non-empty string).",
+        ),
+    ],
+)
+def test_e106_a_private_key_that_cannot_be_used(
+    private_pem: str, extra: dict[str, Any], sentence: str
+) -> None:
+    jwt_settings = {
+        **without("RESOURCE_CLIENT_SECRET"),
+        "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt",
+        "RESOURCE_CLIENT_PRIVATE_KEY": private_pem,
+        **extra,
+    }
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [e for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert [(e.id, e.msg) for e in found] == [("oauth_cc.E106", sentence)]
+    assert "registered for the service's client on the issuer" in found[0].hint
+    assert "PRIVATE KEY-----\n" not in found[0].msg + found[0].hint  # never the key itself
+
+
+def test_a_key_is_not_loaded_for_a_secret_method() -> None:
+    assert problems(RESOURCE_CLIENT_PRIVATE_KEY="not a key") == []

@@ -22,13 +22,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 
+from tests import assertion_helpers as ah
 from tests import dpop_helpers as dh
 from tests import mtls_helpers as mh
 from tests.test_real_workers import (
@@ -102,6 +103,7 @@ class Sites:
     issuer_env: dict[str, str]
     resource_identifier: str
     resource_db: Path
+    resource_env: dict[str, str] = field(default_factory=dict)
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.name} ({s.url}) ---\n{s.log()}" for s in (self.issuer, self.resource))
@@ -181,7 +183,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         stack.callback(stop_server, resource)
         for server in (issuer, resource):
             wait_until_ready(server)
-        yield Sites(issuer, resource, issuer_env, resource_identifier, resource_db)
+        yield Sites(issuer, resource, issuer_env, resource_identifier, resource_db, resource_env)
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,95 @@ def test_certificate_bound_token_needs_the_same_certificate_at_the_resource_serv
     accepted = call(certificate.nginx_header)
     assert accepted.status_code == 200, f"{describe(accepted)}\n{sites.logs()}"
     assert accepted.json() == {"client_id": client.client_id, "scopes": [SCOPE]}
+
+
+@pytest.fixture(scope="module")
+def feed_readers(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Two more resource-only services of the same issuer, reading its revocation feed with
+    ``client_secret_post`` and with ``private_key_jwt`` (a POST with a fresh assertion per poll).
+
+    They accept the first service's audience (so one token serves all three) but keep their own
+    cache prefix: each reads the feed itself, with its own client, never the others' copy.
+    """
+    tmp_dir = tmp_path_factory.mktemp("feed-readers")
+    key = ah.generate_key("ES256")
+    jwks_file = tmp_dir / "reader-jwks.json"
+    jwks_file.write_text(json.dumps(ah.jwks_of(key)))
+    key_file = tmp_dir / "reader-key.pem"
+    key_file.write_bytes(key.private_pem())
+    post_client = json.loads(
+        manage(
+            sites.issuer_env,
+            *("oauth_cc", "client", "create", "feed-reader-post", "--introspect"),
+            *("--auth-method", "client_secret_post", "--json"),
+        )
+    )
+    jwt_client = json.loads(
+        manage(
+            sites.issuer_env,
+            *("oauth_cc", "client", "create", "feed-reader-jwt", "--introspect"),
+            *("--jwks-file", str(jwks_file), "--json"),
+        )
+    )
+    credentials = {
+        "client_secret_post": {
+            "OAUTH_CC_RESOURCE_CLIENT_ID": post_client["client_id"],
+            "OAUTH_CC_RESOURCE_CLIENT_SECRET": post_client["client_secret"],
+        },
+        "private_key_jwt": {
+            "OAUTH_CC_RESOURCE_CLIENT_ID": jwt_client["client_id"],
+            "OAUTH_CC_RESOURCE_CLIENT_PRIVATE_KEY_FILE": str(key_file),
+            "OAUTH_CC_RESOURCE_CLIENT_KEY_ID": key.kid,
+        },
+    }
+    run = uuid.uuid4().hex
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for method, extra in credentials.items():
+            prefix = f"oauth-cc-reader-{method}-{run}"
+            stack.callback(forget_redis_keys, prefix)
+            env = {
+                key: value
+                for key, value in sites.resource_env.items()
+                if not key.startswith("OAUTH_CC_RESOURCE_CLIENT_")
+            }
+            env.update(
+                {
+                    **extra,
+                    "OAUTH_CC_RESOURCE_CLIENT_AUTH_METHOD": method,
+                    "OAUTH_CC_CACHE_KEY_PREFIX": prefix,
+                    "RESOURCE_DATABASE_URL": f"sqlite:///{tmp_dir / f'{method}.sqlite3'}",
+                }
+            )
+            manage(env, "migrate", "--noinput")
+            server = start(f"resource-{method}", env, tmp_dir, free_port())
+            stack.callback(stop_server, server)
+            servers[method] = server
+        for server in servers.values():
+            wait_until_ready(server)
+        yield servers
+
+
+@pytest.mark.parametrize("method", ["client_secret_post", "private_key_jwt"])
+def test_a_revocation_reaches_services_reading_the_feed_by_post(
+    sites: Sites, feed_readers: dict[str, Server], method: str
+) -> None:
+    reader = feed_readers[method]
+    reader_sites = Sites(sites.issuer, reader, sites.issuer_env, sites.resource_identifier, sites.resource_db)
+    client = new_client(sites)
+    access_token = token(sites, client, resource=sites.resource_identifier)
+    # Accepted: the service has read the feed (a worker that never did answers 503).
+    assert_accepted(reader_sites, access_token, client)
+    response = requests.post(
+        f"{sites.issuer.url}/oauth/revoke/",
+        data={"token": access_token},
+        auth=(client.client_id, client.secret),
+        timeout=HTTP_TIMEOUT,
+    )
+    assert response.status_code == 200, describe(response)
+    assert_refused_soon(reader_sites, access_token, "The access token has been revoked.")
+    log = reader.log(limit=100_000)
+    assert "could not read the issuer's revocation feed" not in log, log
 
 
 def test_issuer_stopped_the_service_keeps_serving_valid_tokens(sites: Sites) -> None:

@@ -29,10 +29,14 @@ class ResourceConfig(AppConfig):
 
 
 def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from ..conf import oauth_cc_settings
+    """The settings a resource-only service reads: the issuer's rules for the shared ones
+    (:mod:`oauth_cc.setting_checks`) and E101-E106 for its own."""
+    from django.conf import settings
+
+    from .. import setting_checks
     from ..mtls import settings_errors
 
-    errors = []
+    errors: list[Any] = []
     if apps.is_installed("oauth_cc"):
         errors.append(
             Error(
@@ -41,23 +45,24 @@ def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]
                 id="oauth_cc.E101",
             )
         )
-    for name in ("ISSUER", "RESOURCE_IDENTIFIER", "RESOURCE_CLIENT_ID", "RESOURCE_CLIENT_SECRET"):
-        if not getattr(oauth_cc_settings, name):
-            errors.append(
-                Error(
-                    f"OAUTH_CC['{name}'] is required on a resource-only service.",
-                    hint="See the README, 'Resource-only services'.",
-                    id="oauth_cc.E102",
-                )
-            )
-    if oauth_cc_settings.REVOCATION_FEED_UNREACHABLE not in ("keep", "refuse"):
+    user = getattr(settings, "OAUTH_CC", {})
+    if not isinstance(user, dict):
+        errors.append(Error("OAUTH_CC must be a dict.", id="oauth_cc.E003"))
+        return errors
+    errors.extend(setting_checks.unknown_setting_errors(user))
+    errors.extend(_required_errors(user))
+    if user.get("ISSUER"):  # missing: E102 says so
+        errors.extend(setting_checks.issuer_errors(user))
+    errors.extend(setting_checks.numeric_errors(user, setting_checks.RESOURCE_NUMERIC_SETTINGS))
+    errors.extend(setting_checks.cache_alias_errors(user))
+    if user.get("REVOCATION_FEED_UNREACHABLE", "keep") not in ("keep", "refuse"):
         errors.append(
             Error(
                 'OAUTH_CC[\'REVOCATION_FEED_UNREACHABLE\'] must be "keep" or "refuse".',
                 id="oauth_cc.E103",
             )
         )
-    store = oauth_cc_settings.user_settings.get("DPOP_REPLAY_STORE", "cache")
+    store = user.get("DPOP_REPLAY_STORE", "cache")
     if store != "cache":
         # The default, "database", is the issuer's UsedAssertion table, which is not here.
         errors.append(
@@ -68,7 +73,60 @@ def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]
                 id="oauth_cc.E104",
             )
         )
-    errors.extend(settings_errors(oauth_cc_settings.user_settings))
+    errors.extend(settings_errors(user))
+    return errors
+
+
+def _required_errors(user: dict[str, Any]) -> list[Any]:
+    """E102 (a required setting missing), E105 (an unknown feed method), E106 (an unusable key)."""
+    from . import feed_auth
+
+    method = user.get("RESOURCE_CLIENT_AUTH_METHOD", feed_auth.CLIENT_SECRET_BASIC)
+    required = ["ISSUER", "RESOURCE_IDENTIFIER", "RESOURCE_CLIENT_ID"]
+    errors: list[Any] = []
+    if method in feed_auth.SECRET_METHODS:
+        required.append("RESOURCE_CLIENT_SECRET")
+    elif method == feed_auth.PRIVATE_KEY_JWT:
+        required.append("RESOURCE_CLIENT_PRIVATE_KEY")
+    else:
+        errors.append(
+            Error(
+                "OAUTH_CC['RESOURCE_CLIENT_AUTH_METHOD'] must be one of "
+                + ", ".join(f'"{m}"' for m in feed_auth.AUTH_METHODS)
+                + ".",
+                hint="Use the method the service's client is registered with on the issuer.",
+                id="oauth_cc.E105",
+            )
+        )
+    for name in required:
+        if not user.get(name):
+            needed_by = "" if name in required[:3] else f' whose RESOURCE_CLIENT_AUTH_METHOD is "{method}"'
+            errors.append(
+                Error(
+                    f"OAUTH_CC['{name}'] is required on a resource-only service{needed_by}.",
+                    hint="See the README, 'Resource-only services'.",
+                    id="oauth_cc.E102",
+                )
+            )
+    if method == feed_auth.PRIVATE_KEY_JWT and user.get("RESOURCE_CLIENT_PRIVATE_KEY"):
+        try:
+            feed_auth.load_signing_key(
+                user["RESOURCE_CLIENT_PRIVATE_KEY"],
+                kid=user.get("RESOURCE_CLIENT_KEY_ID"),
+                alg=user.get("RESOURCE_CLIENT_KEY_ALG"),
+            )
+        except feed_auth.KeyProblem as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint=(
+                        "Give the private key whose public half is registered for the service's client "
+                        "on the issuer (an unencrypted PEM, or a private JWK), and the kid and alg it is "
+                        "registered with; see the README, 'Resource-only services'."
+                    ),
+                    id="oauth_cc.E106",
+                )
+            )
     return errors
 
 

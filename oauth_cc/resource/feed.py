@@ -1,12 +1,14 @@
 """Resource side: the issuer's revocation feed, as a resource-only service reads it.
 
-The issuer serves ``GET {ISSUER}/oauth/revocation-feed/`` (:func:`oauth_cc.views.revocation_feed`)
-to clients allowed to introspect tokens: the revoked ``jti`` values until their ``exp``, the
-disabled and deleted clients, and the per-client cut-offs, with an ``ETag``. Every
-``REVOCATION_FEED_POLL_SECONDS`` one worker of the site (a cache claim) asks for it with
-``If-None-Match`` (an unchanged feed costs a 304) and shares the result through the cache; each
-worker adopts the shared copy into its own :class:`~oauth_cc.revocation_snapshot.Snapshot`, which the
-request path reads without a query, a cache read or a network call.
+The issuer serves ``{ISSUER}/oauth/revocation-feed/`` (:func:`oauth_cc.views.revocation_feed`)
+to clients allowed to introspect tokens, read with the service's own client credentials
+(:mod:`.feed_auth`: a ``GET`` with HTTP Basic, or a form ``POST``): the revoked ``jti`` values
+until their ``exp``, the disabled and deleted clients, and the per-client cut-offs, with an
+``ETag``. Every ``REVOCATION_FEED_POLL_SECONDS`` one worker of the site (a cache claim) asks for
+it with ``If-None-Match`` (an unchanged feed costs a 304) and shares the result through the
+cache; each worker adopts the shared copy into its own
+:class:`~oauth_cc.revocation_snapshot.Snapshot`, which the request path reads without a query,
+a cache read or a network call.
 
 When the feed has not been read for ``REVOCATION_FEED_STALE_SECONDS``,
 ``REVOCATION_FEED_UNREACHABLE`` decides: ``"keep"`` (default) serves with the last state and logs
@@ -15,14 +17,12 @@ it, ``"refuse"`` answers 503 until the feed is read again. A worker that never r
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from django.core.cache import caches
 
@@ -31,6 +31,7 @@ from ..conf import oauth_cc_settings
 from ..errors import TemporarilyUnavailable
 from ..revocation_snapshot import Snapshot
 from ..shared import claim
+from . import feed_auth
 
 logger = logging.getLogger("oauth_cc.resource")
 
@@ -68,14 +69,6 @@ def parse(document: Any) -> Snapshot:
     )
 
 
-def _authorization() -> str:
-    # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
-    settings = oauth_cc_settings
-    client_id = quote(str(settings.RESOURCE_CLIENT_ID), safe="")
-    pair = f"{client_id}:{quote(str(settings.RESOURCE_CLIENT_SECRET), safe='')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-
-
 def feed_url(advertised: str | None = None) -> str:
     """The feed the issuer's metadata advertises (``oauth_cc_revocation_feed_endpoint``, read
     with the issuer's keys and passed in), else ``{ISSUER}/oauth/revocation-feed/``."""
@@ -85,16 +78,33 @@ def feed_url(advertised: str | None = None) -> str:
 def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, Any]:
     """Read the feed (conditionally, when ``shared`` has an ETag): the new shared entry."""
     settings = oauth_cc_settings
-    headers = {"Authorization": _authorization()}
+    try:
+        credentials = feed_auth.feed_request()
+    except feed_auth.KeyProblem as exc:
+        raise hardened_http.FetchError(str(exc)) from None
+    headers = dict(credentials.headers)
     if shared is not None and shared.get("etag"):
         headers["If-None-Match"] = str(shared["etag"])
-    fetched = hardened_http.get(
-        url or feed_url(),
-        headers=headers,
-        timeout=float(settings.ISSUER_FETCH_TIMEOUT),
-        max_bytes=int(settings.REVOCATION_FEED_MAX_BYTES),
-        allow_insecure=bool(settings.ISSUER_ALLOW_INSECURE),
-    )
+    timeout = float(settings.ISSUER_FETCH_TIMEOUT)
+    max_bytes = int(settings.REVOCATION_FEED_MAX_BYTES)
+    allow_insecure = bool(settings.ISSUER_ALLOW_INSECURE)
+    if credentials.form is None:
+        fetched = hardened_http.get(
+            url or feed_url(),
+            headers=headers,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            allow_insecure=allow_insecure,
+        )
+    else:
+        fetched = hardened_http.post_form(
+            url or feed_url(),
+            form=credentials.form,
+            headers=headers,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            allow_insecure=allow_insecure,
+        )
     now = time.time()
     if fetched.status == 304:
         if shared is None:
