@@ -185,7 +185,8 @@ def _run_with_deadline(url: str, timeout: float) -> dict[str, Any]:
     thread (never a request) busy longer, one socket timeout per byte, which is why the pool
     is small and a failed URL is not retried for :data:`FAILURE_RETRY_AFTER` seconds.
     """
-    deadline = time.monotonic() + timeout
+    # hardened_http's clock: the one the fetch and the wait compare the deadline with.
+    deadline = hardened_http.deadline_after(timeout)
     with _lock:
         future = _inflight.get(url)
         started = future is None

@@ -126,6 +126,11 @@ class WorkerPool:
             return self._executor.submit(fn, *args, **kwargs)
 
 
+def deadline_after(seconds: float) -> float:
+    """The deadline ``seconds`` from now, on the clock :func:`fetch` and :func:`wait` read."""
+    return time.monotonic() + seconds
+
+
 def wait(future: Future[_T], deadline: float) -> _T:
     """The future's result, or :class:`FetchError` ("timed out") at ``deadline`` (monotonic).
 
@@ -150,7 +155,7 @@ def get(
     allow_insecure: bool,
 ) -> Fetched:
     """:func:`fetch` on a pool thread, waited for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     future = _pool.submit(
         fetch, url, headers=headers, deadline=deadline, max_bytes=max_bytes, allow_insecure=allow_insecure
     )
