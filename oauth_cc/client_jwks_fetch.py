@@ -12,28 +12,21 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import ipaddress
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import certifi
-import urllib3
 from django.core.cache import BaseCache, caches
 from jwcrypto.jwk import JWK
 
 from . import hardened_http, json_input, resets
 from .bounded import BoundedMap
 from .conf import oauth_cc_settings
-from .hardened_http import is_public_address
-from .jwks_validation import usable_keys, validate_jwks_uri
+from .jwks_validation import usable_keys
 
 if TYPE_CHECKING:
     from .state import ClientRecord
@@ -57,8 +50,9 @@ MAX_CACHED_SETS = 10_000
 logger = logging.getLogger("oauth_cc.client_keys")  # its name before the split: kept for log configs
 
 
-class JWKSFetchError(Exception):
-    """A client's jwks_uri could not be used. The message is safe to show the client."""
+#: A client's jwks_uri could not be used; the message (one of hardened_http's sentences or
+#: the ones here) is safe to show the client.
+JWKSFetchError = hardened_http.FetchError
 
 
 @dataclass(frozen=True)
@@ -121,8 +115,8 @@ _failures: BoundedMap[str, tuple[float, str]] = BoundedMap(_max_cached_sets)
 _last_kid_refetch: BoundedMap[str, float] = BoundedMap(_max_cached_sets)
 # Not bounded by size: an entry lives only while its fetch runs or waits for a pool thread.
 _inflight: dict[str, Future[dict[str, Any]]] = {}
-_executor: ThreadPoolExecutor | None = None
-_executor_pid = 0
+# Not hardened_http's own pool: a client's slow key server must not hold up other fetches.
+_pool = hardened_http.WorkerPool("oauth_cc-jwks", lambda: FETCH_THREADS)
 
 
 def _uri_keys(url: str, kid: str | None, thumbprint: str | None = None) -> KeySet:
@@ -208,37 +202,25 @@ def _refresh(url: str) -> KeySet:
 def _run_with_deadline(url: str, timeout: float) -> dict[str, Any]:
     """Fetch on a pool thread and wait at most ``timeout`` seconds in total.
 
-    The HTTP library's timeouts apply per socket operation, and name resolution has none, so
-    a server that trickles bytes or a stalled DNS lookup could hold the calling worker far
-    longer. Waiting on a future bounds the whole fetch for the caller. The pool thread stops
-    at the deadline too while reading the body; a server trickling its *headers* can keep a
-    pool thread (never a request) busy longer, one socket timeout per byte, which is why the
-    pool is small and a failed URL is not retried for :data:`FAILURE_RETRY_AFTER` seconds.
-    Concurrent requests for the same URL share one fetch.
+    Concurrent requests for the same URL share one fetch. The pool thread stops at the
+    deadline too while reading the body; a server trickling its *headers* can keep a pool
+    thread (never a request) busy longer, one socket timeout per byte, which is why the pool
+    is small and a failed URL is not retried for :data:`FAILURE_RETRY_AFTER` seconds.
     """
-    global _executor, _executor_pid
-    deadline = time.monotonic() + timeout
-    started = False
+    # hardened_http's clock: the one the fetch and the wait compare the deadline with.
+    deadline = hardened_http.deadline_after(timeout)
     with _lock:
         future = _inflight.get(url)
+        started = future is None
         if future is None:
-            if _executor is None or _executor_pid != os.getpid():
-                # Threads do not survive fork(): a pre-forking server needs a pool per worker.
-                _executor = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="oauth_cc-jwks")
-                _executor_pid = os.getpid()
-            future = _executor.submit(_fetch_document, url, deadline)
+            future = _pool.submit(_fetch_document, url, deadline)
             _inflight[url] = future
-            started = True
-        else:
-            started = False
     if started:
         # Outside the lock: a future that is already done runs the callback at once, on this
         # thread, and the callback takes the lock (which is not reentrant).
         future.add_done_callback(lambda _f: _forget_inflight(url, _f))
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except FutureTimeout:
-        raise JWKSFetchError("timed out") from None
+        return hardened_http.wait(future, deadline)
     except JWKSFetchError:
         raise
     except Exception:
@@ -253,156 +235,22 @@ def _forget_inflight(url: str, future: Future[dict[str, Any]]) -> None:
 
 
 def _fetch_document(url: str, deadline: float) -> dict[str, Any]:
-    """GET ``url`` and parse it as a JWK Set. Runs on a pool thread.
-
-    No redirects are followed, the body is read in chunks and abandoned past
-    ``JWKS_URI_MAX_BYTES``, and the connection goes to an address checked here, after
-    resolution, so a name that resolves to a private address (DNS rebinding) is refused too.
-    """
-    if time.monotonic() >= deadline:
-        raise JWKSFetchError("timed out")  # Queued behind other fetches for too long.
+    """GET ``url`` (:func:`oauth_cc.hardened_http.fetch`) and parse it as a JWK Set. On a pool thread."""
+    fetched = hardened_http.fetch(
+        url,
+        deadline=deadline,
+        max_bytes=int(oauth_cc_settings.JWKS_URI_MAX_BYTES),
+        allow_insecure=bool(oauth_cc_settings.JWKS_URI_ALLOW_INSECURE),
+        headers={"Accept": "application/jwk-set+json, application/json"},
+        subject="the JWKS URI",
+    )
     try:
-        validate_jwks_uri(url)
-    except ValueError as exc:
-        raise JWKSFetchError(str(exc).rstrip(".")) from None
-    target = _Target.from_url(url)
-    last_error = "could not connect"
-    for address in _checked_addresses(target.hostname, target.port):
-        if time.monotonic() >= deadline:
-            raise JWKSFetchError("timed out")
-        try:
-            return _get(target, address, deadline)
-        except _ConnectFailed as exc:
-            last_error = str(exc)  # Try the host's next address.
-    raise JWKSFetchError(last_error)
-
-
-@dataclass(frozen=True)
-class _Target:
-    hostname: str
-    port: int
-    https: bool
-    path: str
-    host_header: str
-
-    @classmethod
-    def from_url(cls, url: str) -> _Target:
-        parts = urlsplit(url)
-        hostname = parts.hostname or ""
-        https = parts.scheme == "https"
-        host = f"[{hostname}]" if ":" in hostname else hostname
-        return cls(
-            hostname=hostname,
-            port=parts.port or (443 if https else 80),
-            https=https,
-            path=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-            host_header=host if parts.port is None else f"{host}:{parts.port}",
-        )
-
-
-class _ConnectFailed(Exception):
-    pass
-
-
-def _checked_addresses(hostname: str, port: int) -> list[str]:
-    try:
-        addresses = hardened_http.resolve(hostname, port)
-    except (OSError, UnicodeError):
-        raise JWKSFetchError("the host name of the JWKS URI does not resolve") from None
-    if not addresses:
-        raise JWKSFetchError("the host name of the JWKS URI does not resolve")
-    if not oauth_cc_settings.JWKS_URI_ALLOW_INSECURE:
-        for address in addresses:
-            # Refuse if *any* answer is internal: a resolver could hand out a mix.
-            if not is_public_address(ipaddress.ip_address(address.split("%", 1)[0])):
-                raise JWKSFetchError("the JWKS URI resolves to a private, loopback or link-local address")
-    return addresses
-
-
-def _get(target: _Target, address: str, deadline: float) -> dict[str, Any]:
-    remaining = max(0.001, deadline - time.monotonic())
-    timeout = urllib3.Timeout(connect=remaining, read=remaining)
-    pool: urllib3.HTTPConnectionPool
-    if target.https:
-        # Connect to the checked address but verify the certificate for the host name.
-        pool = urllib3.HTTPSConnectionPool(
-            address,
-            target.port,
-            timeout=timeout,
-            retries=False,
-            maxsize=1,
-            server_hostname=target.hostname,
-            assert_hostname=target.hostname,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False, maxsize=1)
-    try:
-        response = pool.urlopen(
-            "GET",
-            target.path,
-            headers=_request_headers(target.host_header),
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            assert_same_host=False,
-        )
-    except urllib3.exceptions.NewConnectionError:
-        # Checked first: in urllib3 2 it is a subclass of ConnectTimeoutError.
-        raise _ConnectFailed("could not connect") from None
-    except urllib3.exceptions.ConnectTimeoutError:
-        raise _ConnectFailed("timed out") from None
-    except urllib3.exceptions.SSLError:
-        raise JWKSFetchError("the TLS certificate of the JWKS URI could not be verified") from None
-    except urllib3.exceptions.ReadTimeoutError:
-        raise JWKSFetchError("timed out") from None
-    except urllib3.exceptions.HTTPError:
-        raise JWKSFetchError("the connection to the JWKS URI failed") from None
-    try:
-        body = _read_body(response, deadline)
-    finally:
-        # close(), not release_conn(): the response holds its own reference to the socket, so
-        # only closing it hangs up on a server we stopped reading from.
-        response.close()
-        pool.close()
-    try:
-        document = json_input.loads(body, max_bytes=len(body))
+        document = json_input.loads(fetched.body, max_bytes=len(fetched.body))
     except json_input.JSONInputError:
         raise JWKSFetchError("the response is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise JWKSFetchError('the response is not a JWK Set ({"keys": [...]})')
     return document
-
-
-def _request_headers(host_header: str) -> dict[str, str]:
-    return {
-        "Host": host_header,
-        "Accept": "application/jwk-set+json, application/json",
-        "Accept-Encoding": "identity",
-        "User-Agent": "oauth_cc",
-    }
-
-
-def _read_body(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-    if 300 <= response.status < 400:
-        raise JWKSFetchError(
-            f"the JWKS URI answered with a redirect (HTTP {response.status}); register the final URL"
-        )
-    if response.status != 200:
-        raise JWKSFetchError(f"the JWKS URI answered HTTP {response.status}")
-    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-        # Asked for identity; decompressing would let a small body expand past the size cap.
-        raise JWKSFetchError("the response is compressed; serve the JWK Set uncompressed")
-    return hardened_http.read_capped(
-        response,
-        deadline,
-        int(oauth_cc_settings.JWKS_URI_MAX_BYTES),
-        error=JWKSFetchError,
-        connection_failed="the connection to the JWKS URI failed",
-        chunk_size=16 * 1024,
-        clock=time.monotonic,
-    )
 
 
 def _shared_get(url: str) -> KeySet | None:

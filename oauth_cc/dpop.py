@@ -32,6 +32,10 @@ checks:
 The result carries ``jkt``, the RFC 7638 SHA-256 thumbprint of the proof's key: the token
 endpoint puts it in the token as ``cnf.jkt`` and the protected side compares it with the
 token's.
+
+A client signs every proof with the same key, so a key that passed step 4 is remembered per
+worker (:func:`verified_key`), keyed on all of its members as sent and the ``alg``: its next
+proofs skip the key import and the thumbprint, never the signature check.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import math
 import re
 import time
@@ -53,8 +58,9 @@ from django.utils.encoding import escape_uri_path
 from jwcrypto.jwk import JWK
 
 from . import claims as claim_values
-from . import jws
+from . import jws, resets
 from .algorithms import ALGORITHMS, ASSERTION_ALGORITHMS, MIN_RSA_BITS, rsa_key_bits
+from .bounded import BoundedMap
 from .conf import oauth_cc_settings
 from .errors import OAuthError, TemporarilyUnavailable, shown
 
@@ -75,6 +81,11 @@ HEADER_POLICY = jws.HeaderPolicy(
 )
 #: Namespace of DPoP proof ids in ``UsedAssertion.client_id``.
 REPLAY_NAMESPACE = "dpop#"
+#: Proof keys remembered per worker once checked, by count and by bytes (oldest dropped first).
+MAX_CACHED_KEYS = 4096
+MAX_CACHED_KEY_BYTES = 8 * 1024 * 1024
+#: Memory an entry costs beyond its JSON: the JWK, the key object OpenSSL holds, the thumbprint.
+KEY_ENTRY_OVERHEAD = 4096
 _WHAT = "The DPoP proof"
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -197,6 +208,33 @@ def public_key(jwk: dict[str, Any], alg: str) -> JWK:
     return key
 
 
+def _key_weight(cache_key: tuple[str, str], entry: tuple[JWK, str]) -> int:
+    return len(cache_key[1]) + KEY_ENTRY_OVERHEAD
+
+
+# Read at each insertion (the lambdas), so a test can lower the bounds.
+_verified_keys: BoundedMap[tuple[str, str], tuple[JWK, str]] = BoundedMap(
+    lambda: MAX_CACHED_KEYS, max_weight=lambda: MAX_CACHED_KEY_BYTES, weigh=_key_weight
+)
+resets.register("oauth_cc.dpop.verified_keys", _verified_keys.clear)
+
+
+def verified_key(jwk: dict[str, Any], alg: str) -> tuple[JWK, str]:
+    """:func:`public_key` of ``jwk`` for ``alg`` and its thumbprint, checked once per worker.
+
+    Keyed on ``alg`` and every member of ``jwk`` as sent (canonical JSON), not on ``kid`` or
+    the thumbprint: a key that differs in any member (another ``x``, an ``alg`` or a private
+    ``d`` added) is another entry and is checked in full. Only keys that passed are kept.
+    """
+    cache_key = (alg, json.dumps(jwk, sort_keys=True, separators=(",", ":")))
+    entry = _verified_keys.get(cache_key)
+    if entry is None:
+        key = public_key(jwk, alg)
+        entry = (key, thumbprint(key))
+        _verified_keys.put(cache_key, entry)
+    return entry
+
+
 def check_proof(
     proof: Any,
     *,
@@ -225,7 +263,7 @@ def check_proof(
             + ", ".join(DPOP_ALGORITHMS)
             + "."
         )
-    key = public_key(parsed.header["jwk"], parsed.alg)
+    key, jkt = verified_key(parsed.header["jwk"], parsed.alg)
     if not jws.verify_signature(parsed, key, (parsed.alg,)):
         raise InvalidDPoPProof(f'{_WHAT}\'s signature does not verify with its "jwk".')
     try:
@@ -251,7 +289,7 @@ def check_proof(
             f'{_WHAT} must carry the "nonce" this server gave in the DPoP-Nonce header.',
             nonce=current_nonce(now),
         )
-    return VerifiedProof(jkt=thumbprint(key), jti=jti, accepted_until=accepted_until)
+    return VerifiedProof(jkt=jkt, jti=jti, accepted_until=accepted_until)
 
 
 def _check_iat(claims: dict[str, Any], now: float) -> float:

@@ -10,9 +10,7 @@ network, no cache, no database.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
@@ -20,7 +18,7 @@ from jwcrypto.jwk import JWK
 from .algorithms import MIN_RSA_BITS, algorithms_for_key_type, curves_for_key_type
 from .conf import oauth_cc_settings
 from .errors import shown
-from .hardened_http import is_public_address
+from .hardened_http import FetchError, check_url
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -125,33 +123,14 @@ def validate_jwks_uri(url: str) -> None:
     It must be https and must not name a literal private, loopback or link-local address
     (the server fetches it, so such a URL would let a client probe the internal network).
     Both are allowed when ``JWKS_URI_ALLOW_INSECURE`` is set (development and tests). Host
-    names are checked again after DNS resolution at fetch time.
+    names are checked again after DNS resolution at fetch time, by the same rules
+    (:func:`oauth_cc.hardened_http.check_url`) worded the same way.
     """
     try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError as exc:
-        raise ValueError(f"The JWKS URI is not a valid URL: {str(exc).rstrip('.')}.") from exc
-    if parts.scheme not in ("https", "http") or not hostname:
-        raise ValueError("The JWKS URI must be an absolute https:// URL.")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("The JWKS URI must not contain a user name or password.")
-    if oauth_cc_settings.JWKS_URI_ALLOW_INSECURE:
-        return
-    if parts.scheme != "https":
-        raise ValueError("The JWKS URI must use https://.")
-    if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
-        raise ValueError("The JWKS URI must not point at this machine (localhost).")
-    try:
-        address = ipaddress.ip_address(hostname)
-    except ValueError:
-        return  # A host name; its addresses are checked when it is fetched.
-    if not is_public_address(address):
-        raise ValueError(
-            f"The JWKS URI points at {address}, a private, loopback or link-local address; "
-            "use a public https URL."
-        )
+        check_url(url, allow_insecure=bool(oauth_cc_settings.JWKS_URI_ALLOW_INSECURE), subject="the JWKS URI")
+    except FetchError as exc:
+        reason = str(exc)
+        raise ValueError(f"{reason[0].upper()}{reason[1:]}.") from None
 
 
 def jwk_thumbprints(jwks: dict[str, Any]) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 A fetch runs on a small per-process pool (``FETCH_THREADS``) and its caller waits at most
 ``JWKS_URI_TIMEOUT`` in total, even when the pool is busy with a stalled name resolution; a fetch
-that waited too long in the queue is not started; each address of the host is tried in turn; a
+that waited too long in the queue is not started; the connection itself is
+:func:`oauth_cc.hardened_http.fetch` (``test_hardened_http_*``); the body must be a JWK Set; a
 failure is remembered for ``FAILURE_RETRY_AFTER`` seconds and logged; a fetched set is kept by the
 worker even when the shared cache cannot take it.
 """
@@ -10,7 +11,6 @@ worker even when the shared cache cannot take it.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from typing import Any
@@ -39,7 +39,7 @@ def server(key_server: KeyServer, good_key: Any) -> KeyServer:  # noqa: F811
 @pytest.fixture
 def fresh_pool(monkeypatch: Any) -> None:
     """A pool created for this test, with the given number of threads."""
-    monkeypatch.setattr(client_jwks_fetch, "_executor", None)
+    monkeypatch.setattr(client_jwks_fetch._pool, "_executor", None)
 
 
 def _fetch_error(call: Any) -> str:
@@ -95,17 +95,17 @@ def test_the_pool_has_fetch_threads_threads_and_a_queued_fetch_gives_up_at_its_d
 
 def test_the_pool_is_made_once_per_process(db, server, fresh_pool):
     client_jwks_fetch._run_with_deadline(server.url, 5)
-    pool = client_jwks_fetch._executor
+    pool = client_jwks_fetch._pool._executor
     client_jwks_fetch._run_with_deadline(server.url, 5)
-    assert client_jwks_fetch._executor is pool
+    assert client_jwks_fetch._pool._executor is pool
 
 
 def test_a_pool_inherited_through_fork_is_replaced(db, server, fresh_pool, monkeypatch):
     client_jwks_fetch._run_with_deadline(server.url, 5)
-    pool = client_jwks_fetch._executor
-    monkeypatch.setattr(client_jwks_fetch, "_executor_pid", -1)  # as if this process were a forked child
+    pool = client_jwks_fetch._pool._executor
+    monkeypatch.setattr(client_jwks_fetch._pool, "_pid", -1)  # as if this process were a forked child
     client_jwks_fetch._run_with_deadline(server.url, 5)
-    assert client_jwks_fetch._executor is not pool
+    assert client_jwks_fetch._pool._executor is not pool
 
 
 def test_an_unexpected_error_in_a_fetch_is_logged_and_answered_with_a_sentence(
@@ -140,7 +140,7 @@ class _Clock:
 
 def test_a_fetch_that_starts_at_its_deadline_does_not_start(db, monkeypatch, server):
     resolved: list[str] = []
-    monkeypatch.setattr(client_jwks_fetch, "time", _Clock(100.0))
+    monkeypatch.setattr(hardened_http, "time", _Clock(100.0))
     monkeypatch.setattr(hardened_http, "resolve", lambda host, port: resolved.append(host) or ["127.0.0.1"])
 
     assert _fetch_error(lambda: client_jwks_fetch._fetch_document(server.url, 100.0)) == "timed out"
@@ -150,7 +150,7 @@ def test_a_fetch_that_starts_at_its_deadline_does_not_start(db, monkeypatch, ser
 
 def test_no_address_is_tried_once_the_deadline_is_reached(db, monkeypatch, server):
     clock = _Clock(100.0)
-    monkeypatch.setattr(client_jwks_fetch, "time", clock)
+    monkeypatch.setattr(hardened_http, "time", clock)
 
     def slow_resolve(host: str, port: int) -> list[str]:
         clock.now = 101.0  # resolution took until exactly the deadline
@@ -166,41 +166,46 @@ def test_an_unacceptable_url_is_refused_with_its_sentence_without_the_full_stop(
     message = _fetch_error(
         lambda: client_jwks_fetch._fetch_document("http://keys.example.com/", time.monotonic() + 5)
     )
-    assert message == "The JWKS URI must use https://"
+    assert message == "the JWKS URI must use https://"
 
 
-def test_the_next_address_is_tried_when_one_refuses_the_connection(db, monkeypatch, server):
-    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
-    document = client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)
-    assert [key["kid"] for key in document["keys"]] == ["good"]
+def test_the_key_set_is_asked_for_by_its_media_type(db, server):
+    client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)
+    assert server.headers["Accept"] == "application/jwk-set+json, application/json"
 
 
-def test_the_error_of_the_last_address_is_the_answer(db, monkeypatch):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.3"])
-    url = f"http://keys.example.test:{port}/jwks.json"
+def test_a_304_is_not_taken_for_a_key_set(db, server):
+    """No conditional request is made, so a 304 can only be a broken server."""
+    server.mode = "not_modified"
+    assert _fetch_error(lambda: client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)) == (
+        "the server answered HTTP 304"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>keys</html>", "the response is not JSON"),
+        (b'{"keys": [], "keys": []}', "the response is not JSON"),
+        (b"[]", 'the response is not a JWK Set ({"keys": [...]})'),
+        (b'"keys"', 'the response is not a JWK Set ({"keys": [...]})'),
+        (b'{"keys": {}}', 'the response is not a JWK Set ({"keys": [...]})'),
+        (b'{"Keys": []}', 'the response is not a JWK Set ({"keys": [...]})'),
+    ],
+)
+def test_a_response_that_is_not_a_jwk_set_is_refused(db, server, body, message):
+    server.mode = "raw"
+    server.raw = body
     assert (
-        _fetch_error(lambda: client_jwks_fetch._fetch_document(url, time.monotonic() + 5))
-        == "could not connect"
+        _fetch_error(lambda: client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)) == message
     )
 
 
-def test_the_url_host_and_port_are_resolved(db, monkeypatch, server):
-    asked: list[tuple[str, int]] = []
-
-    def resolve(host: str, port: int) -> list[str]:
-        asked.append((host, port))
-        return ["127.0.0.1"]
-
-    monkeypatch.setattr(hardened_http, "resolve", resolve)
-    port = int(server.url.split(":")[2].split("/")[0])
-    client_jwks_fetch._fetch_document(
-        server.url.replace("127.0.0.1", "keys.example.test"), time.monotonic() + 5
-    )
-    assert asked == [("keys.example.test", port)]
+def test_a_jwk_set_is_returned_as_decoded(db, server):
+    server.mode = "raw"
+    server.raw = b'{"keys": [{"kty": "EC", "kid": "k"}], "extra": true}'
+    document = client_jwks_fetch._fetch_document(server.url, time.monotonic() + 5)
+    assert document == {"keys": [{"kty": "EC", "kid": "k"}], "extra": True}
 
 
 # -- _refresh ---------------------------------------------------------------------------------
@@ -221,24 +226,24 @@ def test_a_failure_is_logged_with_the_url_and_reason(db, server, caplog):
 
     [record] = [r for r in caplog.records if r.name == "oauth_cc.client_keys"]
     assert (
-        record.getMessage()
-        == f"Could not fetch client JWKS from {server.url}: the JWKS URI answered HTTP 500"
+        record.getMessage() == f"Could not fetch client JWKS from {server.url}: the server answered HTTP 500"
     )
     assert record.levelno == logging.WARNING
 
 
 def test_a_failure_is_answered_again_until_the_retry_time_and_then_retried(db, server, monkeypatch):
-    clock = _Clock(1000.0)
+    # Far from the real monotonic clock, which the fetch's deadline must still be taken from.
+    clock = _Clock(0.0)
     monkeypatch.setattr(client_jwks_fetch, "time", clock)
     server.mode = "error"
-    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the JWKS URI answered HTTP 500"
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
     server.mode = "ok"
 
-    clock.now = 1000.0 + client_jwks_fetch.FAILURE_RETRY_AFTER - 0.01
-    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the JWKS URI answered HTTP 500"
+    clock.now = client_jwks_fetch.FAILURE_RETRY_AFTER - 0.01
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
     assert server.hits == 1
 
-    clock.now = 1000.0 + client_jwks_fetch.FAILURE_RETRY_AFTER
+    clock.now = client_jwks_fetch.FAILURE_RETRY_AFTER
     assert client_jwks_fetch._refresh(server.url).kids == frozenset({"good"})
     assert server.hits == 2
 

@@ -46,6 +46,7 @@ class KeyServer:
         self.raw = b""  # the body in mode "raw"
         self.mode = "ok"
         self.hits = 0
+        self.headers: dict[str, str] = {}  # of the last request
         self.in_flight = 0
         self.release = threading.Event()
         self.lock = threading.Lock()
@@ -62,6 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         state: KeyServer = self.server.state
         with state.lock:
             state.hits += 1
+            state.headers = dict(self.headers)
             state.in_flight += 1
         try:
             getattr(self, f"_answer_{state.mode}")(state)
@@ -86,6 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_raw(self, state: KeyServer) -> None:
         self._send(200, state.raw)
+
+    def _answer_not_modified(self, state: KeyServer) -> None:
+        self._send(304, b"")
 
     def _answer_slow(self, state: KeyServer) -> None:
         # Answers properly, once the test releases it.
@@ -473,7 +478,7 @@ def tls_client(db: Any, tls_key_server: KeyServer) -> Application:
 def test_https_key_server_with_a_trusted_certificate_for_the_name_is_used(
     client: Any, tls_files: tuple[str, str], monkeypatch: Any, tls_client: Application, key_a: ClientKey
 ) -> None:
-    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(hardened_http.certifi, "where", lambda: tls_files[0])
     assert post_assertion(client, signed(key_a, tls_client)).status_code == 200
 
 
@@ -492,7 +497,7 @@ def test_https_certificate_for_another_name_is_refused(
     tls_key_server: KeyServer,
     key_a: ClientKey,
 ) -> None:
-    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(hardened_http.certifi, "where", lambda: tls_files[0])
     other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
     Application.objects.filter(pk=tls_client.pk).update(client_jwks_uri=other_name)
     assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")

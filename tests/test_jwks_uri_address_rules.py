@@ -1,4 +1,4 @@
-"""Where a jwks_uri may point (``validate_jwks_uri``, ``is_public_address``, ``_checked_addresses``).
+"""Where a jwks_uri may point (``validate_jwks_uri``, ``is_public_address``, ``checked_addresses``).
 
 In production (``JWKS_URI_ALLOW_INSECURE`` off) the server fetches only https URLs whose host is
 neither this machine nor a private, loopback, link-local or multicast address, before and after
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_jwks_fetch, hardened_http
-from oauth_cc.client_jwks_fetch import JWKSFetchError
-from oauth_cc.jwks_validation import is_public_address, jwk_thumbprints, validate_jwks_uri
+from oauth_cc import hardened_http
+from oauth_cc.hardened_http import FetchError, is_public_address
+from oauth_cc.jwks_validation import jwk_thumbprints, validate_jwks_uri
 
 from .assertion_helpers import generate_key
 
@@ -130,23 +130,25 @@ def _resolving_to(monkeypatch: Any, *addresses: str) -> None:
 )
 def test_a_name_with_any_internal_address_is_refused(secure_only, monkeypatch, addresses):
     _resolving_to(monkeypatch, *addresses)
-    with pytest.raises(JWKSFetchError) as raised:
-        client_jwks_fetch._checked_addresses("keys.example.com", 443)
-    assert str(raised.value) == "the JWKS URI resolves to a private, loopback or link-local address"
+    with pytest.raises(FetchError) as raised:
+        hardened_http.checked_addresses("keys.example.com", 443, allow_insecure=False)
+    assert str(raised.value) == "the host name resolves to a private, loopback or link-local address"
 
 
 def test_every_public_address_of_a_name_is_returned_in_order(secure_only, monkeypatch):
     _resolving_to(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07::1")
-    assert client_jwks_fetch._checked_addresses("keys.example.com", 443) == [
+    assert hardened_http.checked_addresses("keys.example.com", 443, allow_insecure=False) == [
         "93.184.215.14",
         "2606:2800:21f:cb07::1",
     ]
 
 
-def test_insecure_mode_does_not_check_the_resolved_addresses(settings, monkeypatch):
-    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": True}
+def test_insecure_mode_does_not_check_the_resolved_addresses(monkeypatch):
     _resolving_to(monkeypatch, "127.0.0.1", "10.0.0.5")
-    assert client_jwks_fetch._checked_addresses("keys.example.com", 443) == ["127.0.0.1", "10.0.0.5"]
+    assert hardened_http.checked_addresses("keys.example.com", 443, allow_insecure=True) == [
+        "127.0.0.1",
+        "10.0.0.5",
+    ]
 
 
 @pytest.mark.parametrize("failure", [OSError("no such name"), UnicodeError("label too long")])
@@ -155,16 +157,16 @@ def test_a_name_that_does_not_resolve_is_a_fetch_error(secure_only, monkeypatch,
         raise failure
 
     monkeypatch.setattr(hardened_http, "resolve", fail)
-    with pytest.raises(JWKSFetchError) as raised:
-        client_jwks_fetch._checked_addresses("keys.example.com", 443)
-    assert str(raised.value) == "the host name of the JWKS URI does not resolve"
+    with pytest.raises(FetchError) as raised:
+        hardened_http.checked_addresses("keys.example.com", 443, allow_insecure=False)
+    assert str(raised.value) == "the host name does not resolve"
 
 
 def test_a_name_with_no_address_is_a_fetch_error(secure_only, monkeypatch):
     _resolving_to(monkeypatch)
-    with pytest.raises(JWKSFetchError) as raised:
-        client_jwks_fetch._checked_addresses("keys.example.com", 443)
-    assert str(raised.value) == "the host name of the JWKS URI does not resolve"
+    with pytest.raises(FetchError) as raised:
+        hardened_http.checked_addresses("keys.example.com", 443, allow_insecure=False)
+    assert str(raised.value) == "the host name does not resolve"
 
 
 def test_jwk_thumbprints_lists_each_key_with_its_rfc7638_thumbprint():
@@ -195,5 +197,7 @@ def test_the_host_and_port_of_the_url_are_what_is_resolved(secure_only, monkeypa
         return ["93.184.215.14"]
 
     monkeypatch.setattr(hardened_http, "resolve", resolve)
-    assert client_jwks_fetch._checked_addresses("keys.example.com", 8443) == ["93.184.215.14"]
+    assert hardened_http.checked_addresses("keys.example.com", 8443, allow_insecure=False) == [
+        "93.184.215.14"
+    ]
     assert asked == [("keys.example.com", 8443)]

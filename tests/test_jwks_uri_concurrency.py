@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -24,11 +23,11 @@ class ImmediateExecutor:
     def __init__(self) -> None:
         self.calls = 0
 
-    def submit(self, fn: Any, *args: Any) -> Future:
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future:
         self.calls += 1
         future: Future = Future()
         try:
-            future.set_result(fn(*args))
+            future.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # handed to the waiter, like a pool does
             future.set_exception(exc)
         return future
@@ -37,8 +36,7 @@ class ImmediateExecutor:
 @pytest.fixture
 def immediate(monkeypatch: pytest.MonkeyPatch) -> ImmediateExecutor:
     executor = ImmediateExecutor()
-    monkeypatch.setattr(client_jwks_fetch, "_executor", executor)
-    monkeypatch.setattr(client_jwks_fetch, "_executor_pid", os.getpid())
+    monkeypatch.setattr(client_jwks_fetch, "_pool", executor)
     monkeypatch.setattr(client_jwks_fetch, "_fetch_document", lambda url, deadline: DOCUMENT)
     return executor
 

@@ -107,7 +107,7 @@ def test_a_key_server_that_fails_is_named_in_the_error(client, uri_client, keys,
     response = token_request(client, uri_client.client_id, mine)
 
     assert_error(
-        response, 401, "invalid_client", "Could not fetch the client's JWKS: the JWKS URI answered HTTP 500."
+        response, 401, "invalid_client", "Could not fetch the client's JWKS: the server answered HTTP 500."
     )
 
 

@@ -137,11 +137,17 @@ def test_parse_refuses_a_malformed_feed(change, message):
     ("url", "message"),
     [
         ("http://issuer.example", "the URL must use https://"),
-        ("https://localhost/x", "the URL points at this machine (localhost)"),
-        ("https://127.0.0.1/x", "the URL points at a private, loopback or link-local address"),
-        ("https://10.0.0.1/x", "the URL points at a private, loopback or link-local address"),
+        ("https://localhost/x", "the URL must not point at this machine (localhost)"),
+        (
+            "https://127.0.0.1/x",
+            "the URL points at 127.0.0.1, a private, loopback or link-local address; use a public https URL",
+        ),
+        (
+            "https://10.0.0.1/x",
+            "the URL points at 10.0.0.1, a private, loopback or link-local address; use a public https URL",
+        ),
         ("https://user:pw@issuer.example/", "the URL must not contain a user name or password"),
-        ("ftp://issuer.example/", "the URL is not an absolute https:// URL"),
+        ("ftp://issuer.example/", "the URL must be an absolute https:// URL"),
     ],
 )
 def test_fetcher_refuses_insecure_urls_unless_allowed(url, message):

@@ -528,7 +528,7 @@ def test_post_form_follows_no_redirect(recorder: Any) -> None:
     handler.answers.append((307, {"Location": "http://evil.example/"}, b""))
     with pytest.raises(hardened_http.FetchError) as raised:
         post(url + "/", {"client_secret": "s"})
-    assert str(raised.value) == "the server answered with a redirect (HTTP 307)"
+    assert str(raised.value) == "the server answered with a redirect (HTTP 307); use the final URL"
     assert len(handler.seen) == 1
 
 

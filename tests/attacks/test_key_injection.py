@@ -3,7 +3,8 @@
 Header members that carry or point at a key (``jwk``, ``jku``, ``x5u``, ``x5c``) are refused,
 never used and never fetched, even on a token genuinely signed by the site. ``kid`` is only
 ever a dictionary key: path traversal, SQL and oversized values find nothing and cost at most
-the rate-limited reload of the key registry.
+the rate-limited reload of the key registry. A DPoP proof, whose key is its embedded ``jwk``
+(RFC 9449), is checked against that key on every request, even once the worker remembers it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from jwt.algorithms import ECAlgorithm
 
-from oauth_cc import keys
+from oauth_cc import dpop, keys
+from oauth_cc.models import UsedAssertion
+from tests import dpop_helpers as dh
 from tests.helpers import token_claims
 
 from . import expect
@@ -148,3 +151,58 @@ def test_made_up_kids_cost_at_most_ten_reloads_a_second(db, client, attacker_key
     # One reload per UNKNOWN_KID_MIN_INTERVAL at most, however many kids are made up.
     assert len(captured) <= 1 + elapsed / keys.UNKNOWN_KID_MIN_INTERVAL, (len(captured), elapsed)
     assert len(captured) < len(tokens) - 1
+
+
+# -- DPoP proofs: the embedded jwk is the proof's key, and a remembered one is no shortcut --------
+
+
+@pytest.fixture
+def bound(client: Any, make_client: Any) -> tuple[Any, str]:
+    """A key, a token bound to it, and the key remembered by this worker after one good proof."""
+    from tests.test_dpop import SCOPE, WHOAMI_URL, dpop_token, whoami
+
+    key = dh.new_ec_key()
+    token = dpop_token(client, make_client("dpop-holder", scopes=[SCOPE]), key)
+    assert whoami(client, token, dh.proof(key, htm="GET", htu=WHOAMI_URL, token=token)).status_code == 200
+    assert len(dpop._verified_keys) == 1
+    return key, token
+
+
+def test_a_remembered_jwk_does_not_accept_a_proof_signed_by_another_key(client, bound):
+    from tests.test_dpop import WHOAMI_URL, assert_dpop_refused, whoami
+
+    key, token = bound
+    recorded = UsedAssertion.objects.count()
+    # The header carries the holder's public key exactly as before; the attacker signs.
+    forged = dh.proof(dh.new_ec_key(), htm="GET", htu=WHOAMI_URL, token=token, jwk=dh.public_jwk(key))
+
+    assert_dpop_refused(
+        whoami(client, token, forged), "invalid_dpop_proof", 'signature does not verify with its "jwk"'
+    )
+    assert UsedAssertion.objects.count() == recorded
+
+
+def test_an_attacker_key_under_the_holders_kid_is_its_own_key(client, bound):
+    from tests.test_dpop import WHOAMI_URL, assert_dpop_refused, whoami
+
+    key, token = bound
+    attacker = dh.new_ec_key()
+    kid = "holder"
+    holder_jwk = {**dh.public_jwk(key), "kid": kid}
+    assert (
+        whoami(
+            client, token, dh.proof(key, htm="GET", htu=WHOAMI_URL, token=token, jwk=holder_jwk)
+        ).status_code
+        == 200
+    )
+    recorded = UsedAssertion.objects.count()
+    forged = dh.proof(
+        attacker, htm="GET", htu=WHOAMI_URL, token=token, jwk={**dh.public_jwk(attacker), "kid": kid}
+    )
+
+    assert_dpop_refused(
+        whoami(client, token, forged),
+        "invalid_dpop_proof",
+        "not signed by the key the access token is bound to",
+    )
+    assert UsedAssertion.objects.count() == recorded

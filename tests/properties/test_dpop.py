@@ -115,3 +115,35 @@ def test_changed_claims_refused_unless_equivalent(changes: dict[str, Any]) -> No
     )
     event("still valid" if still_valid else "refused")
     assert (result is not None) == still_valid, (changes, result)
+
+
+def _verdict(call: Any) -> str:
+    """The thumbprint of an accepted key, or the reason it was refused."""
+    try:
+        return str(call()[1])
+    except dpop.InvalidDPoPProof as exc:
+        return exc.description
+
+
+def _cold(jwk: Any, alg: str) -> tuple[Any, str]:
+    key = dpop.public_key(jwk, alg)
+    return key, dpop.thumbprint(key)
+
+
+@given(
+    member=st.sampled_from(["kty", "crv", "x", "y", "alg", "kid", "use", "d", "key_ops", "n", "e"]),
+    value=st.one_of(
+        st.sampled_from([PUBLIC["x"], PUBLIC["y"], "EC", "P-256", "ES256", "ES384"]), json_values(2)
+    ),
+    alg=st.sampled_from(["ES256", "RS256", "EdDSA"]),
+)
+def test_the_key_memo_never_changes_a_verdict(member: str, value: Any, alg: str) -> None:
+    # The memo is warm with KEY's public JWK (and whatever earlier examples left); a jwk that
+    # differs in one member gets the verdict a cold, full check gives it.
+    dpop.verified_key(PUBLIC, "ES256")
+    jwk = {**PUBLIC, member: value}
+    cold = _verdict(lambda: _cold(jwk, alg))
+    warm = _verdict(lambda: dpop.verified_key(jwk, alg))
+    event("accepted" if cold == dh.jkt(KEY) else "refused")
+    assert warm == cold, (jwk, alg)
+    assert _verdict(lambda: dpop.verified_key(jwk, alg)) == cold  # and again, now remembered if it passed

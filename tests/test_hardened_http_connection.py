@@ -1,10 +1,11 @@
-"""The connection a jwks_uri fetch makes (``client_jwks_fetch._get``, ``_resolve``, ``_Target``).
+"""The connection a hardened fetch makes (``hardened_http.fetch``, ``resolve``, ``_Target``).
 
-Each socket operation is bounded by what is left of the fetch's total deadline: a key server
-that never accepts the connection, or accepts it and never answers, costs the fetch its
-deadline and no more, over http and https alike. Over https the connection goes to the checked
-address while SNI and the certificate check use the host name. Name resolution returns each
-address once.
+The same code reads a client's jwks_uri and a resource service's issuer documents. Each socket
+operation is bounded by what is left of the fetch's total deadline: a server that never accepts
+the connection, or accepts it and never answers, costs the fetch its deadline and no more, over
+http and https alike. Over https the connection goes to the checked address while SNI and the
+certificate check use the host name. Name resolution returns each address once; an address
+that refuses the connection gives way to the next, one that answers badly does not.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_jwks_fetch, hardened_http
-from oauth_cc.client_jwks_fetch import JWKSFetchError, _ConnectFailed, _Target
+from oauth_cc import hardened_http
+from oauth_cc.hardened_http import Fetched, FetchError, _Target
 
 from .test_jwks_uri import tls_files  # noqa: F401 - a module-scoped fixture: a certificate for keys.example.test
 
@@ -40,6 +41,19 @@ def unaccepting_port() -> Iterator[int]:
     yield port
     queued.close()
     listener.close()
+
+
+@pytest.fixture(autouse=True)
+def _resolves_to_loopback(monkeypatch: Any) -> None:
+    """keys.example.test is this machine: nothing else about the connection is faked."""
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.1"])
+
+
+def _get(url: str, deadline: float = 5.0, **kwargs: Any) -> Fetched:
+    """``hardened_http.fetch`` of ``url`` with ``deadline`` seconds left, loopback allowed."""
+    return hardened_http.fetch(
+        url, deadline=time.monotonic() + deadline, max_bytes=64 * 1024, allow_insecure=True, **kwargs
+    )
 
 
 def _timed(call: Any) -> tuple[BaseException | None, float]:
@@ -63,11 +77,11 @@ def _timed(call: Any) -> tuple[BaseException | None, float]:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_connect_that_hangs_gives_up_at_the_deadline(unaccepting_port, scheme):
-    target = _Target.from_url(f"{scheme}://keys.example.test:{unaccepting_port}/jwks.json")
+    url = f"{scheme}://keys.example.test:{unaccepting_port}/jwks.json"
 
-    error, elapsed = _timed(lambda: client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + DEADLINE))
+    error, elapsed = _timed(lambda: _get(url, DEADLINE))
 
-    assert isinstance(error, _ConnectFailed), repr(error)
+    assert isinstance(error, FetchError), repr(error)
     assert str(error) == "timed out"
     assert elapsed < BOUND
 
@@ -114,14 +128,12 @@ def _stop(httpd: Any) -> None:
 def test_a_server_that_accepts_and_never_answers_gives_up_at_the_deadline():
     httpd = _serve(_Silent)
     try:
-        target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        error, elapsed = _timed(
-            lambda: client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + DEADLINE)
-        )
+        url = f"http://keys.example.test:{httpd.server_address[1]}/jwks.json"
+        error, elapsed = _timed(lambda: _get(url, DEADLINE))
     finally:
         _stop(httpd)
 
-    assert isinstance(error, JWKSFetchError), repr(error)
+    assert isinstance(error, FetchError), repr(error)
     assert str(error) == "timed out"
     assert elapsed < BOUND
 
@@ -130,20 +142,34 @@ def test_the_request_asks_for_the_path_and_query_of_the_url_with_the_hosts_name(
     httpd = _serve(_Answering)
     try:
         port = httpd.server_address[1]
-        target = _Target.from_url(f"http://keys.example.test:{port}/tenant/jwks.json?v=2")
-        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        fetched = _get(f"http://keys.example.test:{port}/tenant/jwks.json?v=2")
     finally:
         _stop(httpd)
 
-    assert document == {"keys": []}
+    assert (fetched.status, fetched.body) == (200, b'{"keys": []}')
+    assert fetched.headers["content-type"] == "application/json"
     [(path, headers)] = httpd.requests
     assert path == "/tenant/jwks.json?v=2"
     assert headers["Host"] == f"keys.example.test:{port}"
-    assert headers["Accept"] == "application/jwk-set+json, application/json"
+    assert headers["Accept"] == "application/json"
     assert headers["Accept-Encoding"] == "identity"
     assert headers["User-Agent"] == "oauth_cc"
     # Nothing else: no credentials, no cookies, no compression.
     assert sorted(headers) == ["Accept", "Accept-Encoding", "Host", "User-Agent"]
+
+
+def test_given_headers_are_added_and_replace_the_defaults():
+    httpd = _serve(_Answering)
+    try:
+        url = f"http://keys.example.test:{httpd.server_address[1]}/jwks.json"
+        _get(url, headers={"Accept": "application/jwk-set+json", "Authorization": "Basic eDp5"})
+    finally:
+        _stop(httpd)
+
+    [(_path, headers)] = httpd.requests
+    assert headers["Accept"] == "application/jwk-set+json"
+    assert headers["Authorization"] == "Basic eDp5"
+    assert headers["Accept-Encoding"] == "identity"
 
 
 def test_https_sends_the_host_name_as_sni_and_checks_the_certificate_for_it(tls_files, monkeypatch):  # noqa: F811
@@ -151,15 +177,14 @@ def test_https_sends_the_host_name_as_sni_and_checks_the_certificate_for_it(tls_
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*tls_files)
     context.sni_callback = lambda sock, name, ctx: seen.append(name)
-    monkeypatch.setattr(client_jwks_fetch.certifi, "where", lambda: tls_files[0])
+    monkeypatch.setattr(hardened_http.certifi, "where", lambda: tls_files[0])
     httpd = _serve(_Answering, context)
     try:
-        target = _Target.from_url(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        fetched = _get(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
     finally:
         _stop(httpd)
 
-    assert document == {"keys": []}
+    assert fetched.body == b'{"keys": []}'
     assert seen == ["keys.example.test"]
 
 
@@ -187,7 +212,8 @@ def test_target_of_a_url(url, expected):
     assert (target.hostname, target.port, target.https, target.path, target.host_header) == expected
 
 
-def test_resolve_returns_each_address_of_the_name_once():
+def test_resolve_returns_each_address_of_the_name_once(monkeypatch):
+    monkeypatch.undo()  # the real resolver
     assert hardened_http.resolve("127.0.0.3", 443) == ["127.0.0.3"]
     assert set(hardened_http.resolve("localhost", 80)) <= {"127.0.0.1", "::1"}
     assert len(hardened_http.resolve("localhost", 80)) == len(set(hardened_http.resolve("localhost", 80)))
@@ -205,10 +231,8 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_refused_connection_is_could_not_connect(closed_port, scheme):
-    target = _Target.from_url(f"{scheme}://keys.example.test:{closed_port}/jwks.json")
-
-    with pytest.raises(_ConnectFailed) as raised:
-        client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+    with pytest.raises(FetchError) as raised:
+        _get(f"{scheme}://keys.example.test:{closed_port}/jwks.json")
 
     assert str(raised.value) == "could not connect"
 
@@ -222,13 +246,12 @@ class _HangUp(BaseHTTPRequestHandler):
 def test_a_server_that_hangs_up_without_answering_is_a_failed_connection():
     httpd = _serve(_HangUp)
     try:
-        target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        with pytest.raises(JWKSFetchError) as raised:
-            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        with pytest.raises(FetchError) as raised:
+            _get(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
     finally:
         _stop(httpd)
 
-    assert str(raised.value) == "the connection to the JWKS URI failed"
+    assert str(raised.value) == "the connection failed"
 
 
 def test_an_untrusted_certificate_is_refused_with_its_own_sentence(tls_files):  # noqa: F811
@@ -237,59 +260,108 @@ def test_an_untrusted_certificate_is_refused_with_its_own_sentence(tls_files):  
     httpd = _serve(_Answering, context)
     httpd.handle_error = lambda request, client_address: None
     try:
-        target = _Target.from_url(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        with pytest.raises(JWKSFetchError) as raised:
-            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        with pytest.raises(FetchError) as raised:
+            _get(f"https://keys.example.test:{httpd.server_address[1]}/jwks.json")
     finally:
         _stop(httpd)
 
-    assert str(raised.value) == "the TLS certificate of the JWKS URI could not be verified"
+    assert str(raised.value) == "the TLS certificate could not be verified"
     assert httpd.requests == []
 
 
-class _Document(BaseHTTPRequestHandler):
+# -- each address of the host in turn ---------------------------------------------------------
+
+
+def test_the_next_address_is_tried_when_one_refuses_the_connection(monkeypatch):
+    httpd = _serve(_Answering)
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    try:
+        fetched = _get(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
+    finally:
+        _stop(httpd)
+    assert fetched.body == b'{"keys": []}'
+
+
+def test_the_error_of_the_last_address_is_the_answer(monkeypatch, closed_port):
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.3"])
+    with pytest.raises(FetchError) as raised:
+        _get(f"http://keys.example.test:{closed_port}/jwks.json")
+    assert str(raised.value) == "could not connect"
+
+
+def test_an_address_that_took_the_connection_and_failed_is_the_answer(monkeypatch):
+    """Only a refused connection moves on: the request may have reached the server."""
+    httpd = _serve(_HangUp)
+    monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["127.0.0.1", "127.0.0.2"])
+    try:
+        with pytest.raises(FetchError) as raised:
+            _get(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
+    finally:
+        _stop(httpd)
+    assert str(raised.value) == "the connection failed"
+
+
+def test_the_url_host_and_port_are_resolved(monkeypatch, closed_port):
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        hardened_http, "resolve", lambda host, port: asked.append((host, port)) or ["127.0.0.1"]
+    )
+    with pytest.raises(FetchError):
+        _get(f"http://keys.example.test:{closed_port}/jwks.json")
+    assert asked == [("keys.example.test", closed_port)]
+
+
+# -- 304 and the whole-fetch deadline of get() -------------------------------------------------
+
+
+class _NotModified(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.server.requests.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        self.send_response(304)
+        self.send_header("ETag", '"1"')
         self.end_headers()
-        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"<html>keys</html>", "the response is not JSON"),
-        (b'{"keys": [], "keys": []}', "the response is not JSON"),
-        (b"[]", 'the response is not a JWK Set ({"keys": [...]})'),
-        (b'"keys"', 'the response is not a JWK Set ({"keys": [...]})'),
-        (b'{"keys": {}}', 'the response is not a JWK Set ({"keys": [...]})'),
-        (b'{"Keys": []}', 'the response is not a JWK Set ({"keys": [...]})'),
-    ],
-)
-def test_a_response_that_is_not_a_jwk_set_is_refused(body, message):
-    httpd = _serve(_Document)
-    httpd.body = body
+@pytest.mark.parametrize("name", ["If-None-Match", "if-none-match", "If-Modified-Since"])
+def test_a_304_answers_a_conditional_request(name):
+    httpd = _serve(_NotModified)
     try:
-        target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        with pytest.raises(JWKSFetchError) as raised:
-            client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        fetched = _get(f"http://keys.example.test:{httpd.server_address[1]}/feed", headers={name: '"1"'})
     finally:
         _stop(httpd)
+    assert (fetched.status, fetched.body, fetched.headers["etag"]) == (304, b"", '"1"')
 
-    assert str(raised.value) == message
 
-
-def test_a_jwk_set_is_returned_as_decoded():
-    httpd = _serve(_Document)
-    httpd.body = b'{"keys": [{"kty": "EC", "kid": "k"}], "extra": true}'
+def test_a_304_to_an_unconditional_request_is_refused():
+    httpd = _serve(_NotModified)
     try:
-        target = _Target.from_url(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
-        document = client_jwks_fetch._get(target, "127.0.0.1", time.monotonic() + 5)
+        with pytest.raises(FetchError) as raised:
+            _get(f"http://keys.example.test:{httpd.server_address[1]}/feed", headers={"Authorization": "x"})
     finally:
         _stop(httpd)
+    assert str(raised.value) == "the server answered HTTP 304"
 
-    assert document == {"keys": [{"kty": "EC", "kid": "k"}], "extra": True}
+
+def test_get_gives_up_at_its_timeout_even_while_the_name_resolves(monkeypatch):
+    release = threading.Event()
+
+    def stalled(host: str, port: int) -> list[str]:
+        release.wait(3)  # name resolution has no timeout of its own
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(hardened_http, "resolve", stalled)
+    try:
+        error, elapsed = _timed(
+            lambda: hardened_http.get(
+                "https://issuer.example/x", timeout=DEADLINE, max_bytes=100, allow_insecure=False
+            )
+        )
+    finally:
+        release.set()
+    assert isinstance(error, FetchError), repr(error)
+    assert str(error) == "timed out"
+    assert elapsed < BOUND
+    assert [t.name for t in threading.enumerate() if t.name.startswith("oauth_cc-fetch_")]

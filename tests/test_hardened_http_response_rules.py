@@ -1,9 +1,10 @@
-"""How a jwks_uri response is read (``oauth_cc.client_jwks_fetch._read_body``): status, encoding, size, time.
+"""How a fetched response is read (``oauth_cc.hardened_http._read_body``): status, encoding, size, time.
 
-The rules protect the token endpoint from a client's key server: no redirect is followed, a
-non-200 answer is an error that names the status, a compressed body is refused (it could expand
-past the cap), the body is read in bounded chunks up to ``JWKS_URI_MAX_BYTES`` and never past it,
-and the total deadline is checked between reads. Responses are urllib3's own ``HTTPResponse``
+The rules protect the token endpoint from a client's key server and a resource service from a
+misbehaving issuer: no redirect is followed, a non-200 answer (but a 304 to a conditional
+request) is an error that names the status, a compressed body is refused (it could expand past
+the cap), the body is read in bounded chunks up to the caller's limit and never past it, and
+the total deadline is checked between reads. Responses are urllib3's own ``HTTPResponse``
 over an in-memory body, or a stand-in that fails the way a socket does.
 """
 
@@ -16,15 +17,14 @@ from typing import Any
 import pytest
 import urllib3
 
-from oauth_cc import client_jwks_fetch
-from oauth_cc.client_jwks_fetch import JWKSFetchError, _read_body
+from oauth_cc import hardened_http
+from oauth_cc.hardened_http import FetchError
 
 LIMIT = 100_000
 
 
-@pytest.fixture(autouse=True)
-def _limit(settings: Any) -> None:
-    settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_MAX_BYTES": LIMIT}
+def _read_body(response: Any, deadline: float, **kwargs: Any) -> bytes:
+    return hardened_http._read_body(response, deadline, LIMIT, **kwargs)
 
 
 def _response(body: bytes = b'{"keys": []}', *, status: int = 200, **headers: str) -> urllib3.HTTPResponse:
@@ -41,7 +41,7 @@ def _later() -> float:
 
 
 def _refused(response: Any, message: str, deadline: float | None = None) -> None:
-    with pytest.raises(JWKSFetchError) as raised:
+    with pytest.raises(FetchError) as raised:
         _read_body(response, _later() if deadline is None else deadline)
     assert str(raised.value) == message
 
@@ -59,20 +59,26 @@ def test_a_body_of_several_chunks_is_joined_unchanged():
 def test_redirects_are_refused_with_their_status(status):
     _refused(
         _response(b"", status=status, Location="https://elsewhere.example/"),
-        f"the JWKS URI answered with a redirect (HTTP {status}); register the final URL",
+        f"the server answered with a redirect (HTTP {status}); use the final URL",
     )
 
 
-@pytest.mark.parametrize("status", [201, 204, 299, 400, 404, 500])
+@pytest.mark.parametrize("status", [201, 204, 299, 304, 400, 404, 500])
 def test_other_non_200_answers_are_refused_with_their_status(status):
-    _refused(_response(b"{}", status=status), f"the JWKS URI answered HTTP {status}")
+    _refused(_response(b"{}", status=status), f"the server answered HTTP {status}")
+
+
+def test_a_304_is_read_when_the_request_was_conditional():
+    assert _read_body(_response(b"", status=304), _later(), not_modified_ok=True) == b""
+    with pytest.raises(FetchError, match="HTTP 302"):
+        _read_body(_response(b"", status=302), _later(), not_modified_ok=True)
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "gzip, identity"])
 def test_a_compressed_body_is_refused(encoding):
     _refused(
         _response(b"\x1f\x8b\x08\x00", Content_Encoding=encoding),
-        "the response is compressed; serve the JWK Set uncompressed",
+        "the response is compressed; serve it uncompressed",
     )
 
 
@@ -145,7 +151,7 @@ def test_reading_stops_at_the_deadline(monkeypatch):
             Clock.now += 1.0  # each read brings one byte, one second later
             return b"{"
 
-    monkeypatch.setattr(client_jwks_fetch, "time", Clock)
+    monkeypatch.setattr(hardened_http, "time", Clock)
     response = Slow(body=io.BytesIO(b""), headers={}, status=200, preload_content=False)
 
     # The deadline is reached exactly after the third read: a fourth is not started.
@@ -158,7 +164,7 @@ def test_a_read_that_would_start_at_the_deadline_is_not_started(monkeypatch):
         def monotonic() -> float:
             return 500.0
 
-    monkeypatch.setattr(client_jwks_fetch, "time", Clock)
+    monkeypatch.setattr(hardened_http, "time", Clock)
     _refused(_response(b"{}"), "timed out", deadline=500.0)
 
 
@@ -166,8 +172,8 @@ def test_a_read_that_would_start_at_the_deadline_is_not_started(monkeypatch):
     ("error", "message"),
     [
         (urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"), "timed out"),
-        (urllib3.exceptions.ProtocolError("connection broken"), "the connection to the JWKS URI failed"),
-        (ConnectionResetError(104, "reset"), "the connection to the JWKS URI failed"),
+        (urllib3.exceptions.ProtocolError("connection broken"), "the connection failed"),
+        (ConnectionResetError(104, "reset"), "the connection failed"),
     ],
 )
 def test_a_failing_read_is_a_fetch_error_that_says_what_happened(error, message):
