@@ -45,7 +45,7 @@ SEED = r"""
 import json, sys
 from django.db import transaction
 from oauth_cc.models import Application, ClientSecret, Scope
-from oauth_cc.secrets import hash_secret
+from oauth_cc.issuer.secrets import hash_secret
 
 total, rotation, salt = {total}, {rotation}, {salt!r}
 scope = Scope.objects.create(name={scope!r})

@@ -49,9 +49,10 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
     from django.test import RequestFactory
 
-    from oauth_cc import client_auth, clients, issuance, tokens, usage_counts, verification
+    from oauth_cc.common import tokens, verification
+    from oauth_cc.issuer import client_auth, clients, issuance, usage_counts
+    from oauth_cc.issuer.state import client_cache
     from oauth_cc.models import Scope
-    from oauth_cc.state import client_cache
 
     call_command("migrate", verbosity=0)
     Scope.objects.create(name="reports:read")

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from oauth_cc.client_auth import endpoint_url
+from oauth_cc.issuer.client_auth import endpoint_url
 
 
 @require_safe

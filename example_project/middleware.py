@@ -11,7 +11,7 @@ or error handler of the site can step in (found by the HTTP fuzz in ``tests/test
   the others with ``BadRequest``), and a ``charset`` that is not ASCII-compatible (UTF-16):
   parsing the form raises, and Django's CSRF failure view reads it again and raises once more.
 
-oauth_cc's own endpoints check these themselves (``oauth_cc.issuance.parse_form``); this
+oauth_cc's own endpoints check these themselves (``oauth_cc.issuer.issuance.parse_form``); this
 guard covers the rest of the site (the demo API, the admin), in two places, because the
 charset case already raises while Django builds the request object (its ``encoding`` setter
 evaluates ``request.GET``), before any middleware runs:
@@ -37,7 +37,7 @@ MAX_CONTENT_LENGTH_DIGITS = 18
 
 def malformed(meta: dict) -> str:
     """Why a request's framing cannot be handled safely, or "" when it can."""
-    # The same sentences as oauth_cc's endpoints give for these (oauth_cc.issuance.parse_form).
+    # The same sentences as oauth_cc's endpoints give for these (oauth_cc.issuer.issuance.parse_form).
     length = meta.get("CONTENT_LENGTH") or ""
     if length and not (length.isascii() and length.isdigit()):
         return "The Content-Length header is not a number."

@@ -1,7 +1,7 @@
 """Issuer side: admin screens: API clients with their secrets, scopes, and token signing keys.
 
-The screens stay thin: every change to a client goes through :mod:`oauth_cc.clients` (shared
-with the ``oauth_cc`` management command) and key rotation through :func:`oauth_cc.keys.rotate`.
+The screens stay thin: every change to a client goes through :mod:`oauth_cc.issuer.clients` (shared
+with the ``oauth_cc`` management command) and key rotation through :func:`oauth_cc.issuer.keys.rotate`.
 
 Secrets: a new secret is shown once, in the response to the POST that created it (never
 through a redirect, the session, messages or a cookie), with ``Cache-Control: no-store``.
@@ -42,12 +42,15 @@ from django.utils.translation import ngettext
 from oauth2_provider import admin as dot_admin  # noqa: F401
 from oauth2_provider import models as dot_models
 
-from . import audit, clients, json_input, key_encryption, keys, stale, usage_counts
-from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .client_auth import endpoint_url
+from .common import json_input
+from .common.algorithms import ACCESS_TOKEN_ALGORITHMS
+from .common.errors import shown
+from .common.jwks_validation import PRIVATE_JWK_MEMBERS
 from .conf import oauth_cc_settings
-from .errors import shown
-from .jwks_validation import PRIVATE_JWK_MEMBERS
+from .issuer import audit, clients, key_encryption, keys, stale, usage_counts
+from .issuer.client_auth import endpoint_url
+from .issuer.resource_indicators import is_resource_identifier
+from .issuer.usage_chart import bar_chart
 from .models import (
     Application,
     AuditAction,
@@ -58,8 +61,6 @@ from .models import (
     TokenEndpointAuthMethod,
     UsageBucket,
 )
-from .resource_indicators import is_resource_identifier
-from .usage_chart import bar_chart
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -122,7 +123,7 @@ AUTH_METHOD_SHORT: dict[str, str] = {
 
 
 class BoundedJSONField(forms.JSONField):
-    """Django's JSON form field, decoding through :mod:`oauth_cc.json_input`.
+    """Django's JSON form field, decoding through :mod:`oauth_cc.common.json_input`.
 
     Django's own field calls ``json.loads`` on the posted text, so a deeply nested paste raised
     ``RecursionError`` (a 500) instead of a form error.
@@ -153,7 +154,7 @@ class AudiencesField(forms.Field):
     """Resource identifiers, one per line in a textarea, cleaned to the model's JSON list.
 
     Blank lines and surrounding spaces are dropped and repeats kept once; every line must be a
-    resource identifier (:func:`~oauth_cc.resource_indicators.is_resource_identifier`: an
+    resource identifier (:func:`~oauth_cc.issuer.resource_indicators.is_resource_identifier`: an
     absolute URI without a fragment), or the field's error names the lines that are not.
     """
 
@@ -622,7 +623,7 @@ class ApplicationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subsc
     @admin.display(description=_("public key thumbprints (RFC 7638, SHA-256)"))
     def key_thumbprints(self, application: Application) -> StrOrPromise:
         if application.client_jwks:
-            from .jwks_validation import jwk_thumbprints
+            from .common.jwks_validation import jwk_thumbprints
 
             return format_html_join(
                 "", "<div><code>{}</code>: <code>{}</code></div>", jwk_thumbprints(application.client_jwks)

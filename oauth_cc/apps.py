@@ -10,9 +10,11 @@ class OAuthCCConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers, verification  # noqa: F401  (checks, receivers: registered on import)
-        from .keys import key_store
-        from .revocation import revocation_state
+        from . import checks  # noqa: F401  (checks, receivers: registered on import)
+        from .common import verification
+        from .issuer import receivers  # noqa: F401  (checks, receivers: registered on import)
+        from .issuer.keys import key_store
+        from .issuer.revocation import revocation_state
 
         # This site's own keys and database revocation state check the tokens it issued.
         verification.use_sources(

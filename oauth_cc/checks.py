@@ -12,17 +12,18 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from . import key_encryption, mtls
-from .algorithms import ACCESS_TOKEN_ALGORITHMS
-from .conf import DEFAULTS, PER_PROCESS_CACHES, RATE_SETTINGS, oauth_cc_settings
-from .ratelimit import RateError, parse_optional_rate
-from .setting_checks import (
+from .common import mtls
+from .common.algorithms import ACCESS_TOKEN_ALGORITHMS
+from .common.ratelimit import RateError, parse_optional_rate
+from .common.setting_checks import (
     NUMERIC_SETTINGS,
     cache_alias_errors,
     issuer_errors,
     numeric_errors,
     unknown_setting_errors,
 )
+from .conf import DEFAULTS, PER_PROCESS_CACHES, RATE_SETTINGS, oauth_cc_settings
+from .issuer import key_encryption
 
 #: Re-exported: the table lives in setting_checks, shared with the resource-only app's checks.
 __all__ = ["NUMERIC_SETTINGS", "check_deployment", "check_settings"]

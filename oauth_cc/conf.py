@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from . import resets
+from .common import resets
 
 #: Documented defaults. See the README's "Settings" section for what each one means.
 DEFAULTS: dict[str, Any] = {
@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "STATE_REFRESH_SECONDS": 2.0,
     # While the database cannot be reached, how long (seconds) after its last successful load a
     # worker keeps serving what it holds (client data, keys, revocation state) instead of
-    # answering 503; 0 never serves held state. See oauth_cc/outage.py.
+    # answering 503; 0 never serves held state. See oauth_cc/issuer/outage.py.
     "STALE_STATE_MAX_SECONDS": 300,
     # How many verified tokens each worker remembers, and how many bytes of them at most
     # (token length plus about 1 KiB each); the oldest are dropped first.
@@ -50,9 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds an old secret stays valid after a rotation.
     "SECRET_ROTATION_GRACE": 24 * 3600,
     # Each worker writes the "last used" times it collected in one statement per this many
-    # seconds, however many clients (oauth_cc.usage): they are late by at most this much.
+    # seconds, however many clients (oauth_cc.issuer.usage): they are late by at most this much.
     "LAST_USED_WRITE_INTERVAL": 60,
-    # Usage counts (oauth_cc.usage_counts): each worker writes its per-client, per-hour token
+    # Usage counts (oauth_cc.issuer.usage_counts): each worker writes its per-client, per-hour token
     # counts at most once per this many seconds (0: on every token request).
     "USAGE_FLUSH_SECONDS": 60,
     # Days hourly usage counts are kept; older ones are pruned.
@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     # Max-Age of the JWKS document.
     "JWKS_MAX_AGE": 300,
     # private_key_jwt: how far ahead an assertion's exp may be, in seconds, when it has no iat
-    # (with an iat, its age is bounded instead; see oauth_cc.assertions).
+    # (with an iat, its age is bounded instead; see oauth_cc.issuer.assertions).
     "ASSERTION_MAX_LIFETIME": 300,
     # private_key_jwt: how old (by its iat) an assertion may be, in seconds.
     "ASSERTION_MAX_AGE": 300,
@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_URI_ALLOW_INSECURE": False,
     # Name of the logger that records token issuance (one line per token, no secrets).
     "ISSUANCE_LOGGER": "oauth_cc.issuance",
-    # Rate limits, counted in the CACHE_ALIAS cache (see oauth_cc/ratelimit.py). A rate is
+    # Rate limits, counted in the CACHE_ALIAS cache (see oauth_cc/common/ratelimit.py). A rate is
     # "N/second|minute|hour|day"; None turns that limit off.
     # Token requests per client, unless the client has its own limit.
     "TOKEN_RATE_LIMIT": None,
@@ -89,7 +89,7 @@ DEFAULTS: dict[str, Any] = {
     # "HTTP_X_FORWARDED_FOR"), and how many trusted proxies append to it. None: REMOTE_ADDR.
     "CLIENT_IP_HEADER": None,
     "TRUSTED_PROXY_COUNT": 1,
-    # Mutual TLS (RFC 8705; see oauth_cc/mtls.py): the request.META name of the header in which
+    # Mutual TLS (RFC 8705; see oauth_cc/common/mtls.py): the request.META name of the header in which
     # the TLS-terminating proxy forwards the client certificate (e.g. "HTTP_X_SSL_CLIENT_CERT"),
     # and its format: "nginx-escaped-pem" ($ssl_client_escaped_cert) or "rfc9440" (Client-Cert).
     # None: no client certificates (such a header from a client is ignored).
@@ -99,7 +99,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_FAIL_OPEN": True,
     # Keys that encrypt the signing keys' private halves in the database: Fernet keys (32
     # random bytes, urlsafe base64). The first encrypts, all decrypt (rotation). None: a key
-    # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/key_encryption.py.
+    # derived from SECRET_KEY (and SECRET_KEY_FALLBACKS); see oauth_cc/issuer/key_encryption.py.
     "KEY_ENCRYPTION_KEYS": None,
     # --- Resource-only services (INSTALLED_APPS has "oauth_cc.resource", not "oauth_cc"; see
     # oauth_cc/resource/). ISSUER names the issuer whose tokens are accepted, RESOURCE_IDENTIFIER
@@ -134,7 +134,7 @@ DEFAULTS: dict[str, Any] = {
     "ISSUER_UNKNOWN_KID_REFETCH_SECONDS": 5.0,
     # Allow http:// and private/loopback addresses for the issuer (development and tests only).
     "ISSUER_ALLOW_INSECURE": False,
-    # DPoP (RFC 9449, oauth_cc/dpop.py): how old (by its iat, plus LEEWAY) a proof may be;
+    # DPoP (RFC 9449, oauth_cc/common/dpop.py): how old (by its iat, plus LEEWAY) a proof may be;
     # whether proofs must carry a server nonce (DPoP-Nonce), and how long a nonce's time
     # window is (a nonce is accepted in its window and the next); where single use of proof
     # ids is recorded: "database" (UsedAssertion) or "cache" (CACHE_ALIAS, shared by all hosts).

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from .ratelimit import RateError, parse_rate
-from .resource_indicators import is_resource_identifier
+from .common.ratelimit import RateError, parse_rate
+from .issuer.resource_indicators import is_resource_identifier
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -309,14 +309,14 @@ class Application(AbstractApplication):
                     "A private_key_jwt client needs exactly one of: inline JWKS, or a JWKS URI."
                 )
             elif self.client_jwks:
-                from .jwks_validation import validate_public_jwks
+                from .common.jwks_validation import validate_public_jwks
 
                 try:
                     validate_public_jwks(self.client_jwks)
                 except ValueError as exc:
                     errors["client_jwks"] = str(exc)
             elif self.client_jwks_uri:
-                from .jwks_validation import validate_jwks_uri
+                from .common.jwks_validation import validate_jwks_uri
 
                 try:
                     validate_jwks_uri(self.client_jwks_uri)
@@ -330,14 +330,14 @@ class Application(AbstractApplication):
                     "its certificate's public key, or a JWKS URI serving it."
                 )
             elif self.client_jwks:
-                from .jwks_validation import validate_public_jwks
+                from .common.jwks_validation import validate_public_jwks
 
                 try:
                     validate_public_jwks(self.client_jwks)
                 except ValueError as exc:
                     errors["client_jwks"] = str(exc)
             else:
-                from .jwks_validation import validate_jwks_uri
+                from .common.jwks_validation import validate_jwks_uri
 
                 try:
                     validate_jwks_uri(self.client_jwks_uri)
@@ -359,7 +359,7 @@ class Application(AbstractApplication):
 
     def _certificate_name_errors(self) -> dict[str, StrOrPromise]:
         """RFC 8705 §2.1.2: a tls_client_auth client registers exactly one certificate name."""
-        from .mtls import CERTIFICATE_NAMES
+        from .common.mtls import CERTIFICATE_NAMES
 
         given = [name for name in CERTIFICATE_NAMES if getattr(self, name.metadata)]
         # The message goes on the row the operator filled in (or the first row).
@@ -388,7 +388,7 @@ class Application(AbstractApplication):
 
 
 class ClientSecret(models.Model):
-    """One secret of a client. Only a SHA-256 hash is stored; see :mod:`oauth_cc.secrets`."""
+    """One secret of a client. Only a SHA-256 hash is stored; see :mod:`oauth_cc.issuer.secrets`."""
 
     application = models.ForeignKey(
         "oauth_cc.Application",
@@ -485,7 +485,7 @@ class DeletedClient(models.Model):
 
     Tokens are not stored, so without this record a deleted client's tokens would stay valid
     until they expire: nothing would be left to refuse them by. While it exists the
-    revocation snapshot refuses the client's tokens (see :mod:`oauth_cc.revocation`).
+    revocation snapshot refuses the client's tokens (see :mod:`oauth_cc.issuer.revocation`).
     """
 
     client_id = models.CharField(max_length=255, unique=True)
@@ -569,7 +569,7 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 class AuditEvent(models.Model):
     """One operator action (admin or ``oauth_cc`` command), recorded append-only.
 
-    Written by :func:`oauth_cc.audit.record` in the transaction of the change it describes.
+    Written by :func:`oauth_cc.issuer.audit.record` in the transaction of the change it describes.
     The object is kept as text (type and id), not a foreign key, so the event outlives a
     deleted client. The ORM refuses to change or delete a row (``save`` of an existing row,
     ``delete``, queryset ``update``/``delete``); on PostgreSQL a trigger refuses ``UPDATE``
@@ -616,7 +616,7 @@ class AuditEvent(models.Model):
 
 
 class UsageBucket(models.Model):
-    """How many tokens one client got in one clock hour (UTC). See :mod:`oauth_cc.usage_counts`.
+    """How many tokens one client got in one clock hour (UTC). See :mod:`oauth_cc.issuer.usage_counts`.
 
     The client is named by its ``client_id`` as text, not a foreign key: counts keep arriving
     from workers' memory after a client is deleted (a flush must not fail, or lose the other
@@ -641,7 +641,7 @@ class UsageBucket(models.Model):
 
 
 class StateGeneration(models.Model):
-    """A random token replaced by every change to what workers cache (:mod:`oauth_cc.generation`).
+    """A random token replaced by every change to what workers cache (:mod:`oauth_cc.issuer.generation`).
 
     One row per kind of cached state: client data (pk 1) and the revocation snapshot (pk 2).
 

@@ -33,9 +33,9 @@ from drf_spectacular.drainage import warn
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 
-from . import issuance
-from .algorithms import ASSERTION_ALGORITHMS
-from .client_auth import endpoint_url
+from .common.algorithms import ASSERTION_ALGORITHMS
+from .issuer import issuance
+from .issuer.client_auth import endpoint_url
 from .models import Scope, TokenEndpointAuthMethod
 
 #: Name of the access-token security scheme in ``components.securitySchemes``.
@@ -52,9 +52,9 @@ def live_scopes() -> dict[str, str]:
     Through the outage gate: with the database down the schema view answers a JSON 503, as
     the metadata endpoint does, not a 500.
     """
-    from . import outage
+    from .common.errors import TemporarilyUnavailable
     from .contrib.rest_framework.authentication import CheckUnavailable
-    from .errors import TemporarilyUnavailable
+    from .issuer import outage
 
     try:
         rows = outage.database.run(

@@ -8,9 +8,9 @@ with oauth-cc installed gets three fixtures; ``-p no:oauth_cc.testing`` turns th
 - ``oauth_cc_token(*scopes, client=None, resource=None, **extra_claims) -> str``
 - ``oauth_cc_api_client(*scopes, client=None, resource=None, **extra_claims) -> APIClient``
 
-A token is built the way the token endpoint builds it (:mod:`oauth_cc.issuance`'s scope and
-audience rules, the client's lifetime, :func:`oauth_cc.tokens.build_claims`, the site's claims
-hook) and signed by :func:`oauth_cc.tokens.sign` with the site's own current key, so it has the
+A token is built the way the token endpoint builds it (:mod:`oauth_cc.issuer.issuance`'s scope and
+audience rules, the client's lifetime, :func:`oauth_cc.common.tokens.build_claims`, the site's claims
+hook) and signed by :func:`oauth_cc.common.tokens.sign` with the site's own current key, so it has the
 site's ``iss``, ``aud``, ``typ`` and ``kid``, and the site's DRF classes judge it like any other.
 What the token endpoint would refuse (a scope the client does not have, a disabled client, a
 resource it may not ask for, a claims hook's refusal) raises :class:`KitError` instead of
@@ -91,8 +91,8 @@ def _fresh_state() -> None:
     """Forget what this process holds about clients, keys and revocations (rolled back with the test)."""
     from django.core.cache import caches
 
-    from . import generation, state
     from .conf import oauth_cc_settings
+    from .issuer import generation, state
 
     state.reset_all()
     caches[oauth_cc_settings.CACHE_ALIAS].delete_many(
@@ -131,12 +131,12 @@ class Kit:
     def client(self, scopes: Iterable[str] | str = (), **fields: Any) -> tuple[Any, str | None]:
         """Create an API client allowed ``scopes`` (created when missing); return it and its secret.
 
-        ``fields``: the arguments of :func:`oauth_cc.clients.create_client` (``name``,
+        ``fields``: the arguments of :func:`oauth_cc.issuer.clients.create_client` (``name``,
         ``lifetime``, ``audiences``, ``auth_method``, ``jwks``, ...) and any other field of the
         Application model (``user``: the run-as user, ``is_active``...). The secret is None for a
         ``private_key_jwt`` client.
         """
-        from . import clients
+        from .issuer import clients
         from .models import Application, Scope
 
         names = _scope_names(scopes)
@@ -166,9 +166,10 @@ class Kit:
         """
         from django.core.exceptions import ImproperlyConfigured
 
-        from . import hooks, issuance, state, tokens
+        from .common import tokens
+        from .common.errors import OAuthError
         from .conf import oauth_cc_settings
-        from .errors import OAuthError
+        from .issuer import hooks, issuance, state
         from .models import Application
 
         names = _scope_names(scopes)
@@ -233,7 +234,7 @@ def _checked_claims(extra: dict[str, Any]) -> dict[str, Any]:
     """``extra`` if the site's token parser could read it back (JSON, no NaN, not too deep)."""
     if not extra:
         return {}
-    from . import json_input
+    from .common import json_input
 
     try:
         encoded = json.dumps(extra, allow_nan=False)

@@ -2,7 +2,7 @@
 
 Every endpoint a client calls answers JSON, errors included; an unexpected exception is
 logged and answered with a JSON ``server_error`` rather than Django's HTML error page, and a
-database that cannot be reached with a JSON 503 ``temporarily_unavailable`` (:mod:`oauth_cc.outage`).
+database that cannot be reached with a JSON 503 ``temporarily_unavailable`` (:mod:`oauth_cc.issuer.outage`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import dpop, introspection, issuance, keys, outage, revocation
-from .algorithms import ASSERTION_ALGORITHMS
-from .client_auth import authenticate_client, endpoint_url
+from .common import dpop
+from .common.algorithms import ASSERTION_ALGORITHMS
+from .common.errors import MethodNotAllowed, OAuthError, ServerError
 from .conf import oauth_cc_settings
-from .errors import MethodNotAllowed, OAuthError, ServerError
+from .issuer import introspection, issuance, keys, outage, revocation
+from .issuer.client_auth import authenticate_client, endpoint_url
 from .models import MTLS_AUTH_METHODS, Scope, TokenEndpointAuthMethod
 
 logger = logging.getLogger("oauth_cc.views")

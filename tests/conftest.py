@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from django.core.cache import cache
 
-from oauth_cc import clients, state, usage
+from oauth_cc.issuer import clients, state, usage
 from oauth_cc.models import Application, Scope
 
 # The kit for oauth_cc's users (also loaded by its pytest11 entry point once installed: same

@@ -319,7 +319,7 @@ def _payload(claims: dict[str, Any], raw: dict[str, str] | None = None) -> bytes
 class Forger:
     """Tokens with hostile headers or claims, most of them genuinely signed by the site's key.
 
-    :meth:`refused` makes tokens that break a rule of oauth_cc.tokens.verify, which must refuse
+    :meth:`refused` makes tokens that break a rule of oauth_cc.common.tokens.verify, which must refuse
     them; :meth:`site_valid` makes tokens signed by the site with extreme claims that break none
     of its rules (a huge ``exp``, a long ``jti``, a NUL in ``client_id``): the verifier accepts
     them today, so they count as acceptable, but nothing may answer them with a 5xx.

@@ -13,8 +13,8 @@ import jwt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.cache import caches
 
-from oauth_cc import key_encryption
-from oauth_cc.keys import ensure_current_key
+from oauth_cc.issuer import key_encryption
+from oauth_cc.issuer.keys import ensure_current_key
 
 ISSUER = "http://testserver"
 

@@ -89,7 +89,7 @@ def running(command: list[str], port: int, name: str) -> Iterator[str]:
 
 def billing_client() -> Any:
     """The tls_client_auth client "billing" (subject ``CN=billing,O=Example``), tokens bound."""
-    from oauth_cc import clients
+    from oauth_cc.issuer import clients
     from oauth_cc.models import Scope
 
     Scope.objects.create(name=SCOPE, is_default=True)

@@ -1,4 +1,4 @@
-"""oauth_cc.tokens: how access tokens are built, signed and verified (RFC 9068), with exact reasons.
+"""oauth_cc.common.tokens: how access tokens are built, signed and verified (RFC 9068), with exact reasons.
 
 ``verify`` is driven with tokens signed by the site's own key (PyJWT, not oauth_cc's JOSE
 code), so each refusal is reached through a genuine signature; ``check_claims`` is driven
@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.exceptions import ImproperlyConfigured
 
-from oauth_cc import tokens
-from oauth_cc.tokens import InvalidToken
+from oauth_cc.common import tokens
+from oauth_cc.common.tokens import InvalidToken
 from tests.attacks import forge
 
 ISSUER = "http://testserver"

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 from jwcrypto import jwk
 
-from oauth_cc import clients, key_encryption, keys
 from oauth_cc.admin import ApplicationAdmin
+from oauth_cc.issuer import clients, key_encryption, keys
+from oauth_cc.issuer.secrets import hash_secret
 from oauth_cc.models import Application, ClientSecret, Scope, SigningKey
-from oauth_cc.secrets import hash_secret
 
 from .conftest import basic_auth, form_post
 

@@ -112,7 +112,7 @@ def walk_site(make_client, reports_read) -> dict[str, Any]:
     from django.contrib.contenttypes.models import ContentType
     from jwcrypto import jwk
 
-    from oauth_cc import clients
+    from oauth_cc.issuer import clients
     from oauth_cc.models import Application
 
     basic, _ = make_client("walk-basic", scopes=["reports:read"], audiences=["https://api.example.com"])

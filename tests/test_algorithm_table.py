@@ -1,4 +1,4 @@
-"""oauth_cc.algorithms: which key may verify which algorithm, and how long its signatures are.
+"""oauth_cc.common.algorithms: which key may verify which algorithm, and how long its signatures are.
 
 Checked against keys made by jwcrypto and ``cryptography`` directly, so each rule of the table
 (key type, curve, the key's own ``alg`` pin, exact signature length, RSA modulus size) is pinned.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from jwcrypto.jwk import JWK
 
-from oauth_cc import algorithms
-from oauth_cc.algorithms import ALGORITHMS
+from oauth_cc.common import algorithms
+from oauth_cc.common.algorithms import ALGORITHMS
 
 
 def _key(**members: str | int) -> JWK:

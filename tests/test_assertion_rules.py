@@ -1,4 +1,4 @@
-"""private_key_jwt assertion checks (oauth_cc.assertions), each with its exact ``invalid_client`` reason.
+"""private_key_jwt assertion checks (oauth_cc.issuer.assertions), each with its ``invalid_client`` reason.
 
 Driven at the function level with a client record holding an inline JWKS and assertions signed
 by PyJWT, so every rule is reached through a genuine signature and with a controlled clock.
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import assertions
-from oauth_cc.assertions import parse_assertion, verify_client_assertion
-from oauth_cc.errors import InvalidClient
-from oauth_cc.state import ClientRecord
+from oauth_cc.common.errors import InvalidClient
+from oauth_cc.issuer import assertions
+from oauth_cc.issuer.assertions import parse_assertion, verify_client_assertion
+from oauth_cc.issuer.state import ClientRecord
 
 from .assertion_helpers import ClientKey, generate_key, jwks_of
 

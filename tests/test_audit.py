@@ -23,7 +23,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from jwcrypto import jwk
 
-from oauth_cc import audit, clients, key_encryption, keys
+from oauth_cc.issuer import audit, clients, key_encryption, keys
+from oauth_cc.issuer.secrets import hash_secret
 from oauth_cc.management.commands.oauth_cc import parse_since
 from oauth_cc.models import (
     AppendOnlyError,
@@ -35,7 +36,6 @@ from oauth_cc.models import (
     Scope,
     SigningKey,
 )
-from oauth_cc.secrets import hash_secret
 
 from .conftest import basic_auth, form_post
 from .test_admin import client_form, inline_management

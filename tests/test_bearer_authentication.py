@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
+from oauth_cc.common.tokens import InvalidToken
+from oauth_cc.common.verification import AccessToken
 from oauth_cc.contrib.rest_framework import HasScope, JWTAccessTokenAuthentication, authentication
-from oauth_cc.tokens import InvalidToken
-from oauth_cc.verification import AccessToken
 
 
 class Protected(APIView):

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from oauth_cc import client_jwks_fetch, keys, shared
-from oauth_cc.bounded import BoundedMap
-from oauth_cc.state import ClientRecord, client_cache
-from oauth_cc.verification import MEMO_ENTRY_OVERHEAD, AccessToken, check_access_token, verified_tokens
+from oauth_cc.common import shared
+from oauth_cc.common.bounded import BoundedMap
+from oauth_cc.common.verification import MEMO_ENTRY_OVERHEAD, AccessToken, check_access_token, verified_tokens
+from oauth_cc.issuer import client_jwks_fetch, keys
+from oauth_cc.issuer.state import ClientRecord, client_cache
 from tests.helpers import ISSUER, sign_with_site_key, token_claims
 
 from .assertion_helpers import generate_key, jwks_of
@@ -134,7 +135,7 @@ def test_verified_token_memo_holds_at_most_verified_token_cache_bytes(db):
 def test_memo_is_used_for_tokens_it_holds(db, monkeypatch):
     token = sign_with_site_key(token_claims())
     first = check_access_token(token)
-    monkeypatch.setattr("oauth_cc.verification.verify", lambda *a, **k: pytest.fail("verified twice"))
+    monkeypatch.setattr("oauth_cc.common.verification.verify", lambda *a, **k: pytest.fail("verified twice"))
     assert check_access_token(token) is first
     assert isinstance(first, AccessToken)
 

@@ -10,7 +10,8 @@ import jwt
 import pytest
 from django.test import override_settings
 
-from oauth_cc import keys, shared
+from oauth_cc.common import shared
+from oauth_cc.issuer import keys
 from oauth_cc.models import UsedAssertion
 from tests.assertion_helpers import (
     assert_invalid_client,

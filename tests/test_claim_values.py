@@ -1,11 +1,11 @@
-"""oauth_cc.claims: the readers of claim values both verifiers share, with their exact refusals."""
+"""oauth_cc.common.claims: the readers of claim values both verifiers share, with their exact refusals."""
 
 from __future__ import annotations
 
 import pytest
 
-from oauth_cc import claims
-from oauth_cc.claims import ClaimError
+from oauth_cc.common import claims
+from oauth_cc.common.claims import ClaimError
 
 
 def refused(call, message: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from oauth_cc import hooks
-from oauth_cc.state import ClientRecord
+from oauth_cc.issuer import hooks
+from oauth_cc.issuer.state import ClientRecord
 from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER, clear_shared_cache
 

@@ -1,4 +1,4 @@
-"""Client authentication (oauth_cc.client_auth): which credentials a request carries and whether
+"""Client authentication (oauth_cc.issuer.client_auth): which credentials a request carries and whether
 they hold, each refusal with its exact description and, when Basic was used, its Basic challenge.
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from oauth_cc import client_auth
-from oauth_cc.client_auth import authenticate_client, presented_credentials
-from oauth_cc.errors import InvalidClient, InvalidRequest, OAuthError
+from oauth_cc.common.errors import InvalidClient, InvalidRequest, OAuthError
+from oauth_cc.common.tokens import MAX_CLIENT_ID_LENGTH
+from oauth_cc.issuer import client_auth
+from oauth_cc.issuer.client_auth import authenticate_client, presented_credentials
 from oauth_cc.models import ClientSecret
-from oauth_cc.tokens import MAX_CLIENT_ID_LENGTH
 
 BASIC_CHALLENGE = 'Basic realm="oauth_cc", charset="UTF-8"'
 NOT_BASIC = "The Authorization header is not valid HTTP Basic credentials."

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from oauth_cc import revocation, state
+from oauth_cc.issuer import revocation, state
 from oauth_cc.models import Application, ClientSecret, DeletedClient
 from tests.conftest import form_post
 from tests.helpers import clear_shared_cache

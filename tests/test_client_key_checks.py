@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwcrypto.jwk import JWK
 
-from oauth_cc import client_jwks_fetch
-from oauth_cc.jwks_validation import public_jwk, usable_keys, validate_public_jwks
-from oauth_cc.state import ClientRecord
+from oauth_cc.common.jwks_validation import public_jwk, usable_keys, validate_public_jwks
+from oauth_cc.issuer import client_jwks_fetch
+from oauth_cc.issuer.state import ClientRecord
 
 from .assertion_helpers import generate_key
 

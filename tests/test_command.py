@@ -13,9 +13,9 @@ from django.core.management import CommandError, ManagementUtility, call_command
 from django.utils import timezone
 from jwcrypto import jwk
 
-from oauth_cc import key_encryption
+from oauth_cc.issuer import key_encryption
+from oauth_cc.issuer.secrets import hash_secret
 from oauth_cc.models import Application, ClientSecret, Scope, SigningKey
-from oauth_cc.secrets import hash_secret
 
 from .conftest import basic_auth, form_post
 

@@ -5,7 +5,7 @@ PostgreSQL through a TCP proxy run by this test. Stopping the proxy makes the da
 unreachable for the server: new connections are refused and the open one is reset, exactly as
 when PostgreSQL goes away. Nothing is mocked.
 
-What is checked (see ``oauth_cc/outage.py`` for the rules):
+What is checked (see ``oauth_cc/issuer/outage.py`` for the rules):
 
 * while the worker's held state is younger than ``STALE_STATE_MAX_SECONDS``: tokens are issued to
   a client it holds, a valid token is accepted, a token revoked before the outage stays refused,

@@ -1,4 +1,4 @@
-"""The rules of a database outage (``oauth_cc/outage.py``), in process, one per test.
+"""The rules of a database outage (``oauth_cc/issuer/outage.py``), in process, one per test.
 
 ``tests/test_database_outage.py`` takes a real PostgreSQL away from a real server; here the
 database is made unreachable with Django's own query hook (``connection.execute_wrapper``):
@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, OperationalError, ProgrammingError, connection
 
-from oauth_cc import outage, state
-from oauth_cc.errors import TemporarilyUnavailable
-from oauth_cc.keys import key_store
+from oauth_cc.common.errors import TemporarilyUnavailable
+from oauth_cc.issuer import outage, state
+from oauth_cc.issuer.keys import key_store
 from oauth_cc.models import UsedAssertion
 from tests.assertion_helpers import assertion_claims, generate_key, jwks_of, post_assertion
 from tests.conftest import basic_auth, form_post

@@ -19,7 +19,7 @@ from oauth_cc.checks import (
     check_settings,
     connect_timeout_warnings,
 )
-from oauth_cc.key_encryption import generate_key
+from oauth_cc.issuer.key_encryption import generate_key
 
 GOOD = {"ISSUER": "https://auth.example.com"}
 REDIS = {

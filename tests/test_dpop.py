@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from oauth_cc import dpop
+from oauth_cc.common import dpop
 from oauth_cc.models import Application, AuditEvent, UsedAssertion
 from tests import dpop_helpers as dh
 from tests.attacks import forge

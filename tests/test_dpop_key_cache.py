@@ -1,4 +1,4 @@
-"""The per-worker memo of DPoP proof keys (``oauth_cc.dpop.verified_key``).
+"""The per-worker memo of DPoP proof keys (``oauth_cc.common.dpop.verified_key``).
 
 A client signs every proof with one key, so the key's import and thumbprint are done once per
 worker. The memo is keyed on the ``alg`` and every member of the ``jwk`` as sent: a key that
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from oauth_cc import dpop
-from oauth_cc.dpop import InvalidDPoPProof, verified_key
+from oauth_cc.common import dpop
+from oauth_cc.common.dpop import InvalidDPoPProof, verified_key
 from tests import dpop_helpers as dh
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.test import override_settings
 
-from oauth_cc import dpop
+from oauth_cc.common import dpop
 from oauth_cc.models import Application
 from tests import dpop_helpers as dh
 from tests import mtls_helpers as mh

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from example_project.demo.models import Report
-from oauth_cc import clients
+from oauth_cc.issuer import clients
 
 
 def test_reading_reports_needs_reports_read(oauth_cc_api_client):

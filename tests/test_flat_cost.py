@@ -1,4 +1,4 @@
-"""A worker's cost does not grow with the clients it serves (oauth_cc.generation).
+"""A worker's cost does not grow with the clients it serves (oauth_cc.issuer.generation).
 
 Cached clients, secrets and the revocation snapshot stay until the site's change token
 changes; a worker reads the token at most once per STATE_REFRESH_SECONDS. These tests play a
@@ -20,9 +20,9 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from oauth_cc import clients, generation, revocation, state
+from oauth_cc.issuer import clients, generation, revocation, state
+from oauth_cc.issuer.secrets import hash_secret
 from oauth_cc.models import Application, ClientSecret, RevokedToken, Scope, StateGeneration
-from oauth_cc.secrets import hash_secret
 from tests.test_admin import change_url, client_form, inline_management
 
 from .conftest import basic_auth, form_post

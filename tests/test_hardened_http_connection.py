@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import hardened_http
-from oauth_cc.hardened_http import Fetched, FetchError, _Target
+from oauth_cc.common import hardened_http
+from oauth_cc.common.hardened_http import Fetched, FetchError, _Target
 
 from .test_jwks_uri import tls_files  # noqa: F401 - a module-scoped fixture: a certificate for keys.example.test
 

@@ -1,4 +1,4 @@
-"""How a fetched response is read (``oauth_cc.hardened_http._read_body``): status, encoding, size, time.
+"""How a fetched response is read (``common.hardened_http._read_body``): status, encoding, size, time.
 
 The rules protect the token endpoint from a client's key server and a resource service from a
 misbehaving issuer: no redirect is followed, a non-200 answer (but a 304 to a conditional
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import urllib3
 
-from oauth_cc import hardened_http
-from oauth_cc.hardened_http import FetchError
+from oauth_cc.common import hardened_http
+from oauth_cc.common.hardened_http import FetchError
 
 LIMIT = 100_000
 

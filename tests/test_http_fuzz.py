@@ -61,7 +61,7 @@ from django.test import Client
 from pytest_django.live_server_helper import LiveServer
 
 from example_project.middleware import RequestGuard
-from oauth_cc import state
+from oauth_cc.issuer import state
 from tests.assertion_helpers import generate_key, jwks_of
 from tests.conftest import basic_auth, form_post
 from tests.fuzzing import (
@@ -87,7 +87,7 @@ from tests.fuzzing import (
 DEFAULT_SEED = 20240607
 DEFAULT_REQUESTS = 10_000
 DEFAULT_RAW_REQUESTS = 2000
-#: What oauth_cc lets an error_description hold (oauth_cc.errors.client_safe): printable ASCII
+#: What oauth_cc lets an error_description hold (oauth_cc.common.errors.client_safe): printable ASCII
 #: but the backslash. RFC 6749 §5.2 also leaves out '"', which oauth_cc allows on purpose.
 DESCRIPTION_CHARS = re.compile(r"[\x20-\x5b\x5d-\x7e]*")
 #: Per-worker caches (clients, keys, verified tokens, revocation) are dropped this often, so
@@ -690,14 +690,14 @@ def _csrf_post(content_type: str, content_length: str) -> Any:
 
 
 REPRODUCERS: dict[str, Any] = {
-    # oauth_cc.issuance._content_length: str.isdigit() passes, int() refuses > 4300 digits.
+    # oauth_cc.issuer.issuance._content_length: str.isdigit() passes, int() refuses > 4300 digits.
     "oauth_cc-content-length-4301-digits": lambda w: (
         "POST",
         "/oauth/token/",
         b"",
         {"CONTENT_TYPE": FORM_TYPE, "CONTENT_LENGTH": "9" * 4301},
     ),
-    # oauth_cc.revocation.revoke_jti: datetime.fromtimestamp(exp) for exp past 9999-12-31 (site key).
+    # oauth_cc.issuer.revocation.revoke_jti: datetime.fromtimestamp(exp) for exp past 9999-12-31 (site key).
     "oauth_cc-revoke-exp-after-year-9999": _revoke_site_signed(exp=253402300800),
     # RevokedToken.jti is a varchar(64) (site key; PostgreSQL only).
     "oauth_cc-revoke-jti-65-chars": _revoke_site_signed(jti="j" * 65),

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
-from oauth_cc import introspection
+from oauth_cc.issuer import introspection
 from oauth_cc.models import RevokedToken
 from oauth_cc.signals import token_revoked
 from tests.attacks import expect
@@ -171,7 +171,7 @@ def test_revocation_needs_the_token_parameter(client, svc):
 
 
 def test_a_token_issued_before_its_clients_cut_off_is_inactive(client, svc, gateway):
-    from oauth_cc import revocation
+    from oauth_cc.issuer import revocation
 
     application, _, token = svc
     assert post(client, INTROSPECT, gateway, token=token).json()["active"] is True

@@ -1,11 +1,11 @@
-"""oauth_cc.json_input: bounded, strict JSON decoding of attacker bytes, with exact refusals."""
+"""oauth_cc.common.json_input: bounded, strict JSON decoding of attacker bytes, with exact refusals."""
 
 from __future__ import annotations
 
 import pytest
 
-from oauth_cc import json_input
-from oauth_cc.json_input import JSONInputError, loads, nesting_depth
+from oauth_cc.common import json_input
+from oauth_cc.common.json_input import JSONInputError, loads, nesting_depth
 
 
 def refused(data: str | bytes, message: str, **bounds: int) -> None:

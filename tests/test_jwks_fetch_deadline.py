@@ -3,7 +3,7 @@
 A fetch runs on a small per-process pool (``FETCH_THREADS``) and its caller waits at most
 ``JWKS_URI_TIMEOUT`` in total, even when the pool is busy with a stalled name resolution; a fetch
 that waited too long in the queue is not started; the connection itself is
-:func:`oauth_cc.hardened_http.fetch` (``test_hardened_http_*``); the body must be a JWK Set; a
+:func:`oauth_cc.common.hardened_http.fetch` (``test_hardened_http_*``); the body must be a JWK Set; a
 failure is remembered for ``FAILURE_RETRY_AFTER`` seconds and logged; a fetched set is kept by the
 worker even when the shared cache cannot take it.
 """
@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from oauth_cc import client_jwks_fetch, hardened_http
-from oauth_cc.client_jwks_fetch import JWKSFetchError
+from oauth_cc.common import hardened_http
+from oauth_cc.issuer import client_jwks_fetch
+from oauth_cc.issuer.client_jwks_fetch import JWKSFetchError
 
 from .assertion_helpers import generate_key, jwks_of
 from .test_jwks_uri import KeyServer, _cold_key_caches, key_server  # noqa: F401 - fixtures

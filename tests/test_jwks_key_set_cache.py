@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from oauth_cc import client_jwks_fetch
-from oauth_cc.client_jwks_fetch import KeySet
+from oauth_cc.issuer import client_jwks_fetch
+from oauth_cc.issuer.client_jwks_fetch import KeySet
 
 from .assertion_helpers import generate_key, jwks_of
 from .test_jwks_uri import KeyServer, _cold_key_caches, key_server  # noqa: F401 - fixtures

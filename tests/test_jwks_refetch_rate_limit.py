@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_jwks_fetch
+from oauth_cc.issuer import client_jwks_fetch
 
 URL = "https://keys.example.com/jwks.json"
 OTHER_URL = "https://keys.example.org/jwks.json"

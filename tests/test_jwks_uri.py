@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 
-from oauth_cc import client_jwks_fetch, clients, hardened_http
+from oauth_cc.common import hardened_http
+from oauth_cc.issuer import client_jwks_fetch, clients
 from oauth_cc.models import Application, Scope
 
 from .assertion_helpers import (

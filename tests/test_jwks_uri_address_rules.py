@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import hardened_http
-from oauth_cc.hardened_http import FetchError, is_public_address
-from oauth_cc.jwks_validation import jwk_thumbprints, validate_jwks_uri
+from oauth_cc.common import hardened_http
+from oauth_cc.common.hardened_http import FetchError, is_public_address
+from oauth_cc.common.jwks_validation import jwk_thumbprints, validate_jwks_uri
 
 from .assertion_helpers import generate_key
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import client_jwks_fetch
+from oauth_cc.issuer import client_jwks_fetch
 
 DOCUMENT = {"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "k"}]}
 

@@ -1,4 +1,4 @@
-"""oauth_cc.jws: the one strict parser of JWS compact serialization, rule by rule, sentence by sentence.
+"""oauth_cc.common.jws: the one strict parser of JWS compact serialization, rule by rule and sentence.
 
 Each refusal is checked by its exact message (what the sender is told), so a test cannot pass
 because an earlier rule refused the input for another reason.
@@ -13,8 +13,8 @@ import pytest
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
-from oauth_cc import jws
-from oauth_cc.jws import HeaderPolicy, MalformedJWS
+from oauth_cc.common import jws
+from oauth_cc.common.jws import HeaderPolicy, MalformedJWS
 
 STRICT = HeaderPolicy(accepted=frozenset({"alg", "typ", "kid"}), ignore_unknown=False)
 LENIENT = HeaderPolicy(accepted=frozenset({"alg", "kid", "typ", "cty"}), ignore_unknown=True)

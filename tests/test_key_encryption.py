@@ -25,9 +25,9 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from oauth_cc import key_encryption, keys, state
 from oauth_cc.checks import check_key_encryption_deploy, check_settings, check_stored_keys
-from oauth_cc.key_encryption import PREFIX, KeyDecryptionError, Storage
+from oauth_cc.issuer import key_encryption, keys, state
+from oauth_cc.issuer.key_encryption import PREFIX, KeyDecryptionError, Storage
 from oauth_cc.models import AuditAction, AuditEvent, SigningKey
 from tests.conftest import basic_auth, form_post
 from tests.helpers import clear_shared_cache
@@ -102,7 +102,7 @@ def hkdf_fernet(secret: str) -> Fernet:
     derived = HKDF(
         algorithm=hashes.SHA256(),
         length=32,
-        salt=b"oauth_cc.key_encryption",
+        salt=b"oauth_cc.issuer.key_encryption",
         info=b"oauth_cc signing-key encryption v1",
     ).derive(secret.encode())
     return Fernet(base64.urlsafe_b64encode(derived))

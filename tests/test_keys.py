@@ -14,8 +14,8 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from oauth_cc import keys, state
-from oauth_cc.keys import KeyStore
+from oauth_cc.issuer import keys, state
+from oauth_cc.issuer.keys import KeyStore
 from oauth_cc.models import SigningKey
 from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER, clear_shared_cache

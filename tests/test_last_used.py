@@ -1,7 +1,7 @@
 """ "Last used" times: written in one statement per interval per worker, however many clients.
 
 The token endpoint's cost must not grow with the number of clients in rotation, so the write of
-"last used" is batched per worker (``oauth_cc/usage.py``); these tests pin how.
+"last used" is batched per worker (``oauth_cc/issuer/usage.py``); these tests pin how.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import DatabaseError
 
-from oauth_cc import usage
+from oauth_cc.issuer import usage
 from oauth_cc.models import Application, ClientSecret
 
 from .conftest import basic_auth, form_post

@@ -1,4 +1,4 @@
-"""The forwarded client certificate header (``oauth_cc.mtls.parse_header``), attacker bytes if the
+"""The forwarded client certificate header (``oauth_cc.common.mtls.parse_header``), attacker bytes if the
 proxy is misconfigured: one certificate in the configured format, bounded, or an error."""
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.test import RequestFactory
 
-from oauth_cc import mtls
-from oauth_cc.mtls import MAX_HEADER_BYTES, NGINX_ESCAPED_PEM, RFC9440, InvalidClientCertificate, parse_header
+from oauth_cc.common import mtls
+from oauth_cc.common.mtls import (
+    MAX_HEADER_BYTES,
+    NGINX_ESCAPED_PEM,
+    RFC9440,
+    InvalidClientCertificate,
+    parse_header,
+)
 
 from .mtls_helpers import HEADER, Cert, issue, make_ca
 
@@ -160,7 +166,7 @@ def test_a_certificate_whose_key_is_on_an_unknown_curve_is_refused_not_an_error(
     library's UnsupportedAlgorithm escaped the parser (a 500 for a header a proxy passed on)."""
     import base64
 
-    from oauth_cc.mtls import RFC9440, InvalidClientCertificate, parse_header
+    from oauth_cc.common.mtls import RFC9440, InvalidClientCertificate, parse_header
     from tests.mtls_helpers import issue, make_ca
 
     der = base64.b64decode(issue(make_ca(), "billing").rfc9440_header.strip(":"))

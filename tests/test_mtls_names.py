@@ -19,9 +19,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from oauth_cc import mtls
+from oauth_cc.common import mtls
+from oauth_cc.issuer.state import load_client
 from oauth_cc.models import Application, AuditEvent, Scope
-from oauth_cc.state import load_client
 
 from .mtls_helpers import Cert, issue, make_ca
 from .test_admin import client_form

@@ -26,8 +26,8 @@ import jwt
 import pytest
 from django.test import override_settings
 
+from oauth_cc.common.mtls import thumbprint
 from oauth_cc.models import Application
-from oauth_cc.mtls import thumbprint
 from tests.helpers import clear_shared_cache
 
 from .mtls_proxy import (

@@ -1,7 +1,7 @@
 """``self_signed_tls_client_auth`` with the keys at a ``jwks_uri`` (RFC 8705 §2.2).
 
 The certificate's public key must be a key of the set the client serves. The set is fetched by
-the same fetcher as private_key_jwt's (``oauth_cc.client_jwks_fetch``): cached, and fetched again
+the same fetcher as private_key_jwt's (``oauth_cc.issuer.client_jwks_fetch``): cached, and fetched again
 once when a certificate holds a key the cached set lacks (a rollover), at most once per
 ``KID_MISS_REFETCH_INTERVAL`` per URL. A real HTTP server on 127.0.0.1 plays the key server
 (``JWKS_URI_ALLOW_INSECURE`` is on in the test settings).

@@ -22,62 +22,44 @@ from typing import TypeGuard
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "oauth_cc"
 
-#: Modules that serve only the issuer (the token endpoint, clients and their keys, its database
-#: state, admin and command). A resource-only service must never load one: they need the
-#: issuer's tables (``oauth_cc.models``) or django-oauth-toolkit, or hold the issuer's state.
-ISSUER_ONLY = frozenset(
-    {
-        "oauth_cc.admin",
-        "oauth_cc.apps",
-        "oauth_cc.assertions",
-        "oauth_cc.audit",
-        "oauth_cc.checks",
-        "oauth_cc.client_auth",
-        "oauth_cc.client_jwks_fetch",
-        "oauth_cc.clients",
-        "oauth_cc.generation",
-        "oauth_cc.hooks",
-        "oauth_cc.introspection",
-        "oauth_cc.issuance",
-        "oauth_cc.key_encryption",
-        "oauth_cc.keys",
-        "oauth_cc.management",
-        "oauth_cc.management.commands",
-        "oauth_cc.management.commands.oauth_cc",
-        "oauth_cc.models",
-        "oauth_cc.openapi",
-        "oauth_cc.outage",
-        "oauth_cc.postman",
-        "oauth_cc.receivers",
-        "oauth_cc.resource_indicators",
-        "oauth_cc.revocation",
-        "oauth_cc.scopes",
-        "oauth_cc.secrets",
-        "oauth_cc.signals",
-        "oauth_cc.stale",
-        "oauth_cc.state",
-        "oauth_cc.testing",
-        "oauth_cc.urls",
-        "oauth_cc.usage",
-        "oauth_cc.usage_chart",
-        "oauth_cc.usage_counts",
-        "oauth_cc.views",
-    }
-)
-#: Modules of the resource-only app.
-RESOURCE_ONLY = frozenset(
-    {
-        "oauth_cc.resource",
-        "oauth_cc.resource.apps",
-        "oauth_cc.resource.feed",
-        "oauth_cc.resource.feed_auth",
-        "oauth_cc.resource.issuer_keys",
-        "oauth_cc.resource.sync",
-    }
-)
+#: Where a module lives says which side it serves. ``oauth_cc.common`` holds what both sides use,
+#: ``oauth_cc.issuer`` the issuer's protocol modules and ``oauth_cc.resource`` the resource-only
+#: app. At the top level stay only the ``oauth_cc`` Django app's conventional modules (the
+#: issuer's: ``apps``, ``models``, ``admin``...) and the names a site writes in its settings
+#: (``conf``, ``contrib.rest_framework``, ``scopes``, ``openapi``, ``testing``).
+SIDE_PACKAGES = {"oauth_cc.common": "both", "oauth_cc.issuer": "issuer", "oauth_cc.resource": "resource"}
+TOP_LEVEL = {
+    "oauth_cc": "both",
+    "oauth_cc.conf": "both",
+    "oauth_cc.contrib": "both",
+    "oauth_cc.contrib.rest_framework": "both",
+    "oauth_cc.admin": "issuer",
+    "oauth_cc.apps": "issuer",
+    "oauth_cc.checks": "issuer",
+    "oauth_cc.management": "issuer",
+    "oauth_cc.migrations": "issuer",
+    "oauth_cc.models": "issuer",
+    "oauth_cc.openapi": "issuer",
+    "oauth_cc.scopes": "issuer",
+    "oauth_cc.signals": "issuer",
+    "oauth_cc.testing": "issuer",
+    "oauth_cc.urls": "issuer",
+    "oauth_cc.views": "issuer",
+}
 #: Third-party packages only the issuer uses.
 ISSUER_ONLY_PACKAGES = ("oauth2_provider",)
-SIDE_PREFIXES = {"Issuer side: ": ISSUER_ONLY, "Resource side: ": RESOURCE_ONLY}
+SIDE_PREFIXES = {"both": "Both sides: ", "issuer": "Issuer side: ", "resource": "Resource side: "}
+
+
+def side_of(module: str) -> str | None:
+    """``"both"``, ``"issuer"`` or ``"resource"`` from where ``module`` lives; None if nowhere known."""
+    for package, side in (*SIDE_PACKAGES.items(), *TOP_LEVEL.items()):
+        if module == package or module.startswith(package + "."):
+            if package == "oauth_cc" and module != "oauth_cc":
+                continue
+            return side
+    return None
+
 BOTH_PREFIX = "Both sides: "
 
 
@@ -91,6 +73,12 @@ def module_files(package: Path = PACKAGE) -> dict[str, tuple[Path, bool]]:
             parts = parts[:-1]
         found[".".join(parts)] = (path, is_package)
     return found
+
+
+#: Modules that serve only the issuer (the token endpoint, clients and their keys, its database
+#: state, admin and command). A resource-only service must never load one: they need the
+#: issuer's tables (``oauth_cc.models``) or django-oauth-toolkit, or hold the issuer's state.
+ISSUER_ONLY = frozenset(name for name in module_files() if side_of(name) == "issuer")
 
 
 def _type_checking_only(node: ast.AST) -> TypeGuard[ast.If]:
@@ -266,7 +254,7 @@ django.setup()
 from django.test import Client
 from rest_framework.settings import api_settings
 import oauth_cc.contrib.rest_framework
-import oauth_cc.verification
+import oauth_cc.common.verification
 api_settings.DEFAULT_AUTHENTICATION_CLASSES, api_settings.DEFAULT_PERMISSION_CLASSES
 response = Client().get("/api/whoami/", HTTP_AUTHORIZATION="Bearer not.a.token")
 print(json.dumps({
@@ -311,8 +299,8 @@ def test_the_resource_side_loads_no_issuer_module(tmp_path):
         "oauth_cc.resource.apps",
         "oauth_cc.resource.sync",
         "oauth_cc.contrib.rest_framework.authentication",
-        "oauth_cc.verification",
-        "oauth_cc.tokens",
+        "oauth_cc.common.verification",
+        "oauth_cc.common.tokens",
     } <= modules
     assert "oauth_cc.models" not in modules
     loaded_issuer_modules = sorted(modules & ISSUER_ONLY)
@@ -320,11 +308,25 @@ def test_the_resource_side_loads_no_issuer_module(tmp_path):
     assert [name for name in modules if name.split(".")[0] in ISSUER_ONLY_PACKAGES] == []
 
 
-def test_every_issuer_only_and_resource_module_exists():
-    modules = module_files().keys()
-    assert ISSUER_ONLY - modules == set()
-    assert RESOURCE_ONLY - modules == set()
-    assert "oauth_cc.client_keys" not in modules  # split into jwks_validation and client_jwks_fetch
+def test_every_module_lives_where_its_side_says():
+    """A new module goes into common, issuer or resource; the top level stays the Django app's."""
+    homeless = sorted(name for name in module_files() if side_of(name) is None)
+    assert homeless == [], f"modules outside oauth_cc.common/issuer/resource, not top-level names: {homeless}"
+    # What the resource probe below relies on: the issuer's modules are found, and none is "both".
+    assert {"oauth_cc.models", "oauth_cc.issuer.issuance", "oauth_cc.issuer.client_auth"} <= ISSUER_ONLY
+    assert not any(name.startswith(("oauth_cc.common", "oauth_cc.resource")) for name in ISSUER_ONLY)
+    assert "oauth_cc.client_keys" not in module_files()  # split into jwks_validation and client_jwks_fetch
+
+
+def test_side_of_follows_the_package_and_the_top_level_list():
+    assert side_of("oauth_cc.common.jws") == "both"
+    assert side_of("oauth_cc.issuer.keys") == "issuer"
+    assert side_of("oauth_cc.resource.feed") == "resource"
+    assert side_of("oauth_cc.models") == "issuer"
+    assert side_of("oauth_cc.migrations.0001_initial") == "issuer"
+    assert side_of("oauth_cc.contrib.rest_framework.authentication") == "both"
+    assert side_of("oauth_cc") == "both"
+    assert side_of("oauth_cc.jws") is None  # a protocol module at the top level has no side
 
 
 def _first_docstring_line(path: Path) -> str:
@@ -338,7 +340,8 @@ def test_every_module_says_which_side_it_serves():
         if ".migrations" in name:
             continue  # the issuer's migrations: generated code, no docstrings
         line = _first_docstring_line(path)
-        expected = next((prefix for prefix, members in SIDE_PREFIXES.items() if name in members), BOTH_PREFIX)
+        side = side_of(name)
+        expected = SIDE_PREFIXES[side] if side else "(no side)"
         if not line.startswith(expected):
             wrong.append(f"{name}: first docstring line should start with {expected!r}: {line!r}")
     assert not wrong, "\n".join(wrong)

@@ -22,7 +22,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from example_project.demo.models import Report
-from oauth_cc import clients, postman
+from oauth_cc.issuer import clients, postman
 from oauth_cc.models import Application, Scope
 from oauth_cc.signals import token_issued
 from tests.helpers import clear_shared_cache

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.contrib.auth import get_user_model
 
 from example_project.demo.models import Report
-from oauth_cc import clients, issuance, revocation, state
-from oauth_cc.keys import generate_jwk
+from oauth_cc.issuer import clients, issuance, revocation, state
+from oauth_cc.issuer.keys import generate_jwk
 from oauth_cc.models import Application
 from tests.conftest import basic_auth, form_post
 from tests.helpers import (
@@ -451,7 +451,7 @@ def test_dots_own_token_has_scope_accepts_oauth_cc_tokens(client, make_client, t
 
 
 def test_request_auth_claims_are_read_only(reader):
-    from oauth_cc.verification import check_access_token
+    from oauth_cc.common.verification import check_access_token
 
     _, token = reader
     info = check_access_token(token)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from oauth_cc import revocation
+from oauth_cc.issuer import revocation
 from oauth_cc.models import RevokedToken, UsedAssertion
 
 

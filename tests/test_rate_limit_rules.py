@@ -1,4 +1,4 @@
-"""oauth_cc.ratelimit on its own: the rate parser, the sliding window's arithmetic, and the
+"""oauth_cc.common.ratelimit on its own: the rate parser, the sliding window's arithmetic, and the
 caller's address read from REMOTE_ADDR or a trusted proxy's header (attacker bytes)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from django.test import RequestFactory, override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oauth_cc import ratelimit
-from oauth_cc.ratelimit import Rate, RateError, address_from_header, address_key, hit, over, parse_rate
+from oauth_cc.common import ratelimit
+from oauth_cc.common.ratelimit import Rate, RateError, address_from_header, address_key, hit, over, parse_rate
 
 # -- parse_rate --------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from oauth_cc import client_auth, clients, ratelimit, state
+from oauth_cc.common import ratelimit
+from oauth_cc.issuer import client_auth, clients, state
 from oauth_cc.models import Application, ClientSecret
 from oauth_cc.signals import token_issued
 
@@ -517,8 +518,8 @@ def test_a_none_rate_turns_the_throttle_off(client, svc, token_for):
 def test_each_throttle_scope_has_its_own_budget_and_a_rate_set_on_the_class_applies(svc, token_for):
     from types import SimpleNamespace
 
+    from oauth_cc.common.verification import check_access_token
     from oauth_cc.contrib.rest_framework import ClientRateThrottle
-    from oauth_cc.verification import check_access_token
 
     class ReportsThrottle(ClientRateThrottle):
         scope = "reports"  # no DEFAULT_THROTTLE_RATES entry: the class's own rate is the one

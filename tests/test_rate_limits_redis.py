@@ -20,8 +20,8 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from oauth_cc import ratelimit
-from oauth_cc.ratelimit import Rate
+from oauth_cc.common import ratelimit
+from oauth_cc.common.ratelimit import Rate
 
 REDIS_URL = os.environ.get("OAUTH_CC_RATELIMIT_REDIS_URL", "redis://127.0.0.1:6379/4")
 REDIS = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -35,7 +35,7 @@ settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.Redi
                                "LOCATION": os.environ["REDIS_URL"]}}
 import django
 django.setup()
-from oauth_cc import ratelimit
+from oauth_cc.common import ratelimit
 scope, start, per_thread, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 now = float(sys.argv[5])
 rate = ratelimit.Rate(count, 3600)

@@ -671,7 +671,7 @@ def request_scoped_token(server: Server, client: Client) -> requests.Response:
 
 @pytest.mark.timeout(TEST_TIMEOUT)
 def test_revoked_secret_is_refused_by_every_server_within_the_refresh_delay(site: Site, new_client):
-    from oauth_cc.secrets import secret_prefix
+    from oauth_cc.issuer.secrets import secret_prefix
 
     client = new_client()
     for server in site.servers:

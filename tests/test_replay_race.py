@@ -14,7 +14,7 @@ import pytest
 import requests
 from django.db import connection
 
-from oauth_cc import assertions, client_auth
+from oauth_cc.issuer import assertions, client_auth
 from oauth_cc.models import Scope, UsedAssertion
 
 from .assertion_helpers import ASSERTION_TYPE, ClientKey, assertion_claims, generate_key, jwks_of

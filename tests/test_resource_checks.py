@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from oauth_cc import dpop
+from oauth_cc.common import dpop
+from oauth_cc.common.setting_checks import NUMERIC_SETTINGS, RESOURCE_NUMERIC_SETTINGS
 from oauth_cc.conf import DEFAULTS, oauth_cc_settings
 from oauth_cc.resource.apps import check_resource_settings
-from oauth_cc.setting_checks import NUMERIC_SETTINGS, RESOURCE_NUMERIC_SETTINGS
 
 RESOURCE = {
     "ISSUER": "https://auth.example.com",
@@ -140,7 +140,7 @@ def test_check_deploy_on_the_example_resource_service_says_w109(tmp_path) -> Non
     assert "oauth_cc.W109" in done.stdout + done.stderr, done.stdout + done.stderr
 
 
-# -- the issuer's rules for the settings a resource-only service reads (oauth_cc.setting_checks) --
+# -- the issuer's rules for the settings a resource-only service reads (oauth_cc.common.setting_checks) --
 
 
 def test_oauth_cc_that_is_not_a_dict_is_e003() -> None:

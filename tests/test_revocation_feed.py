@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from oauth_cc import hardened_http
-from oauth_cc.clients import set_active
-from oauth_cc.keys import generate_jwk
+from oauth_cc.common import hardened_http
+from oauth_cc.issuer.clients import set_active
+from oauth_cc.issuer.keys import generate_jwk
+from oauth_cc.issuer.revocation import Snapshot
 from oauth_cc.resource import feed, issuer_keys
-from oauth_cc.revocation import Snapshot
 from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER, clear_shared_cache
 

@@ -21,7 +21,8 @@ import jwt as pyjwt
 import pytest
 from jwcrypto.jwk import JWK
 
-from oauth_cc import client_auth, hardened_http
+from oauth_cc.common import hardened_http
+from oauth_cc.issuer import client_auth
 from oauth_cc.resource import feed, feed_auth
 
 from .assertion_helpers import ASSERTION_TYPE, ClientKey, assertion_claims, generate_key, jwks_of

@@ -1,4 +1,4 @@
-"""oauth_cc.revocation: why a token is refused, what the snapshot holds, and how long records live."""
+"""oauth_cc.issuer.revocation: why a token is refused, what the snapshot holds, and how long records live."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.utils import timezone as dj_timezone
 
-from oauth_cc import revocation
+from oauth_cc.common.shared import Throttle
+from oauth_cc.issuer import revocation
+from oauth_cc.issuer.revocation import Snapshot
 from oauth_cc.models import Application, DeletedClient, RevokedToken, UsedAssertion
-from oauth_cc.revocation import Snapshot
-from oauth_cc.shared import Throttle
 
 # -- Snapshot.reason_refused ------------------------------------------------------------------
 
@@ -175,7 +175,7 @@ def test_a_token_no_verifier_accepts_any_more_is_not_recorded(db, monkeypatch, s
 
 
 def test_the_record_of_a_far_future_token_is_capped_at_the_last_numeric_date(db, settings):
-    from oauth_cc.claims import MAX_NUMERIC_DATE
+    from oauth_cc.common.claims import MAX_NUMERIC_DATE
 
     settings.OAUTH_CC = {**settings.OAUTH_CC, "LEEWAY": 30}
     assert revocation.revoke_jti(jti="far", client_id="c", expires_at=float(MAX_NUMERIC_DATE)) is True

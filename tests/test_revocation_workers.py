@@ -26,13 +26,15 @@ from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import override_settings
 
+from oauth_cc.common import shared, tokens, verification  # noqa: F401
+from oauth_cc.common.verification import VerifiedTokens
+
 # Import every module that binds a per-worker singleton by name before any worker patches
 # it; a module first imported while a worker runs would keep that worker's object for good.
-from oauth_cc import client_auth, keys, receivers, revocation, shared, tokens, usage, verification  # noqa: F401
-from oauth_cc.keys import KeyStore
-from oauth_cc.revocation import CACHE_KEY, RevocationState
-from oauth_cc.state import ClientCache
-from oauth_cc.verification import VerifiedTokens
+from oauth_cc.issuer import client_auth, keys, receivers, revocation, usage  # noqa: F401
+from oauth_cc.issuer.keys import KeyStore
+from oauth_cc.issuer.revocation import CACHE_KEY, RevocationState
+from oauth_cc.issuer.state import ClientCache
 from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER, clear_shared_cache
 
@@ -77,14 +79,14 @@ class Worker:
         # The issuer's verification sources (oauth_cc.apps fills them in at start) for this worker.
         sources = {False: verification.Sources(keys=self.key_store, revocation=self.revocation_state)}
         targets: dict[str, Any] = {
-            "oauth_cc.keys.key_store": self.key_store,
-            "oauth_cc.revocation.revocation_state": self.revocation_state,
-            "oauth_cc.verification._sources": sources,
-            "oauth_cc.verification.verified_tokens": self.verified_tokens,
-            "oauth_cc.state.client_cache": self.client_cache,
-            "oauth_cc.client_auth.client_cache": self.client_cache,
-            "oauth_cc.receivers.client_cache": self.client_cache,
-            "oauth_cc.shared.caches": one_cache,
+            "oauth_cc.issuer.keys.key_store": self.key_store,
+            "oauth_cc.issuer.revocation.revocation_state": self.revocation_state,
+            "oauth_cc.common.verification._sources": sources,
+            "oauth_cc.common.verification.verified_tokens": self.verified_tokens,
+            "oauth_cc.issuer.state.client_cache": self.client_cache,
+            "oauth_cc.issuer.client_auth.client_cache": self.client_cache,
+            "oauth_cc.issuer.receivers.client_cache": self.client_cache,
+            "oauth_cc.common.shared.caches": one_cache,
         }
         with ExitStack() as stack:
             for target, value in targets.items():

@@ -17,9 +17,9 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
+from oauth_cc.common.verification import AccessToken
 from oauth_cc.contrib.rest_framework import HasScope, JWTAccessTokenAuthentication
 from oauth_cc.contrib.rest_framework.permissions import InsufficientScope, required_scopes_for
-from oauth_cc.verification import AccessToken
 
 READ_AND_WRITE = ["reports:read", "reports:write"]
 

@@ -1,11 +1,11 @@
-"""oauth_cc.secrets: what a client secret looks like, how it is stored and compared."""
+"""oauth_cc.issuer.secrets: what a client secret looks like, how it is stored and compared."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from oauth_cc import secrets
+from oauth_cc.issuer import secrets
 
 
 def test_a_generated_secret_is_the_marker_and_43_urlsafe_characters():

@@ -15,7 +15,7 @@ import requests
 from django.core.cache import caches
 from django.utils import timezone
 
-from oauth_cc import client_auth, clients, state
+from oauth_cc.issuer import client_auth, clients, state
 from oauth_cc.models import Application, ClientSecret
 
 from .assertion_helpers import assert_invalid_client

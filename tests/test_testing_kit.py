@@ -22,9 +22,10 @@ import pytest
 from django.test import override_settings
 
 import oauth_cc
-from oauth_cc import clients, tokens
+from oauth_cc.common import tokens
 from oauth_cc.conf import oauth_cc_settings
-from oauth_cc.keys import key_store
+from oauth_cc.issuer import clients
+from oauth_cc.issuer.keys import key_store
 from oauth_cc.testing import KitError
 from tests.conftest import basic_auth, form_post
 from tests.helpers import ISSUER
@@ -37,7 +38,7 @@ def tenant_hook(client: Any, claims: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def refusing_hook(client: Any, claims: Mapping[str, Any]) -> dict[str, Any]:
-    from oauth_cc.hooks import DenyIssuance
+    from oauth_cc.issuer.hooks import DenyIssuance
 
     raise DenyIssuance("Legacy clients must migrate first.")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from oauth_cc import tokens, verification
-from oauth_cc.revocation import Snapshot, revocation_state
-from oauth_cc.tokens import InvalidToken
-from oauth_cc.verification import AccessToken, check_access_token, verified_tokens
+from oauth_cc.common import tokens, verification
+from oauth_cc.common.tokens import InvalidToken
+from oauth_cc.common.verification import AccessToken, check_access_token, verified_tokens
+from oauth_cc.issuer.revocation import Snapshot, revocation_state
 
 
 class Clock:

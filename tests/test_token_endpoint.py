@@ -13,9 +13,10 @@ from django.core.cache import caches
 from django.test import override_settings
 from django.utils import timezone
 
-from oauth_cc import state, tokens, usage
+from oauth_cc.common import tokens
+from oauth_cc.issuer import state, usage
+from oauth_cc.issuer.secrets import hash_secret, secret_prefix
 from oauth_cc.models import Application, ClientSecret, Scope
-from oauth_cc.secrets import hash_secret, secret_prefix
 from tests.conftest import basic_auth, form_post
 
 TOKEN_URL = "/oauth/token/"
@@ -422,7 +423,7 @@ def cold_worker(svc, client):
 
 def test_token_endpoint_cold_worker_query_count(client, cold_worker, django_assert_num_queries):
     application, secret = cold_worker
-    # the site's change token (oauth_cc.generation), client row + its scopes, the secret, the
+    # the site's change token (oauth_cc.issuer.generation), client row + its scopes, the secret, the
     # current signing key, and the last-used update of the client and of the secret.
     with django_assert_num_queries(7):
         response = post_basic(client, application, secret, {**GRANT, "scope": "reports:read"})

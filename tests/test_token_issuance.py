@@ -131,7 +131,7 @@ def test_the_issuance_logger_can_be_renamed(client, svc, caplog, settings):
 
 
 def deny_without_reason(client: Any, claims: Any) -> dict[str, Any]:
-    from oauth_cc import hooks
+    from oauth_cc.issuer import hooks
 
     raise hooks.DenyIssuance()
 

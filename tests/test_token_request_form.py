@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from oauth_cc import issuance
-from oauth_cc.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthError
-from oauth_cc.issuance import MAX_BODY_BYTES, parse_form
-from oauth_cc.state import ClientRecord
+from oauth_cc.common.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthError
+from oauth_cc.issuer import issuance
+from oauth_cc.issuer.issuance import MAX_BODY_BYTES, parse_form
+from oauth_cc.issuer.state import ClientRecord
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from django.test import override_settings
 
-from oauth_cc import keys
+from oauth_cc.issuer import keys
 from oauth_cc.models import SigningKey
 from tests.helpers import ISSUER, clear_shared_cache
 

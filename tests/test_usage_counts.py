@@ -13,10 +13,10 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oauth_cc import outage, revocation, usage_counts
 from oauth_cc.checks import check_settings
+from oauth_cc.issuer import outage, revocation, usage_counts
+from oauth_cc.issuer.usage_counts import HOUR, UsageCounter, hour_of, not_caching, window_count
 from oauth_cc.models import UsageBucket
-from oauth_cc.usage_counts import HOUR, UsageCounter, hour_of, not_caching, window_count
 
 from .conftest import basic_auth, form_post
 
@@ -174,7 +174,7 @@ def test_flush_with_a_real_database_error_rolls_back_and_keeps_counts(db, monkey
     monkeypatch.undo()
     assert counter.pending() == {("a", NOW_HOUR): 1}
     assert UsageBucket.objects.count() == 0  # and the connection still works
-    # SQLite reports a missing table as an OperationalError, which oauth_cc.outage takes for an
+    # SQLite reports a missing table as an OperationalError, which oauth_cc.issuer.outage takes for an
     # unreachable database and retries only after one refresh interval; skip that wait.
     outage.database.reset()
     assert counter.flush() is True

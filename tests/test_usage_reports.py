@@ -15,10 +15,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from oauth_cc import usage_counts
+from oauth_cc.issuer import usage_counts
+from oauth_cc.issuer.usage_chart import bar_chart
+from oauth_cc.issuer.usage_counts import HOUR, hour_of
 from oauth_cc.models import Application, ClientSecret, UsageBucket
-from oauth_cc.usage_chart import bar_chart
-from oauth_cc.usage_counts import HOUR, hour_of
 
 SVG = "{http://www.w3.org/2000/svg}"
 

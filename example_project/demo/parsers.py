@@ -1,7 +1,7 @@
 """The demo API's JSON parser: DRF's, with the size and depth of the body bounded.
 
 DRF's ``JSONParser`` catches ``ValueError`` but not ``RecursionError``, so a body of a thousand
-nested brackets was an HTML 500. This one decodes through ``oauth_cc.json_input`` (bounded
+nested brackets was an HTML 500. This one decodes through ``oauth_cc.common.json_input`` (bounded
 depth and size, strict UTF-8, no duplicate members or NaN) and answers a DRF ``ParseError``.
 """
 
@@ -13,7 +13,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from oauth_cc import json_input
+from oauth_cc.common import json_input
 
 #: A report is a title and a body: two levels; generous for any API body.
 MAX_DEPTH = 32

@@ -1,4 +1,4 @@
-"""Encrypt the private halves of existing signing keys (see oauth_cc/key_encryption.py).
+"""Encrypt the private halves of existing signing keys (see oauth_cc/issuer/key_encryption.py).
 
 Reversible: backwards, every key is decrypted to plain JSON again, which needs the keys that
 encrypted them; if one cannot be decrypted, nothing is changed and the migration says which.
@@ -9,7 +9,7 @@ from django.db import migrations
 
 
 def encrypt_keys(apps, schema_editor):
-    from oauth_cc import key_encryption
+    from oauth_cc.issuer import key_encryption
 
     SigningKey = apps.get_model("oauth_cc", "SigningKey")
     for row in SigningKey.objects.using(schema_editor.connection.alias).all():
@@ -19,7 +19,7 @@ def encrypt_keys(apps, schema_editor):
 
 
 def decrypt_keys(apps, schema_editor):
-    from oauth_cc import key_encryption
+    from oauth_cc.issuer import key_encryption
 
     SigningKey = apps.get_model("oauth_cc", "SigningKey")
     rows = list(SigningKey.objects.using(schema_editor.connection.alias).all())

@@ -16,7 +16,7 @@ class ResourceConfig(AppConfig):
     def ready(self) -> None:
         register(check_resource_settings)
         register(check_resource_deployment, Tags.security, deploy=True)
-        from .. import verification
+        from ..common import verification
         from . import sync
 
         # The issuer's keys and revocation feed, the poller started by the first check.
@@ -30,11 +30,11 @@ class ResourceConfig(AppConfig):
 
 def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """The settings a resource-only service reads: the issuer's rules for the shared ones
-    (:mod:`oauth_cc.setting_checks`) and E101-E106 for its own."""
+    (:mod:`oauth_cc.common.setting_checks`) and E101-E106 for its own."""
     from django.conf import settings
 
-    from .. import setting_checks
-    from ..mtls import settings_errors
+    from ..common import setting_checks
+    from ..common.mtls import settings_errors
 
     errors: list[Any] = []
     if apps.is_installed("oauth_cc"):

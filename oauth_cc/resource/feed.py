@@ -7,7 +7,7 @@ until their ``exp``, the disabled and deleted clients, and the per-client cut-of
 ``ETag``. Every ``REVOCATION_FEED_POLL_SECONDS`` one worker of the site (a cache claim) asks for
 it with ``If-None-Match`` (an unchanged feed costs a 304) and shares the result through the
 cache; each worker adopts the shared copy into its own
-:class:`~oauth_cc.revocation_snapshot.Snapshot`, which the request path reads without a query,
+:class:`~oauth_cc.common.revocation_snapshot.Snapshot`, which the request path reads without a query,
 a cache read or a network call.
 
 When the feed has not been read for ``REVOCATION_FEED_STALE_SECONDS``,
@@ -26,11 +26,11 @@ from typing import Any
 
 from django.core.cache import caches
 
-from .. import hardened_http, json_input
+from ..common import hardened_http, json_input
+from ..common.errors import TemporarilyUnavailable
+from ..common.revocation_snapshot import Snapshot
+from ..common.shared import claim
 from ..conf import oauth_cc_settings
-from ..errors import TemporarilyUnavailable
-from ..revocation_snapshot import Snapshot
-from ..shared import claim
 from . import feed_auth
 
 logger = logging.getLogger("oauth_cc.resource")

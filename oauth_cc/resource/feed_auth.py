@@ -33,8 +33,14 @@ from urllib.parse import quote
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
-from .. import resets
-from ..algorithms import ALGORITHMS, ASSERTION_ALGORITHMS, MIN_RSA_BITS, algorithms_for_key_type, rsa_key_bits
+from ..common import resets
+from ..common.algorithms import (
+    ALGORITHMS,
+    ASSERTION_ALGORITHMS,
+    MIN_RSA_BITS,
+    algorithms_for_key_type,
+    rsa_key_bits,
+)
 from ..conf import oauth_cc_settings
 
 CLIENT_SECRET_BASIC = "client_secret_basic"

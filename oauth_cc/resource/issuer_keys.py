@@ -2,7 +2,7 @@
 
 Discovery: ``{ISSUER}/.well-known/oauth-authorization-server`` names the ``jwks_uri`` (and must
 name ``ISSUER`` as its ``issuer``, RFC 8414 §3.3); both are fetched with
-:mod:`oauth_cc.hardened_http`. The key set is fresh for its ``Cache-Control: max-age`` and
+:mod:`oauth_cc.common.hardened_http`. The key set is fresh for its ``Cache-Control: max-age`` and
 shared with the other workers through the cache (``CACHE_ALIAS``): one worker per site fetches
 it (a cache claim), the others adopt its copy. The background thread (:mod:`.sync`) refreshes it
 when it goes stale, so the request path only reads this worker's dict, except for:
@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 from django.core.cache import caches
 from jwcrypto.jwk import JWK
 
-from .. import hardened_http, json_input
-from ..algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS
+from ..common import hardened_http, json_input
+from ..common.algorithms import ACCESS_TOKEN_ALGORITHMS, ALGORITHMS
+from ..common.errors import TemporarilyUnavailable
+from ..common.jwks_validation import public_jwk
+from ..common.shared import Throttle, claim
 from ..conf import oauth_cc_settings
-from ..errors import TemporarilyUnavailable
-from ..jwks_validation import public_jwk
-from ..shared import Throttle, claim
 
 logger = logging.getLogger("oauth_cc.resource")
 
@@ -164,7 +164,10 @@ def fetch() -> dict[str, Any]:
 
 
 class IssuerKeys:
-    """A worker's copy of the issuer's keys; ``verifier(kid)`` is what :func:`oauth_cc.tokens.verify` asks."""
+    """A worker's copy of the issuer's keys.
+
+    ``verifier(kid)`` is what :func:`oauth_cc.common.tokens.verify` asks.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from .. import resets
+from ..common import resets
 from ..conf import oauth_cc_settings
 from .feed import FeedState
 from .issuer_keys import IssuerKeys
@@ -63,7 +63,7 @@ def _run() -> None:
 def reset() -> None:
     """Forget the issuer's keys and the revocation state of this worker.
 
-    Registered with :mod:`oauth_cc.resets`, as :mod:`oauth_cc.verification` registers its memo
+    Registered with :mod:`oauth_cc.common.resets`, as :mod:`oauth_cc.common.verification` registers its memo
     of verified tokens: both are forgotten when the settings change.
     """
     issuer_keys.reset()

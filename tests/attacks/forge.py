@@ -17,8 +17,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
-from oauth_cc import key_encryption
-from oauth_cc.keys import ensure_current_key
+from oauth_cc.issuer import key_encryption
+from oauth_cc.issuer.keys import ensure_current_key
 
 ISSUER = "http://testserver"
 

@@ -13,8 +13,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from oauth_cc import keys
-from oauth_cc.keys import ensure_current_key
+from oauth_cc.issuer import keys
+from oauth_cc.issuer.keys import ensure_current_key
 from tests.helpers import token_claims
 
 from . import expect

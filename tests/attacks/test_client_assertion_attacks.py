@@ -32,8 +32,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from oauth_cc.clients import set_active
-from oauth_cc.jws import b64url_decode
+from oauth_cc.common.jws import b64url_decode
+from oauth_cc.issuer.clients import set_active
 from oauth_cc.models import Application, RevokedToken, Scope, UsedAssertion
 from tests.assertion_helpers import ASSERTION_TYPE, ClientKey, generate_key, jwks_of
 from tests.conftest import basic_auth, form_post

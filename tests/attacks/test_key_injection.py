@@ -18,7 +18,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from jwt.algorithms import ECAlgorithm
 
-from oauth_cc import dpop, keys
+from oauth_cc.common import dpop
+from oauth_cc.issuer import keys
 from oauth_cc.models import UsedAssertion
 from tests import dpop_helpers as dh
 from tests.helpers import token_claims

@@ -186,7 +186,7 @@ def test_the_depth_check_is_linear_on_hostile_text(text):
     """A required closing quote made the string pattern retry at every escaped quote: 16 KB of
     \\" cost a second and a 2.5 MB API body hours. A megabyte must now take milliseconds; the
     timeout fails the test long before a quadratic scan would finish."""
-    from oauth_cc.json_input import JSONInputError, loads, nesting_depth
+    from oauth_cc.common.json_input import JSONInputError, loads, nesting_depth
 
     assert nesting_depth(text) >= 0
     with pytest.raises(JSONInputError):

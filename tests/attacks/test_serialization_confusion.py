@@ -15,8 +15,8 @@ from typing import Any
 import jwt
 import pytest
 
+from oauth_cc.common.verification import verified_tokens
 from oauth_cc.models import RevokedToken
-from oauth_cc.verification import verified_tokens
 from tests.conftest import form_post
 from tests.helpers import token_claims
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from oauth_cc.keys import ensure_current_key
+from oauth_cc.issuer.keys import ensure_current_key
 from tests.attacks import forge
 from tests.conftest import basic_auth, form_post
 
@@ -97,7 +97,7 @@ def genuine_token(client: Any, make_client: Any, site_key: SiteKey) -> Callable[
 @pytest.fixture
 def access_token(genuine_token: Callable[[], str]) -> str:
     """One genuine access token, checked to pass ``check_access_token`` before any test edits it."""
-    from oauth_cc.verification import check_access_token, verified_tokens
+    from oauth_cc.common.verification import check_access_token, verified_tokens
 
     token = genuine_token()
     assert check_access_token(token).client_id

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import assume, event, example, given, note
 from hypothesis import strategies as st
 
-from oauth_cc import assertions
-from oauth_cc.assertions import ParsedAssertion, parse_assertion
-from oauth_cc.errors import InvalidClient
-from oauth_cc.issuance import MAX_BODY_BYTES
-from oauth_cc.jws import REFUSED_HEADER_PARAMETERS
+from oauth_cc.common.errors import InvalidClient
+from oauth_cc.common.jws import REFUSED_HEADER_PARAMETERS
+from oauth_cc.common.verification import check_access_token
+from oauth_cc.issuer import assertions
+from oauth_cc.issuer.assertions import ParsedAssertion, parse_assertion
+from oauth_cc.issuer.issuance import MAX_BODY_BYTES
 from oauth_cc.models import UsedAssertion
-from oauth_cc.verification import check_access_token
 from tests.assertion_helpers import ClientKey, assertion_form, generate_key, jwks_of
 from tests.attacks import forge
 

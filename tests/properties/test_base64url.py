@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.jws.b64url_encode`` / ``b64url_decode``: strict, canonical base64url."""
+"""Properties of ``oauth_cc.common.jws.b64url_encode`` / ``b64url_decode``: strict, canonical base64url."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_cc.jws import MalformedJWS, b64url_decode, b64url_encode
+from oauth_cc.common.jws import MalformedJWS, b64url_decode, b64url_encode
 
 from .strategies import B64URL_ALPHABET
 

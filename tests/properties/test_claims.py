@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.claims``: the one reader of each kind of claim value."""
+"""Properties of ``oauth_cc.common.claims``: the one reader of each kind of claim value."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_cc import claims, json_input
-from oauth_cc.claims import MAX_NUMERIC_DATE, ClaimError
+from oauth_cc.common import claims, json_input
+from oauth_cc.common.claims import MAX_NUMERIC_DATE, ClaimError
 
 from .strategies import EDGE_NUMBERS, any_values, raw_scalars, unicode_text
 

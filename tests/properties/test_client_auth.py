@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.client_auth.presented_credentials``: which credentials a request carries.
+"""Properties of ``oauth_cc.issuer.client_auth.presented_credentials``: which credentials a request carries.
 
 Any ``Authorization`` header and any form parameters give a ``PresentedCredentials`` or an
 ``OAuthError`` subclass (``invalid_client``, ``invalid_request``): never another exception, and
@@ -18,13 +18,13 @@ from django.test import RequestFactory
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from oauth_cc.client_auth import (
+from oauth_cc.common.errors import InvalidClient, InvalidRequest, OAuthError
+from oauth_cc.issuer.client_auth import (
     JWT_BEARER_ASSERTION_TYPE,
     MAX_CLIENT_ID_LENGTH,
     PresentedCredentials,
     presented_credentials,
 )
-from oauth_cc.errors import InvalidClient, InvalidRequest, OAuthError
 from oauth_cc.models import TokenEndpointAuthMethod
 
 from .strategies import json_values, jws_shaped, unicode_text

@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.jwks_validation``: validating and reading a client's public JWK Set.
+"""Properties of ``oauth_cc.common.jwks_validation``: validating and reading a client's public JWK Set.
 
 ``validate_public_jwks`` (what an operator pastes, or a client's jwks_uri serves) raises only
 ``ValueError``; ``public_jwk`` returns a key or raises ``ValueError``; ``usable_keys`` never raises.
@@ -15,8 +15,8 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from jwcrypto.jwk import JWK
 
-from oauth_cc import jwks_validation
-from oauth_cc.algorithms import ALGORITHMS
+from oauth_cc.common import jwks_validation
+from oauth_cc.common.algorithms import ALGORITHMS
 
 from .strategies import B64URL_ALPHABET, any_values, json_values
 

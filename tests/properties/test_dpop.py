@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.dpop.check_proof``: the DPoP proof parser on attacker bytes.
+"""Properties of ``oauth_cc.common.dpop.check_proof``: the DPoP proof parser on attacker bytes.
 
 No database: ``check_proof`` does everything but single use, which is a separate call.
 """
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from oauth_cc import dpop
+from oauth_cc.common import dpop
 from tests import dpop_helpers as dh
 from tests.attacks import forge
 

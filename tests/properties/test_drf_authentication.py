@@ -22,11 +22,11 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
+from oauth_cc.common.verification import AccessToken
 from oauth_cc.contrib.rest_framework.authentication import (
     JWTAccessTokenAuthentication,
     MalformedAuthorization,
 )
-from oauth_cc.verification import AccessToken
 
 from .conftest import db_examples
 from .strategies import EDIT_KINDS, jws_shaped, one_character_edit

@@ -22,9 +22,10 @@ from django.test import RequestFactory
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from oauth_cc import issuance, tokens
-from oauth_cc.errors import InvalidRequest
-from oauth_cc.verification import check_access_token
+from oauth_cc.common import tokens
+from oauth_cc.common.errors import InvalidRequest
+from oauth_cc.common.verification import check_access_token
+from oauth_cc.issuer import issuance
 from tests.conftest import basic_auth, form_post
 
 from . import claims_hook

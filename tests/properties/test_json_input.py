@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.json_input.loads``: a value or ``JSONInputError``, never anything else."""
+"""Properties of ``oauth_cc.common.json_input.loads``: a value or ``JSONInputError``, never anything else."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_cc import json_input
-from oauth_cc.json_input import JSONInputError
+from oauth_cc.common import json_input
+from oauth_cc.common.json_input import JSONInputError
 
 from .strategies import depth, json_documents, json_values, nested_text, same, unicode_text
 

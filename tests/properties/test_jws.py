@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.jws``: parse, verify_signature and claims on attacker bytes."""
+"""Properties of ``oauth_cc.common.jws``: parse, verify_signature and claims on attacker bytes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from jwcrypto.jwk import JWK
 
-from oauth_cc import assertions, jws, tokens
-from oauth_cc.jws import REFUSED_HEADER_PARAMETERS, CompactJWS, HeaderPolicy, MalformedJWS
+from oauth_cc.common import jws, tokens
+from oauth_cc.common.jws import REFUSED_HEADER_PARAMETERS, CompactJWS, HeaderPolicy, MalformedJWS
+from oauth_cc.issuer import assertions
 from tests.attacks import forge
 
 from .strategies import (

@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.mtls.parse_header``, the forwarded client certificate header.
+"""Properties of ``oauth_cc.common.mtls.parse_header``, the forwarded client certificate header.
 
 Any string gives a certificate, ``None`` (empty only) or :class:`InvalidClientCertificate`:
 never another exception. A mutated genuine header is refused or is the one spelling, in the
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_cc.mtls import FORMATS, NGINX_ESCAPED_PEM, RFC9440, InvalidClientCertificate, parse_header
+from oauth_cc.common.mtls import FORMATS, NGINX_ESCAPED_PEM, RFC9440, InvalidClientCertificate, parse_header
 from tests.mtls_helpers import issue, make_ca
 
 from .strategies import unicode_text

@@ -1,4 +1,4 @@
-"""Properties of the RFC 8705 §2.1.2 certificate names an operator registers (``oauth_cc.mtls``).
+"""Properties of the RFC 8705 §2.1.2 certificate names an operator registers (``oauth_cc.common.mtls``).
 
 Any text is accepted or refused with ``ValueError`` (a sentence for the admin and the command),
 never another exception, and matching never raises. An IP address matches in every spelling
@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oauth_cc import mtls
+from oauth_cc.common import mtls
 
 from .strategies import unicode_text
 

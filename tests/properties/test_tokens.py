@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.tokens.verify``: claims or ``InvalidToken``; what was signed comes back.
+"""Properties of ``oauth_cc.common.tokens.verify``: claims or ``InvalidToken``; what was signed comes back.
 
 Tokens are signed with the site's real key: by the site itself (``tokens.sign``) for the round
 trip, and by PyJWT over bytes these tests choose (``SiteKey.sign``) for hostile headers and
@@ -22,9 +22,9 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import event, example, given, note
 from hypothesis import strategies as st
 
-from oauth_cc import json_input, tokens
-from oauth_cc.claims import MAX_NUMERIC_DATE
-from oauth_cc.tokens import InvalidToken
+from oauth_cc.common import json_input, tokens
+from oauth_cc.common.claims import MAX_NUMERIC_DATE
+from oauth_cc.common.tokens import InvalidToken
 
 from .conftest import ISSUER, SiteKey, db_examples
 from .strategies import (
@@ -83,7 +83,7 @@ def identifier(value: Any, longest: int) -> bool:
 
 
 def claims_acceptable(claims: Any, now: float = NOW) -> bool:
-    """RFC 9068 §4 for this site, written independently of oauth_cc.claims and oauth_cc.tokens."""
+    """RFC 9068 §4 for this site, written independently of oauth_cc.common.claims and .tokens."""
     if not isinstance(claims, dict):
         return False
     aud = claims.get("aud")

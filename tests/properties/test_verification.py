@@ -1,4 +1,4 @@
-"""Properties of ``oauth_cc.verification.check_access_token``: the per-request check and its memo.
+"""Properties of ``oauth_cc.common.verification.check_access_token``: the per-request check and its memo.
 
 The memo (``verified_tokens``) must only ever hold tokens whose signature and claims were valid,
 so junk cannot push memory up or evict real entries.
@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import event, example, given, note
 from hypothesis import strategies as st
 
-from oauth_cc.tokens import InvalidToken
-from oauth_cc.verification import AccessToken, check_access_token, verified_tokens
+from oauth_cc.common.tokens import InvalidToken
+from oauth_cc.common.verification import AccessToken, check_access_token, verified_tokens
 
 from .conftest import ISSUER, SiteKey, db_examples
 from .strategies import (

@@ -1,6 +1,6 @@
 """Both sides: DRF authentication with RFC 9068 JWT access tokens, checked locally (no database query).
 
-``request.auth`` is an :class:`oauth_cc.verification.AccessToken` (``client_id``, ``scopes``,
+``request.auth`` is an :class:`oauth_cc.common.verification.AccessToken` (``client_id``, ``scopes``,
 ``claims``). ``request.user`` is the client's run-as user, loaded lazily on first use (so a
 view that does not touch it makes no query), or ``AnonymousUser``.
 
@@ -23,12 +23,12 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from ... import dpop
+from ...common import dpop
+from ...common.errors import TemporarilyUnavailable, client_safe
+from ...common.mtls import BindingError, check_binding
+from ...common.tokens import InvalidToken
+from ...common.verification import AccessToken, check_access_token
 from ...conf import oauth_cc_settings
-from ...errors import TemporarilyUnavailable, client_safe
-from ...mtls import BindingError, check_binding
-from ...tokens import InvalidToken
-from ...verification import AccessToken, check_access_token
 
 REALM = "api"
 logger = logging.getLogger("oauth_cc.authentication")
@@ -44,8 +44,8 @@ def _run_as_user(client_id: str) -> Any:
 
     if oauth_cc_settings.resource_only:
         return AnonymousUser()  # a resource-only service has no clients, so no run-as users
-    from ... import outage
-    from ...state import client_cache
+    from ...issuer import outage
+    from ...issuer.state import client_cache
 
     try:
         record = client_cache.client(client_id)

@@ -26,7 +26,7 @@ from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from ...verification import AccessToken
+from ...common.verification import AccessToken
 from .authentication import REALM
 
 

@@ -11,7 +11,7 @@ a rate, the DRF way::
 It keys on the token's ``client_id``, not the address and not the token string, so a client
 cannot reset its count by fetching a new token. Unlike DRF's ``SimpleRateThrottle`` (a
 ``get`` of a timestamp list, then a ``set``: concurrent requests on several workers all pass),
-it counts with the cache's atomic ``incr`` (:mod:`oauth_cc.ratelimit`), in the
+it counts with the cache's atomic ``incr`` (:mod:`oauth_cc.common.ratelimit`), in the
 ``OAUTH_CC["CACHE_ALIAS"]`` cache. Requests without an oauth_cc access token are not throttled
 by it: pair it with DRF's ``AnonRateThrottle`` where anonymous requests reach a view.
 Over the limit DRF answers 429 with ``Retry-After`` (``wait()``).
@@ -26,8 +26,8 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from ... import ratelimit
-from ...verification import AccessToken
+from ...common import ratelimit
+from ...common.verification import AccessToken
 from .authentication import CheckUnavailable
 
 

@@ -1,9 +1,9 @@
 """Issuer side: ``manage.py oauth_cc``: manage scopes, API clients and signing keys from the shell.
 
-Every change goes through :mod:`oauth_cc.clients` (shared with the admin) or
-:func:`oauth_cc.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
+Every change goes through :mod:`oauth_cc.issuer.clients` (shared with the admin) or
+:func:`oauth_cc.issuer.keys.rotate`. Bad input ends with a ``CommandError`` whose message says what
 to fix, and changes nothing. Secrets are printed once, when they are created, and never again.
-Every subcommand that changes something records one audit event (:mod:`oauth_cc.audit`) with
+Every subcommand that changes something records one audit event (:mod:`oauth_cc.issuer.audit`) with
 the OS user as the actor, in the transaction of the change; ``oauth_cc audit`` prints them.
 """
 
@@ -23,19 +23,11 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from oauth_cc import (
-    audit,
-    clients,
-    generation,
-    json_input,
-    key_encryption,
-    keys,
-    revocation,
-    stale,
-    usage_counts,
-)
-from oauth_cc.algorithms import ACCESS_TOKEN_ALGORITHMS
+from oauth_cc.common import json_input
+from oauth_cc.common.algorithms import ACCESS_TOKEN_ALGORITHMS
+from oauth_cc.common.mtls import CERTIFICATE_NAMES
 from oauth_cc.conf import oauth_cc_settings
+from oauth_cc.issuer import audit, clients, generation, key_encryption, keys, revocation, stale, usage_counts
 from oauth_cc.models import (
     Application,
     AuditAction,
@@ -44,7 +36,6 @@ from oauth_cc.models import (
     SigningKey,
     TokenEndpointAuthMethod,
 )
-from oauth_cc.mtls import CERTIFICATE_NAMES
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -125,7 +116,7 @@ def client_details(application: Application) -> dict[str, Any]:
 def _thumbprints(application: Application) -> list[dict[str, str]]:
     if not application.client_jwks:
         return []
-    from oauth_cc.jwks_validation import jwk_thumbprints
+    from oauth_cc.common.jwks_validation import jwk_thumbprints
 
     return [
         {"kid": kid, "thumbprint": thumbprint} for kid, thumbprint in jwk_thumbprints(application.client_jwks)
@@ -803,7 +794,7 @@ class Command(BaseCommand):
 
     # -- export ----------------------------------------------------------------------------
     def export_postman(self, *, client_id: str | None, base_url: str | None, **_: Any) -> None:
-        from oauth_cc import postman
+        from oauth_cc.issuer import postman
 
         application = clients.get_client(client_id) if client_id is not None else None
         if base_url is not None:

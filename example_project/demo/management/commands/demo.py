@@ -24,10 +24,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.urls import reverse
 
-from oauth_cc import audit, clients
 from oauth_cc.conf import oauth_cc_settings
+from oauth_cc.issuer import audit, clients
+from oauth_cc.issuer.resource_indicators import is_resource_identifier
 from oauth_cc.models import Application, Scope, TokenEndpointAuthMethod
-from oauth_cc.resource_indicators import is_resource_identifier
 
 CLIENT_NAME = "demo-client"
 RESOURCE_CLIENT_NAME = "resource-service"
