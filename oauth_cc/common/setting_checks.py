@@ -69,6 +69,7 @@ RESOURCE_NUMERIC_SETTINGS: tuple[str, ...] = (
     "ISSUER_UNKNOWN_KID_REFETCH_SECONDS",
     "DPOP_PROOF_MAX_AGE",
     "DPOP_NONCE_LIFETIME",
+    "TRUSTED_PROXY_COUNT",  # the client address behind proxies (common.ratelimit)
 )
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
