@@ -676,6 +676,7 @@ def migrate(targets: list[tuple[str, str]]) -> Any:
     return executor.loader.project_state(targets).apps
 
 
+@pytest.mark.migrations
 @pytest.mark.django_db(transaction=True)
 def test_migration_encrypts_plaintext_rows_and_is_reversible():
     plain_jwk = keys.generate_jwk("ES256")
@@ -710,6 +711,7 @@ def test_migration_encrypts_plaintext_rows_and_is_reversible():
         new_worker()
 
 
+@pytest.mark.migrations
 @pytest.mark.django_db(transaction=True)
 def test_migration_backwards_refuses_undecryptable_rows_and_changes_nothing():
     try:
@@ -726,6 +728,7 @@ def test_migration_backwards_refuses_undecryptable_rows_and_changes_nothing():
         new_worker()
 
 
+@pytest.mark.migrations
 @pytest.mark.django_db(transaction=True)
 def test_migration_forwards_leaves_encrypted_rows_alone():
     try:
