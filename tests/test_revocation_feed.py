@@ -133,6 +133,126 @@ def test_parse_refuses_a_malformed_feed(change, message):
     assert str(raised.value) == message
 
 
+RESOURCE_FEED_SETTINGS = {
+    "ISSUER": ISSUER,
+    "RESOURCE_CLIENT_ID": "reader",
+    "RESOURCE_CLIENT_SECRET": "s3cret",
+    "ISSUER_ALLOW_INSECURE": True,
+}
+
+
+def serve_feed(monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+    """Make the hardened fetcher answer ``body`` (a 200) to every feed request."""
+    fetched = hardened_http.Fetched(status=200, headers={"etag": '"1"'}, body=body)
+    monkeypatch.setattr(hardened_http, "get", lambda url, **kwargs: fetched)
+
+
+def feed_with_cutoff(number: str) -> bytes:
+    """A feed whose one cut-off is ``number``, written as JSON text exactly as given."""
+    head = {**FEED_DOC, "revoked_jtis": [], "tokens_valid_after": {}}
+    return (json.dumps(head, separators=(",", ":"))[: -len("{}}")] + '{"c":' + number + "}}").encode()
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" + "0" * 400,  # an int float() cannot convert (OverflowError)
+        "1e400",  # inf to the JSON decoder
+        "-1e400",
+        "-1",
+        "253402300800",  # past the end of year 9999
+        "1e308",
+        '"100"',
+        "null",
+    ],
+)
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_cutoff_that_is_not_a_numericdate_is_a_fetch_error(monkeypatch, number):
+    serve_feed(monkeypatch, feed_with_cutoff(number))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.fetch(None)
+    assert str(raised.value) == NOT_TIMES
+
+
+@pytest.mark.parametrize(("number", "seconds"), [("0", 0.0), ("253402300799", 253402300799.0), ("1.5", 1.5)])
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_cutoff_within_the_numericdate_range_is_read(monkeypatch, number, seconds):
+    serve_feed(monkeypatch, feed_with_cutoff(number))
+    assert feed.fetch(None)["snapshot"].valid_after == {"c": seconds}
+
+
+def broken_parse(document: Any) -> Snapshot:
+    raise OverflowError("int too large to convert to float: 1000000000")
+
+
+@override_settings(OAUTH_CC={**RESOURCE_FEED_SETTINGS, "REVOCATION_FEED_STALE_SECONDS": 3600})
+def test_an_unexpected_error_in_a_poll_is_one_logged_failure_and_the_last_state_stays(monkeypatch, caplog):
+    monkeypatch.setattr(feed, "claim", lambda key, seconds: True)  # every poll fetches
+    serve_feed(monkeypatch, json.dumps(FEED_DOC).encode())
+    state = feed.FeedState()
+    state.poll()
+    held = state.current()
+    assert "j1" in held.revoked_jtis
+    real_parse = feed.parse
+    monkeypatch.setattr(feed, "parse", broken_parse)
+    caplog.clear()
+    state.poll()  # does not raise
+    state.poll()
+    failures = [r.getMessage() for r in caplog.records if "revocation feed" in r.getMessage()]
+    assert failures == [
+        "oauth_cc could not read the issuer's revocation feed: an unexpected OverflowError while reading it"
+    ]
+    assert state.current() is held  # "keep": the last state read
+    monkeypatch.setattr(feed, "parse", real_parse)
+    state.poll()
+    assert caplog.records[-1].getMessage() == "oauth_cc reads the issuer's revocation feed again"
+
+
+@pytest.mark.parametrize(
+    "entry", [{}, {"checked_at": "x", "snapshot": None}, {"checked_at": 1e12, "snapshot": "not one"}, [1]]
+)
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_shared_entry_of_another_shape_is_not_adopted(monkeypatch, entry):
+    from django.core.cache import caches
+
+    caches["default"].set(feed._key("state"), entry)
+    monkeypatch.setattr(feed, "claim", lambda key, seconds: False)  # another worker polls
+    state = feed.FeedState()
+    state._snapshot = held = Snapshot()
+    state.poll()  # no KeyError, TypeError or ValueError
+    assert state.current() is held
+
+
+@override_settings(OAUTH_CC={**RESOURCE_FEED_SETTINGS, "REVOCATION_FEED_UNREACHABLE": "refuse"})
+def test_an_unexpected_error_in_a_workers_first_poll_is_a_503_not_the_exception(monkeypatch, caplog):
+    from oauth_cc.common.errors import TemporarilyUnavailable
+
+    serve_feed(monkeypatch, json.dumps(FEED_DOC).encode())
+    monkeypatch.setattr(feed, "parse", broken_parse)
+    with pytest.raises(TemporarilyUnavailable) as raised:
+        feed.FeedState().current()
+    assert raised.value.description == ("The issuer's revocation state could not be read yet; retry shortly.")
+    assert "1000000000" not in caplog.text  # the message may quote the document: only its type
+
+
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_an_unexpected_error_while_fetching_the_keys_is_one_logged_failure(monkeypatch, caplog):
+    from oauth_cc.common.errors import TemporarilyUnavailable
+
+    def broken(url: str, *, what: str) -> Any:
+        raise OverflowError("int too large to convert to float: 1000000000")
+
+    monkeypatch.setattr(issuer_keys, "_get_json", broken)
+    keys = issuer_keys.IssuerKeys()
+    for _ in range(2):
+        with pytest.raises(TemporarilyUnavailable) as raised:
+            keys.verifier("k1")
+        assert raised.value.description == "The issuer's signing keys could not be fetched; retry shortly."
+    assert [r.getMessage() for r in caplog.records] == [
+        "oauth_cc could not fetch the issuer's keys: an unexpected OverflowError while reading them"
+    ]
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
