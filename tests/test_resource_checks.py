@@ -207,7 +207,11 @@ def test_every_numeric_setting_a_resource_module_reads_is_checked() -> None:
     from pathlib import Path
 
     package = Path(__file__).resolve().parent.parent / "oauth_cc"
-    sources = [*package.joinpath("resource").glob("*.py"), package / "verification.py", package / "dpop.py"]
+    sources = [
+        *package.joinpath("resource").glob("*.py"),
+        package / "common" / "verification.py",
+        package / "common" / "dpop.py",
+    ]
     read = {
         name for path in sources for name in NUMERIC_SETTINGS if re.search(rf"\b{name}\b", path.read_text())
     }
@@ -329,6 +333,79 @@ def test_e106_a_private_key_that_cannot_be_used(
     assert [(e.id, e.msg) for e in found] == [("oauth_cc.E106", sentence)]
     assert "registered for the service's client on the issuer" in found[0].hint
     assert "PRIVATE KEY-----\n" not in found[0].msg + found[0].hint  # never the key itself
+
+
+def _ec_private_jwk() -> dict[str, str]:
+    import json
+
+    from jwcrypto.jwk import JWK
+
+    return json.loads(JWK.generate(kty="EC", crv="P-256").export_private())
+
+
+EC_PRIVATE = _ec_private_jwk()
+KEY = "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY']"
+
+
+@pytest.mark.parametrize(
+    ("key", "sentence"),
+    [
+        (
+            # jwcrypto parses lazily: cryptography's "e must be >= 3 and < n." escaped `check`.
+            '{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}',
+            f"{KEY} is not a valid RSA private key: its members (n, e, d, p, q, dp, dq and qi) do not "
+            "make one; check that it was copied whole.",
+        ),
+        (
+            {**EC_PRIVATE, "x": EC_PRIVATE["y"]},  # a point off the curve
+            f"{KEY} is not a valid EC private key: its members do not make one; check that it was "
+            "copied whole.",
+        ),
+        (
+            {**EC_PRIVATE, "use": "enc"},
+            f'{KEY} has a "use" other than "sig"; give "use": "sig" or leave "use" out.',
+        ),
+        (
+            {**EC_PRIVATE, "key_ops": ["verify"]},
+            f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
+        ),
+    ],
+)
+def test_e106_a_jwk_that_cannot_sign(key: Any, sentence: str) -> None:
+    jwt_settings = {
+        **without("RESOURCE_CLIENT_SECRET"),
+        "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt",
+        "RESOURCE_CLIENT_PRIVATE_KEY": key,
+    }
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [e for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert [(e.id, e.msg) for e in found] == [("oauth_cc.E106", sentence)]
+    shown = found[0].msg + found[0].hint
+    assert EC_PRIVATE["d"] not in shown and EC_PRIVATE["x"] not in shown and "AQAB" not in shown
+
+
+def test_e106_a_library_error_while_loading_the_key_is_named_by_its_type(
+    private_pem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauth_cc.resource import feed_auth
+
+    def refuse(value: Any, **options: Any) -> Any:
+        raise RuntimeError(f"cannot use {value}")  # a message quoting the key
+
+    monkeypatch.setattr(feed_auth, "load_signing_key", refuse)
+    jwt_settings = {
+        **without("RESOURCE_CLIENT_SECRET"),
+        "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt",
+        "RESOURCE_CLIENT_PRIVATE_KEY": private_pem,
+    }
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert found == [
+        (
+            "oauth_cc.E106",
+            f"{KEY} could not be loaded (RuntimeError); check that it was copied whole.",
+        )
+    ]
 
 
 def test_a_key_is_not_loaded_for_a_secret_method() -> None:

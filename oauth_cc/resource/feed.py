@@ -100,6 +100,13 @@ def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, An
         credentials = feed_auth.feed_request()
     except feed_auth.KeyProblem as exc:
         raise hardened_http.FetchError(str(exc)) from None
+    except Exception as exc:
+        # E106 loads the key at start-up; a key that loads and still cannot sign (a library's
+        # own refusal) fails the poll with a sentence too. Its message may quote the key.
+        raise hardened_http.FetchError(
+            f"OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY'] could not sign the feed request "
+            f"({type(exc).__name__}); run manage.py check"
+        ) from None
     headers = dict(credentials.headers)
     if shared is not None and shared.get("etag"):
         headers["If-None-Match"] = str(shared["etag"])
