@@ -94,6 +94,65 @@ def test_feed_lists_revocations_and_an_unchanged_feed_is_a_304(client, reader, m
     )
 
 
+@pytest.fixture
+def encodings(monkeypatch) -> list[Snapshot]:
+    """The snapshots whose feed body is built, in order (a spy on revocation.encode_feed)."""
+    from oauth_cc.issuer import revocation
+
+    built: list[Snapshot] = []
+    encode = revocation.encode_feed
+
+    def spy(snapshot: Snapshot, issuer: str) -> bytes:
+        built.append(snapshot)
+        return encode(snapshot, issuer)
+
+    monkeypatch.setattr(revocation, "encode_feed", spy)
+    return built
+
+
+def test_an_unchanged_feed_is_built_once_and_a_304_builds_nothing(client, reader, make_client, encodings):
+    first = get_feed(client, reader)
+    again = get_feed(client, reader)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.content == first.content and again["ETag"] == first["ETag"]
+    assert len(encodings) == 1
+    unchanged = get_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert unchanged.status_code == 304 and unchanged["ETag"] == first["ETag"]
+    assert len(encodings) == 1
+
+    application, _ = make_client("svc")
+    set_active(application, False)  # a change of the state: a new snapshot
+
+    changed = get_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200
+    assert changed.json()["disabled_clients"] == [application.client_id]
+    assert changed["ETag"] != first["ETag"]
+    assert len(encodings) == 2 and encodings[1] is not encodings[0]
+    assert get_feed(client, reader, HTTP_IF_NONE_MATCH=changed["ETag"]).status_code == 304
+    assert len(encodings) == 2
+
+
+def test_the_feed_memo_follows_the_snapshot_object_and_the_issuer(encodings):
+    from oauth_cc.issuer.revocation import FeedMemo
+
+    memo = FeedMemo()
+    snapshot = Snapshot(revoked_jtis=frozenset({"j1"}))
+    first = memo.document(snapshot, ISSUER)
+    assert memo.document(snapshot, ISSUER) is first
+    assert json.loads(first.body)["revoked_jtis"] == ["j1"]
+    # An equal snapshot is another state read (it may hold jtis expired since): built again.
+    equal = Snapshot(revoked_jtis=frozenset({"j1"}))
+    assert memo.document(equal, ISSUER) == first
+    assert len(encodings) == 2
+    other_issuer = memo.document(equal, "https://other.example")
+    assert json.loads(other_issuer.body)["issuer"] == "https://other.example"
+    assert other_issuer.etag != first.etag
+    memo.reset()
+    memo.document(equal, "https://other.example")
+    assert len(encodings) == 4
+    assert "body" not in repr(first)  # a log line never holds 2.5 MB
+
+
 NOT_TIMES = "the revocation feed's tokens_valid_after is not an object of times"
 FEED_DOC = {
     "issuer": ISSUER,
