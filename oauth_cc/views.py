@@ -7,7 +7,6 @@ database that cannot be reached with a JSON 503 ``temporarily_unavailable`` (:mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -115,25 +114,16 @@ def revocation_feed(request: HttpRequest) -> HttpResponse:
         raise introspection.UnauthorizedIntrospection(
             "This client is not allowed to read the revocation feed."
         )
-    snapshot = revocation.revocation_state.current()
-    body = json.dumps(
-        {
-            "issuer": oauth_cc_settings.issuer,
-            "revoked_jtis": sorted(snapshot.revoked_jtis),
-            "disabled_clients": sorted(snapshot.disabled_clients),
-            "deleted_clients": sorted(snapshot.deleted_clients),
-            "tokens_valid_after": dict(sorted(snapshot.valid_after.items())),
-        },
-        separators=(",", ":"),
-    ).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+    # The body and ETag are built once per change of the state (revocation.FeedMemo): an
+    # unchanged feed costs the authentication and a comparison, whatever its size.
+    feed = revocation.feed_memo.document(revocation.revocation_state.current(), oauth_cc_settings.issuer)
+    headers = {"ETag": feed.etag, "Cache-Control": "private, no-cache"}
+    if _etag_matches(request.headers.get("If-None-Match", ""), feed.etag):
         # Also to a POST, although RFC 9110 §13.2.1 would answer it 412: here POST is only a way
         # to carry credentials in a body (as for introspection); the request reads the feed and
         # changes nothing, and its reader wants "unchanged", not an error.
         return HttpResponse(status=304, headers=headers)
-    return HttpResponse(body, content_type="application/json", headers=headers)
+    return HttpResponse(feed.body, content_type="application/json", headers=headers)
 
 
 @oauth_endpoint("GET", "HEAD")

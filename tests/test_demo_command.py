@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import stat
 import subprocess
 import tempfile
@@ -317,22 +318,117 @@ def test_demo_keeps_the_previous_secrets_when_the_resource_env_cannot_be_written
     assert audience(token_request(client, before)) == "http://testserver"
 
 
+#: A URL the demo accepts (no $, quote, backquote or backslash) that runs commands in an unquoted
+#: shell word: each ``touch>pwned`` creates the file ``pwned`` through its redirection.
+SHELL_URL = "http://127.0.0.1:8001/a;touch>pwned&(touch>pwned)|touch>pwned"
+
+
 def test_demo_resource_env_quotes_a_hostile_resource_url_so_sourcing_runs_nothing(db, tmp_path):
     # Attack class: shell injection through a value written into a file that sh sources.
-    url = "http://127.0.0.1:8001/';touch${IFS}pwned;'$(touch${IFS}pwned)`touch${IFS}pwned`"
     env_file = tmp_path / "resource.env"
 
-    demo("--resource-url", url, "--resource-env", str(env_file))
+    demo("--resource-url", SHELL_URL, "--resource-env", str(env_file))
 
-    assert sourced(env_file, "OAUTH_CC_RESOURCE_IDENTIFIER") == [url]
+    assert sourced(env_file, "OAUTH_CC_RESOURCE_IDENTIFIER") == [SHELL_URL]
     assert not (tmp_path / "pwned").exists()
     assert not Path("pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8001/$(touch${IFS}pwned)",
+        "http://127.0.0.1:8001/`touch${IFS}pwned`",
+        "http://127.0.0.1:8001/';touch>pwned;'",
+        'http://127.0.0.1:8001/";touch>pwned;"',
+        "http://127.0.0.1:8001/\\",
+    ],
+)
+def test_demo_refuses_a_resource_url_with_shell_quoting_characters_and_changes_nothing(db, url):
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-url", url)
+
+    assert str(raised.value) == (
+        f'--resource-url "{url}" contains $, a backquote, a quote or a backslash; give the resource '
+        "service's plain URL, such as http://127.0.0.1:8001."
+    )
+    assert not Application.objects.exists()
+
+
+def pasted(output: str, directory: Path, *names: str) -> list[str]:
+    """Paste the walkthrough's assignment lines into ``sh`` in ``directory``: the values it gets."""
+    lines = [
+        line for line in output.splitlines() if re.match(r"^(ISSUER|RESOURCE|CLIENT_ID|CLIENT_SECRET)=", line)
+    ]
+    assert len(lines) == 4, output
+    script = "\n".join(lines) + "\n" + "".join(f'printf "%s\\0" "${name}"\n' for name in names)
+    done = subprocess.run(["sh", "-c", script], cwd=directory, capture_output=True, check=True, timeout=30)
+    return done.stdout.decode().split("\0")[:-1]
+
+
+def test_demo_walkthrough_quotes_the_resource_url_so_pasting_runs_nothing(db, tmp_path):
+    # Attack class: shell injection through a value printed into lines a person pastes into sh.
+    output = demo("--resource-url", SHELL_URL)
+
+    assert pasted(output, tmp_path, "RESOURCE", "ISSUER") == [SHELL_URL, "http://testserver"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_demo_walkthrough_quotes_the_issuer_so_pasting_runs_nothing(db, tmp_path, settings):
+    issuer = "http://testserver/$(touch${IFS}pwned)`touch${IFS}pwned`'\""
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "ISSUER": issuer}
+
+    output = demo()
+
+    assert pasted(output, tmp_path, "ISSUER", "RESOURCE") == [issuer, RESOURCE]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_demo_runserver_line_quotes_the_resource_host(db):
+    output = demo("--resource-url", "http://127.0.0.1:8001;touch>pwned/")
+
+    line = next(line for line in output.splitlines() if "manage.py runserver" in line)
+    # punctuation_chars: an unquoted ";" or ">" would end the word, as in sh.
+    words = list(shlex.shlex(line, posix=True, punctuation_chars=True))
+    assert words[-1] == "127.0.0.1:8001;touch>pwned"
+
+
+def test_demo_resource_env_that_is_a_symbolic_link_is_refused_before_any_change(db, tmp_path):
+    # Attack class: a link planted where the secret-bearing file goes, to replace its target.
+    target = tmp_path / "important.txt"
+    target.write_text("important\n")
+    target.chmod(0o644)
+    link = tmp_path / "resource.env"
+    link.symlink_to(target)
+
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-env", str(link))
+
+    assert str(raised.value) == (
+        f"--resource-env: {link} is a symbolic link; give the path of the file itself (the secret is "
+        "never written through a link)."
+    )
+    assert target.read_text() == "important\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert link.is_symlink()
+    assert not Application.objects.exists()
+
+
+def test_demo_resource_env_in_a_linked_directory_is_written_in_the_directory(db, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked").symlink_to(real)
+
+    demo("--resource-env", str(tmp_path / "linked" / "resource.env"))
+
+    assert (real / "resource.env").is_file() and not (real / "resource.env").is_symlink()
 
 
 @settings(max_examples=50, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(["A", "B_1", "OAUTH_CC_X"]), st.text(st.characters(exclude_characters="\0"))
+        st.sampled_from(["A", "B_1", "OAUTH_CC_X"]),
+        st.text(st.characters(exclude_characters="\0", exclude_categories=("Cs",))),
     )
 )
 def test_env_file_text_reads_back_exactly_in_sh(values):

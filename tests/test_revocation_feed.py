@@ -94,6 +94,65 @@ def test_feed_lists_revocations_and_an_unchanged_feed_is_a_304(client, reader, m
     )
 
 
+@pytest.fixture
+def encodings(monkeypatch) -> list[Snapshot]:
+    """The snapshots whose feed body is built, in order (a spy on revocation.encode_feed)."""
+    from oauth_cc.issuer import revocation
+
+    built: list[Snapshot] = []
+    encode = revocation.encode_feed
+
+    def spy(snapshot: Snapshot, issuer: str) -> bytes:
+        built.append(snapshot)
+        return encode(snapshot, issuer)
+
+    monkeypatch.setattr(revocation, "encode_feed", spy)
+    return built
+
+
+def test_an_unchanged_feed_is_built_once_and_a_304_builds_nothing(client, reader, make_client, encodings):
+    first = get_feed(client, reader)
+    again = get_feed(client, reader)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.content == first.content and again["ETag"] == first["ETag"]
+    assert len(encodings) == 1
+    unchanged = get_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert unchanged.status_code == 304 and unchanged["ETag"] == first["ETag"]
+    assert len(encodings) == 1
+
+    application, _ = make_client("svc")
+    set_active(application, False)  # a change of the state: a new snapshot
+
+    changed = get_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200
+    assert changed.json()["disabled_clients"] == [application.client_id]
+    assert changed["ETag"] != first["ETag"]
+    assert len(encodings) == 2 and encodings[1] is not encodings[0]
+    assert get_feed(client, reader, HTTP_IF_NONE_MATCH=changed["ETag"]).status_code == 304
+    assert len(encodings) == 2
+
+
+def test_the_feed_memo_follows_the_snapshot_object_and_the_issuer(encodings):
+    from oauth_cc.issuer.revocation import FeedMemo
+
+    memo = FeedMemo()
+    snapshot = Snapshot(revoked_jtis=frozenset({"j1"}))
+    first = memo.document(snapshot, ISSUER)
+    assert memo.document(snapshot, ISSUER) is first
+    assert json.loads(first.body)["revoked_jtis"] == ["j1"]
+    # An equal snapshot is another state read (it may hold jtis expired since): built again.
+    equal = Snapshot(revoked_jtis=frozenset({"j1"}))
+    assert memo.document(equal, ISSUER) == first
+    assert len(encodings) == 2
+    other_issuer = memo.document(equal, "https://other.example")
+    assert json.loads(other_issuer.body)["issuer"] == "https://other.example"
+    assert other_issuer.etag != first.etag
+    memo.reset()
+    memo.document(equal, "https://other.example")
+    assert len(encodings) == 4
+    assert "body" not in repr(first)  # a log line never holds 2.5 MB
+
+
 NOT_TIMES = "the revocation feed's tokens_valid_after is not an object of times"
 FEED_DOC = {
     "issuer": ISSUER,
@@ -131,6 +190,126 @@ def test_parse_refuses_a_malformed_feed(change, message):
     with pytest.raises(hardened_http.FetchError) as raised:
         feed.parse({**FEED_DOC, **change})
     assert str(raised.value) == message
+
+
+RESOURCE_FEED_SETTINGS = {
+    "ISSUER": ISSUER,
+    "RESOURCE_CLIENT_ID": "reader",
+    "RESOURCE_CLIENT_SECRET": "s3cret",
+    "ISSUER_ALLOW_INSECURE": True,
+}
+
+
+def serve_feed(monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+    """Make the hardened fetcher answer ``body`` (a 200) to every feed request."""
+    fetched = hardened_http.Fetched(status=200, headers={"etag": '"1"'}, body=body)
+    monkeypatch.setattr(hardened_http, "get", lambda url, **kwargs: fetched)
+
+
+def feed_with_cutoff(number: str) -> bytes:
+    """A feed whose one cut-off is ``number``, written as JSON text exactly as given."""
+    head = {**FEED_DOC, "revoked_jtis": [], "tokens_valid_after": {}}
+    return (json.dumps(head, separators=(",", ":"))[: -len("{}}")] + '{"c":' + number + "}}").encode()
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" + "0" * 400,  # an int float() cannot convert (OverflowError)
+        "1e400",  # inf to the JSON decoder
+        "-1e400",
+        "-1",
+        "253402300800",  # past the end of year 9999
+        "1e308",
+        '"100"',
+        "null",
+    ],
+)
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_cutoff_that_is_not_a_numericdate_is_a_fetch_error(monkeypatch, number):
+    serve_feed(monkeypatch, feed_with_cutoff(number))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.fetch(None)
+    assert str(raised.value) == NOT_TIMES
+
+
+@pytest.mark.parametrize(("number", "seconds"), [("0", 0.0), ("253402300799", 253402300799.0), ("1.5", 1.5)])
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_cutoff_within_the_numericdate_range_is_read(monkeypatch, number, seconds):
+    serve_feed(monkeypatch, feed_with_cutoff(number))
+    assert feed.fetch(None)["snapshot"].valid_after == {"c": seconds}
+
+
+def broken_parse(document: Any) -> Snapshot:
+    raise OverflowError("int too large to convert to float: 1000000000")
+
+
+@override_settings(OAUTH_CC={**RESOURCE_FEED_SETTINGS, "REVOCATION_FEED_STALE_SECONDS": 3600})
+def test_an_unexpected_error_in_a_poll_is_one_logged_failure_and_the_last_state_stays(monkeypatch, caplog):
+    monkeypatch.setattr(feed, "claim", lambda key, seconds: True)  # every poll fetches
+    serve_feed(monkeypatch, json.dumps(FEED_DOC).encode())
+    state = feed.FeedState()
+    state.poll()
+    held = state.current()
+    assert "j1" in held.revoked_jtis
+    real_parse = feed.parse
+    monkeypatch.setattr(feed, "parse", broken_parse)
+    caplog.clear()
+    state.poll()  # does not raise
+    state.poll()
+    failures = [r.getMessage() for r in caplog.records if "revocation feed" in r.getMessage()]
+    assert failures == [
+        "oauth_cc could not read the issuer's revocation feed: an unexpected OverflowError while reading it"
+    ]
+    assert state.current() is held  # "keep": the last state read
+    monkeypatch.setattr(feed, "parse", real_parse)
+    state.poll()
+    assert caplog.records[-1].getMessage() == "oauth_cc reads the issuer's revocation feed again"
+
+
+@pytest.mark.parametrize(
+    "entry", [{}, {"checked_at": "x", "snapshot": None}, {"checked_at": 1e12, "snapshot": "not one"}, [1]]
+)
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_shared_entry_of_another_shape_is_not_adopted(monkeypatch, entry):
+    from django.core.cache import caches
+
+    caches["default"].set(feed._key("state"), entry)
+    monkeypatch.setattr(feed, "claim", lambda key, seconds: False)  # another worker polls
+    state = feed.FeedState()
+    state._snapshot = held = Snapshot()
+    state.poll()  # no KeyError, TypeError or ValueError
+    assert state.current() is held
+
+
+@override_settings(OAUTH_CC={**RESOURCE_FEED_SETTINGS, "REVOCATION_FEED_UNREACHABLE": "refuse"})
+def test_an_unexpected_error_in_a_workers_first_poll_is_a_503_not_the_exception(monkeypatch, caplog):
+    from oauth_cc.common.errors import TemporarilyUnavailable
+
+    serve_feed(monkeypatch, json.dumps(FEED_DOC).encode())
+    monkeypatch.setattr(feed, "parse", broken_parse)
+    with pytest.raises(TemporarilyUnavailable) as raised:
+        feed.FeedState().current()
+    assert raised.value.description == ("The issuer's revocation state could not be read yet; retry shortly.")
+    assert "1000000000" not in caplog.text  # the message may quote the document: only its type
+
+
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_an_unexpected_error_while_fetching_the_keys_is_one_logged_failure(monkeypatch, caplog):
+    from oauth_cc.common.errors import TemporarilyUnavailable
+
+    def broken(url: str, *, what: str) -> Any:
+        raise OverflowError("int too large to convert to float: 1000000000")
+
+    monkeypatch.setattr(issuer_keys, "_get_json", broken)
+    keys = issuer_keys.IssuerKeys()
+    for _ in range(2):
+        with pytest.raises(TemporarilyUnavailable) as raised:
+            keys.verifier("k1")
+        assert raised.value.description == "The issuer's signing keys could not be fetched; retry shortly."
+    assert [r.getMessage() for r in caplog.records] == [
+        "oauth_cc could not fetch the issuer's keys: an unexpected OverflowError while reading them"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -407,6 +407,10 @@ def test_an_unusable_private_key_is_a_sentence_without_key_material(es_key: Clie
             f"{KEY} is a oct key; use an RSA, EC (P-256) or Ed25519 private key."
         ),
         rsa_1024: f"{KEY} is an RSA key of under 2048 bits; use a longer one.",
+        '{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}': (
+            f"{KEY} is not a valid RSA private key: its members (n, e, d, p, q, dp, dq and qi) do not "
+            f"make one; {WHOLE}."
+        ),
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n": (
             f"{KEY} is an encrypted PEM; give the key unencrypted."
         ),
@@ -450,6 +454,9 @@ def test_defaults_come_from_the_key(es_key: ClientKey) -> None:
     assert repr(loaded) == "SigningKey(alg='ES256', kid=None)"  # no key material in a log line
     assert feed_auth.load_signing_key(pem(generate_key("EdDSA"))).alg == "EdDSA"
     assert feed_auth.load_signing_key(pem(generate_key("RS256")), kid="k1").kid == "k1"
+    private = json.loads(JWK.from_pem(es_key.private_pem()).export_private())
+    signing = {**private, "use": "sig", "key_ops": ["sign", "verify"]}
+    assert feed_auth.load_signing_key(signing).alg == "ES256"  # a key that says it signs
 
 
 def test_a_bad_key_makes_a_poll_fail_with_the_sentence_not_an_exception(
@@ -467,6 +474,53 @@ def test_a_bad_key_makes_a_poll_fail_with_the_sentence_not_an_exception(
     assert (
         str(raised.value) == f'{KEY} is neither a PEM key ("-----BEGIN PRIVATE KEY-----") nor a JWK in JSON.'
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "sentence"),
+    [
+        ({"use": "enc"}, f'{KEY} has a "use" other than "sig"; give "use": "sig" or leave "use" out.'),
+        (
+            {"key_ops": ["verify"]},
+            f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
+        ),
+    ],
+)
+def test_a_key_jwcrypto_would_not_sign_with_fails_the_poll_with_a_sentence(
+    settings: Any, monkeypatch: Any, es_key: ClientKey, extra: dict[str, Any], sentence: str
+) -> None:
+    private = json.loads(JWK.from_pem(es_key.private_pem()).export_private())
+    resource_settings(
+        settings,
+        RESOURCE_CLIENT_ID="reader",
+        RESOURCE_CLIENT_AUTH_METHOD="private_key_jwt",
+        RESOURCE_CLIENT_PRIVATE_KEY={**private, **extra},
+    )
+    monkeypatch.setattr(hardened_http, "post_form", lambda *a, **k: pytest.fail("nothing is sent"))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.fetch(None, FEED_URL)
+    assert str(raised.value) == sentence
+    assert private["d"] not in str(raised.value)
+
+
+def test_a_signing_failure_the_key_checks_miss_fails_the_poll_with_a_sentence(
+    settings: Any, monkeypatch: Any, es_key: ClientKey
+) -> None:
+    resource_settings(
+        settings,
+        RESOURCE_CLIENT_ID="reader",
+        RESOURCE_CLIENT_AUTH_METHOD="private_key_jwt",
+        RESOURCE_CLIENT_PRIVATE_KEY=pem(es_key),
+    )
+
+    def refuse(client_id: str, **kwargs: Any) -> str:
+        raise ValueError(pem(es_key))  # a library message quoting the key
+
+    monkeypatch.setattr(feed_auth, "client_assertion", refuse)
+    monkeypatch.setattr(hardened_http, "post_form", lambda *a, **k: pytest.fail("nothing is sent"))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.fetch(None, FEED_URL)
+    assert str(raised.value) == (f"{KEY} could not sign the feed request (ValueError); run manage.py check")
 
 
 # -- the form POST of the hardened fetcher ------------------------------------------------------

@@ -115,10 +115,19 @@ def _required_errors(user: dict[str, Any]) -> list[Any]:
                 kid=user.get("RESOURCE_CLIENT_KEY_ID"),
                 alg=user.get("RESOURCE_CLIENT_KEY_ALG"),
             )
-        except feed_auth.KeyProblem as exc:
+        except Exception as exc:
+            # KeyProblem says what to fix; anything else is a library refusing the key in a way
+            # load_signing_key does not foresee: still E106, never a traceback from `check`, and
+            # named by its type only (its message may quote the key).
+            problem = (
+                str(exc)
+                if isinstance(exc, feed_auth.KeyProblem)
+                else "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY'] could not be loaded "
+                f"({type(exc).__name__}); check that it was copied whole."
+            )
             errors.append(
                 Error(
-                    str(exc),
+                    problem,
                     hint=(
                         "Give the private key whose public half is registered for the service's client "
                         "on the issuer (an unencrypted PEM, or a private JWK), and the kid and alg it is "

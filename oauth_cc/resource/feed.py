@@ -26,6 +26,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from ..common import claims as claim_values
 from ..common import hardened_http, json_input
 from ..common.errors import TemporarilyUnavailable
 from ..common.revocation_snapshot import Snapshot
@@ -50,22 +51,39 @@ def _strings(document: dict[str, Any], name: str) -> frozenset[str]:
     return frozenset(value)
 
 
+def _times(document: dict[str, Any]) -> dict[str, float]:
+    """``tokens_valid_after`` as client_id -> epoch seconds, each read as a claim's NumericDate.
+
+    The claims parser's rule, so a cut-off is a finite number in the range a token's ``iat``
+    can hold: ``1e400`` (inf to the JSON decoder) and an integer of 400 digits (which
+    ``float()`` cannot convert) are refused like a string.
+    """
+    cutoffs = document.get("tokens_valid_after")
+    refused = hardened_http.FetchError("the revocation feed's tokens_valid_after is not an object of times")
+    if not isinstance(cutoffs, dict):
+        raise refused
+    times: dict[str, float] = {}
+    for client_id in cutoffs:
+        try:
+            value = claim_values.numeric_date(cutoffs, client_id, required=True)
+        except claim_values.ClaimError:
+            raise refused from None
+        times[str(client_id)] = float(value or 0)  # required: never None
+    return times
+
+
 def parse(document: Any) -> Snapshot:
     """The snapshot a feed document describes; FetchError unless it is exactly a feed of ISSUER."""
     if not isinstance(document, dict):
         raise hardened_http.FetchError("the revocation feed is not a JSON object")
     if document.get("issuer") != oauth_cc_settings.issuer:
         raise hardened_http.FetchError("the revocation feed names another issuer")
-    cutoffs = document.get("tokens_valid_after")
-    if not isinstance(cutoffs, dict) or not all(
-        isinstance(value, (int, float)) and not isinstance(value, bool) for value in cutoffs.values()
-    ):
-        raise hardened_http.FetchError("the revocation feed's tokens_valid_after is not an object of times")
+    valid_after = _times(document)
     return Snapshot(
         revoked_jtis=_strings(document, "revoked_jtis"),
         disabled_clients=_strings(document, "disabled_clients"),
         deleted_clients=_strings(document, "deleted_clients"),
-        valid_after={str(client_id): float(value) for client_id, value in cutoffs.items()},
+        valid_after=valid_after,
     )
 
 
@@ -82,6 +100,13 @@ def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, An
         credentials = feed_auth.feed_request()
     except feed_auth.KeyProblem as exc:
         raise hardened_http.FetchError(str(exc)) from None
+    except Exception as exc:
+        # E106 loads the key at start-up; a key that loads and still cannot sign (a library's
+        # own refusal) fails the poll with a sentence too. Its message may quote the key.
+        raise hardened_http.FetchError(
+            f"OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY'] could not sign the feed request "
+            f"({type(exc).__name__}); run manage.py check"
+        ) from None
     headers = dict(credentials.headers)
     if shared is not None and shared.get("etag"):
         headers["If-None-Match"] = str(shared["etag"])
@@ -115,6 +140,15 @@ def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, An
     except json_input.JSONInputError:
         raise hardened_http.FetchError("the revocation feed is not JSON") from None
     return {"etag": fetched.headers.get("etag"), "snapshot": parse(document), "checked_at": now}
+
+
+def _usable(shared: Any) -> bool:
+    """Whether a shared entry has the shape :func:`fetch` writes (the cache may hold anything)."""
+    return (
+        isinstance(shared, dict)
+        and isinstance(shared.get("snapshot"), Snapshot)
+        and isinstance(shared.get("checked_at"), float)
+    )
 
 
 class FeedState:
@@ -164,10 +198,19 @@ class FeedState:
         interval = float(oauth_cc_settings.REVOCATION_FEED_POLL_SECONDS)
         if self._snapshot is None or claim(_key("poll"), max(1, math.ceil(interval))):
             try:
-                shared = fetch(shared if isinstance(shared, dict) else None, feed_url(self._advertised()))
-            except hardened_http.FetchError as exc:
+                shared = fetch(shared if _usable(shared) else None, feed_url(self._advertised()))
+            except Exception as exc:
+                # Not only FetchError: whatever a hostile or broken issuer's document or a
+                # library makes of it is a failed poll, logged once, not a 503 per request.
+                # An unexpected exception is named by its type: its message may quote the
+                # document or a key.
                 if not self._failing:
-                    logger.warning("oauth_cc could not read the issuer's revocation feed: %s", exc)
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, hardened_http.FetchError)
+                        else f"an unexpected {type(exc).__name__} while reading it"
+                    )
+                    logger.warning("oauth_cc could not read the issuer's revocation feed: %s", reason)
                 self._failing = True
             else:
                 if self._failing:
@@ -177,9 +220,9 @@ class FeedState:
                     cache.set(_key("state"), shared, timeout=None)
                 except Exception:
                     logger.warning("oauth_cc could not share the revocation feed through the cache")
-        if isinstance(shared, dict) and float(shared["checked_at"]) > self._checked_at:
+        if _usable(shared) and shared["checked_at"] > self._checked_at:
             self._snapshot = shared["snapshot"]
-            self._checked_at = float(shared["checked_at"])
+            self._checked_at = shared["checked_at"]
         if self._snapshot is not None and self.stale():
             if not self._stale_logged:
                 keep = oauth_cc_settings.REVOCATION_FEED_UNREACHABLE != "refuse"

@@ -149,6 +149,7 @@ def load_signing_key(value: Any, *, kid: Any = None, alg: Any = None) -> Signing
     if not ALGORITHMS[chosen].fits(key):
         curve = f" on {str(key.get('crv'))[:10]}" if key.get("crv") else ""
         raise KeyProblem(setting, f"cannot be used for {chosen}: the key is {kty}{curve}")
+    _check_signing_use(key, kty)
     if kty == "RSA" and rsa_key_bits(key) < MIN_RSA_BITS:
         raise KeyProblem(key_setting, f"is an RSA key of under {MIN_RSA_BITS} bits; use a longer one")
     if kid is not None and (not isinstance(kid, str) or not kid or not kid.isprintable()):
@@ -156,6 +157,35 @@ def load_signing_key(value: Any, *, kid: Any = None, alg: Any = None) -> Signing
             kid_setting, "must be the key's kid as registered on the issuer (a non-empty string)"
         )
     return SigningKey(jwk=key, alg=chosen, kid=kid if kid is not None else own_kid)
+
+
+def _check_signing_use(key: JWK, kty: str) -> None:
+    """Refuse a key jwcrypto would not sign with, here rather than at every poll.
+
+    ``use`` and ``key_ops`` (RFC 7517 §4.2, §4.3) are honoured by jwcrypto when it signs; and its
+    JWK is parsed lazily, so numbers that do not make a key (an RSA modulus of 3, a point off the
+    curve, a missing CRT member) surface only when the signing key is built. Building it now
+    turns each into a sentence. jwcrypto's and cryptography's messages are not shown: they may
+    quote the numbers.
+    """
+    key_setting = "RESOURCE_CLIENT_PRIVATE_KEY"
+    use = key.get("use")
+    if use is not None and use != "sig":
+        raise KeyProblem(key_setting, 'has a "use" other than "sig"; give "use": "sig" or leave "use" out')
+    operations = key.get("key_ops")
+    if operations is not None and (not isinstance(operations, list) or "sign" not in operations):
+        raise KeyProblem(
+            key_setting, 'has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out'
+        )
+    try:
+        key.get_op_key("sign")
+    except Exception:  # ValueError, TypeError, jwcrypto's own: the numbers do not make a key
+        members = " (n, e, d, p, q, dp, dq and qi)" if kty == "RSA" else ""
+        raise KeyProblem(
+            key_setting,
+            f"is not a valid {kty} private key: its members{members} do not make one; "
+            "check that it was copied whole",
+        ) from None
 
 
 _loaded: dict[str, SigningKey] = {}

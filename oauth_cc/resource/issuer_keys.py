@@ -234,9 +234,17 @@ class IssuerKeys:
     def _fetch_and_share(self) -> None:
         try:
             entry = fetch()
-        except hardened_http.FetchError as exc:
+        except Exception as exc:
+            # Not only FetchError: whatever a hostile or broken issuer's document or a library
+            # makes of it is a failed fetch, logged once, and the last good keys stay. An
+            # unexpected exception is named by its type: its message may quote the document.
             if not self._failing:
-                logger.warning("oauth_cc could not fetch the issuer's keys: %s", exc)
+                reason = (
+                    str(exc)
+                    if isinstance(exc, hardened_http.FetchError)
+                    else f"an unexpected {type(exc).__name__} while reading them"
+                )
+                logger.warning("oauth_cc could not fetch the issuer's keys: %s", reason)
             self._failing = True
             return
         if self._failing:

@@ -33,6 +33,9 @@ CLIENT_NAME = "demo-client"
 RESOURCE_CLIENT_NAME = "resource-service"
 #: Where ``make demo`` serves the resource-only service (RESOURCE_ADDR in the Makefile).
 DEFAULT_RESOURCE_URL = "http://127.0.0.1:8001"
+#: Characters a shell reads specially inside a double-quoted word or an assignment, refused in
+#: --resource-url (whitespace and control characters are refused as no URI already).
+SHELL_SPECIAL = frozenset("$`'\"\\")
 SCOPES = (
     ("reports:read", "Read reports", True),
     ("reports:write", "Submit reports", False),
@@ -50,7 +53,8 @@ def write_private_file(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``, readable by its owner only from the first byte on.
 
     mkstemp creates the file with mode 0600 and os.replace swaps it in at once, so the secret is
-    never in a file others may read, even when an older ``path`` had a wider mode.
+    never in a file others may read, even when an older ``path`` had a wider mode. os.replace
+    renames over ``path`` itself: a symbolic link put there is replaced, never written through.
     """
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -98,12 +102,29 @@ class Command(BaseCommand):
                 f'--resource-url "{resource_url}" is not an absolute URI without a fragment; '
                 f"give the resource service's URL, such as {DEFAULT_RESOURCE_URL}."
             )
-        env_path = Path(resource_env).resolve() if resource_env else None
-        if env_path is not None and not env_path.parent.is_dir():
+        if SHELL_SPECIAL & set(resource_url):
+            # Every value printed into a shell line is quoted; a URL like these is still no
+            # sensible demo URL, and refusing it keeps the walkthrough easy to read and paste.
             raise CommandError(
-                f"--resource-env: the directory {env_path.parent} does not exist; create it or give "
-                "a file in an existing directory."
+                f'--resource-url "{resource_url}" contains $, a backquote, a quote or a '
+                f"backslash; give the resource service's plain URL, such as {DEFAULT_RESOURCE_URL}."
             )
+        env_path = None
+        if resource_env:
+            given = Path(resource_env)
+            # The directory is resolved, the file's own name never: a link there would make the
+            # secret-bearing file replace (and chmod 0600) whatever the link points to.
+            env_path = given.parent.resolve() / given.name
+            if not env_path.parent.is_dir():
+                raise CommandError(
+                    f"--resource-env: the directory {env_path.parent} does not exist; create it or "
+                    "give a file in an existing directory."
+                )
+            if env_path.is_symlink():
+                raise CommandError(
+                    f"--resource-env: {env_path} is a symbolic link; give the path of the file itself "
+                    "(the secret is never written through a link)."
+                )
         issuer = oauth_cc_settings.issuer
         # The issuer's own audience first: it stays the default when a token request names none.
         audiences = list(dict.fromkeys([oauth_cc_settings.resource_identifier, resource_url]))
@@ -224,7 +245,7 @@ class Command(BaseCommand):
         start_resource = (
             "DJANGO_SETTINGS_MODULE=example_project.resource_settings python manage.py migrate && "
             "DJANGO_SETTINGS_MODULE=example_project.resource_settings python manage.py runserver "
-            + (urlsplit(service["url"]).netloc or "8001")
+            + shlex.quote(urlsplit(service["url"]).netloc or "8001")
         )
         if service["env_file"]:
             w(
@@ -243,10 +264,10 @@ class Command(BaseCommand):
 Paste into a shell (make demo serves both sites; by hand: python manage.py runserver, and the
 resource service as above):
 
-ISSUER={c["issuer"]}
-RESOURCE={service["url"]}
-CLIENT_ID={c["client_id"]}
-CLIENT_SECRET={c["client_secret"]}
+ISSUER={shlex.quote(c["issuer"])}
+RESOURCE={shlex.quote(service["url"])}
+CLIENT_ID={shlex.quote(c["client_id"])}
+CLIENT_SECRET={shlex.quote(c["client_secret"])}
 
 # 1. Get a token (client_secret_basic). No scope asked for: the default scope, reports:read.
 {get_token} -w '\\n' "$ISSUER{token}"
