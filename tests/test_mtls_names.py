@@ -417,8 +417,9 @@ def test_the_admin_registers_a_client_by_ip_address_and_explains_a_bad_one(admin
 
 
 def test_a_certificate_with_a_malformed_san_extension_is_refused_not_an_error(client, make_client, settings):
-    """The header parser reads the subject and key, not the extensions (parsed lazily): an
-    undecodable SAN surfaced as ValueError while matching, a 500. Now it carries no SAN."""
+    """The header parser once read the subject and key, not the extensions (parsed lazily): an
+    undecodable SAN surfaced as ValueError while matching, a 500. Now the parser reads the SANs
+    too, and refuses the header as for any other malformed certificate."""
     import base64
 
     from cryptography import x509
@@ -445,4 +446,6 @@ def test_a_certificate_with_a_malformed_san_extension_is_refused_not_an_error(cl
         client, application.client_id, None, header=":" + base64.b64encode(broken).decode() + ":"
     )
 
-    assert_error(response, 401, "invalid_client", "Client authentication failed.")
+    assert_error(
+        response, 400, "invalid_request", "The client certificate forwarded by the proxy could not be read."
+    )
