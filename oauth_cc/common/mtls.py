@@ -17,7 +17,9 @@ to check certificate-bound tokens.
 An empty header means "no certificate" (nginx sends an empty value when the client presented
 none). Anything else must be exactly one certificate in the configured format, at most
 :data:`MAX_HEADER_BYTES`, or :class:`InvalidClientCertificate` is raised: a value a correctly
-configured proxy cannot produce is refused, not guessed at.
+configured proxy cannot produce is refused, not guessed at. Every read of a certificate goes
+through :func:`_read`, which makes any exception of the library that error, and the parser reads
+up front all that the matchers and the binding check read later.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def _subject(certificate: x509.Certificate) -> x509.Name:
 
 
 def _public_key(certificate: x509.Certificate) -> Any:
-    return _read("public key", certificate.public_key)
+    return _read("public key", lambda: certificate.public_key())  # the lookup too, inside _read
 
 
 def _validity(certificate: x509.Certificate) -> tuple[datetime, datetime]:
@@ -159,10 +161,6 @@ def _san(certificate: x509.Certificate, kind: Any) -> list[Any]:
     return _read("subject alternative names", values)
 
 
-#: The SAN types the name matchers read.
-_SAN_TYPES = (x509.DNSName, x509.UniformResourceIdentifier, x509.IPAddress, x509.RFC822Name)
-
-
 def _load_der(der: bytes) -> x509.Certificate:
     certificate = _read("ASN.1 structure", lambda: x509.load_der_x509_certificate(der))
     # The library parses lazily (the extensions only when first asked for): read here, through
@@ -172,8 +170,7 @@ def _load_der(der: bytes) -> x509.Certificate:
     _subject(certificate)
     _public_key(certificate)
     _validity(certificate)
-    for kind in _SAN_TYPES:
-        _san(certificate, kind)
+    _san(certificate, x509.DNSName)  # parses every extension, and walks all the SAN's names
     # RFC 5280 §4.1.2.2 (cryptography only warns, for now)
     if _read("serial number", lambda: certificate.serial_number) <= 0:
         raise InvalidClientCertificate("The client certificate is not a valid X.509 certificate.")
