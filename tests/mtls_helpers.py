@@ -141,3 +141,88 @@ def issue(
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return Cert(builder.sign(ca.key if ca else key, hashes.SHA256()), key)
+
+
+# -- certificates the library cannot fully read, made by editing a genuine one's DER ------------
+# The signature no longer verifies: the proxy's chain check would refuse them, but a proxy set up
+# without one (optional_no_ca) forwards them, and oauth_cc must refuse them without an error.
+
+_GENERAL_NAME_TAGS = {"email": 0x81, "dns": 0x82, "uri": 0x86}
+
+
+def with_version(der: bytes, version: int) -> bytes:
+    """``der`` claiming X.509 version ``version`` (0-based: 2 is v3), which the library refuses beyond v3."""
+    v3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2
+    assert der.count(v3) == 1
+    return der.replace(v3, bytes.fromhex("a0030201") + bytes([version]))
+
+
+def with_two_san_extensions(ca: Cert | None, dns: str = "billing.example.com") -> bytes:
+    """A certificate with two subjectAltName extensions (RFC 5280 §4.2: at most one of each)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name("billing"))
+        .issuer_name(ca.certificate.subject if ca else _name("billing"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
+        .add_extension(x509.IssuerAlternativeName([x509.DNSName(dns)]), critical=False)
+        .sign(ca.key if ca else key, hashes.SHA256())
+    )
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    issuer_alt_name = bytes.fromhex("0603551d12")  # OID 2.5.29.18, made 2.5.29.17 (subjectAltName)
+    assert der.count(issuer_alt_name) == 1
+    return der.replace(issuer_alt_name, bytes.fromhex("0603551d11"))
+
+
+def with_x400_address_san(der: bytes, dns: str) -> bytes:
+    """``der`` with its dNSName SAN ``dns`` made an x400Address, a type the library cannot hold."""
+    general_name = bytes([0x82, len(dns)]) + dns.encode("ascii")
+    assert der.count(general_name) == 1 and 2 <= len(dns) < 128
+    # [3] constructed, same length; inside, an OCTET STRING filling it.
+    x400 = bytes([0xA3, len(dns), 0x04, len(dns) - 2]) + b"a" * (len(dns) - 2)
+    return der.replace(general_name, x400)
+
+
+def with_raw_san(kind: str, raw: bytes) -> bytes:
+    """A self-signed certificate whose one SAN of ``kind`` ("dns", "email", "uri") holds the bytes
+    ``raw`` (the library only builds ASCII names; an attacker's CA writes any bytes)."""
+    assert 1 <= len(raw) < 128
+    placeholder = b"x" * len(raw)  # the library checks no syntax, only that it is ASCII
+    text = placeholder.decode("ascii")
+    names = {"dns": x509.DNSName, "email": x509.RFC822Name, "uri": x509.UniformResourceIdentifier}
+    key = _SAN_KEY
+    now = datetime.now(timezone.utc)
+    der = (
+        x509.CertificateBuilder()
+        .subject_name(_name("billing"))
+        .issuer_name(_name("billing"))
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([names[kind](text)]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    general_name = bytes([_GENERAL_NAME_TAGS[kind], len(raw)]) + placeholder
+    assert der.count(general_name) == 1
+    return der.replace(general_name, bytes([_GENERAL_NAME_TAGS[kind], len(raw)]) + raw)
+
+
+_SAN_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def rfc9440(der: bytes) -> str:
+    return ":" + base64.b64encode(der).decode("ascii") + ":"
+
+
+def nginx_escaped(der: bytes) -> str:
+    """As nginx's ``$ssl_client_escaped_cert``: the PEM (64-character lines), URL-encoded."""
+    body = base64.b64encode(der).decode("ascii")
+    lines = "\n".join(body[at : at + 64] for at in range(0, len(body), 64))
+    return quote(f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n", safe="")

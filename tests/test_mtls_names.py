@@ -13,8 +13,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+from typing import Any
 
 import pytest
+from cryptography import x509
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -417,8 +420,9 @@ def test_the_admin_registers_a_client_by_ip_address_and_explains_a_bad_one(admin
 
 
 def test_a_certificate_with_a_malformed_san_extension_is_refused_not_an_error(client, make_client, settings):
-    """The header parser reads the subject and key, not the extensions (parsed lazily): an
-    undecodable SAN surfaced as ValueError while matching, a 500. Now it carries no SAN."""
+    """The header parser once read the subject and key, not the extensions (parsed lazily): an
+    undecodable SAN surfaced as ValueError while matching, a 500. Now the parser reads the SANs
+    too, and refuses the header as for any other malformed certificate."""
     import base64
 
     from cryptography import x509
@@ -445,4 +449,162 @@ def test_a_certificate_with_a_malformed_san_extension_is_refused_not_an_error(cl
         client, application.client_id, None, header=":" + base64.b64encode(broken).decode() + ":"
     )
 
+    assert_error(
+        response, 400, "invalid_request", "The client certificate forwarded by the proxy could not be read."
+    )
+
+
+# -- case folding is ASCII only: a non-ASCII SAN value matches nothing ------------------------
+# str.lower() maps U+212A KELVIN SIGN to "k": a certificate (from any CA the proxy trusts, or
+# none) whose SAN reads "\u212aafka.example.com" once authenticated a client registered as
+# "kafka.example.com". cryptography returns such SAN bytes as text (it builds only ASCII names,
+# but reads what an attacker's CA wrote).
+
+KELVIN = "\u212a"
+
+
+def raw_san(kind: str, text: str) -> Any:
+    """The certificate, as the header parser gives it, whose one SAN of ``kind`` is ``text``'s UTF-8."""
+    from .mtls_helpers import rfc9440, with_raw_san
+
+    return mtls.parse_header(rfc9440(with_raw_san(kind, text.encode("utf-8"))), mtls.RFC9440)
+
+
+def test_a_dns_san_that_folds_to_the_registered_name_only_in_unicode_does_not_match():
+    kelvin = raw_san("dns", KELVIN + "afka.example.com")
+
+    assert mtls._san(kelvin, x509.DNSName) == [KELVIN + "afka.example.com"]  # what the library reads
+    assert not mtls.san_dns_matches(kelvin, "kafka.example.com")
+    assert not mtls.san_dns_matches(kelvin, "Kafka.example.com")
+    assert mtls.san_dns_matches(raw_san("dns", "KAFKA.example.com"), "kafka.example.com")  # ASCII folds
+
+
+def test_a_non_ascii_registered_dns_name_matches_nothing():
+    # Registration refuses it (check_san_dns); a row written past validation must not match either.
+    assert not mtls.san_dns_matches(raw_san("dns", "kafka.example.com"), KELVIN + "afka.example.com")
+    assert not mtls.san_dns_matches(raw_san("dns", "b\u00fccher.example"), "b\u00fccher.example")
+
+
+def test_an_email_domain_that_folds_only_in_unicode_does_not_match():
+    assert not mtls.san_email_matches(
+        raw_san("email", "ops@" + KELVIN + "afka.example.com"), "ops@kafka.example.com"
+    )
+    assert not mtls.san_email_matches(
+        raw_san("email", "ops@kafka.example.com"), "ops@" + KELVIN + "afka.example.com"
+    )
+    assert not mtls.san_email_matches(
+        raw_san("email", "\u00f6ps@kafka.example.com"), "\u00f6ps@kafka.example.com"
+    )
+    assert mtls.san_email_matches(raw_san("email", "ops@KAFKA.example.com"), "ops@kafka.example.com")
+
+
+def test_a_non_ascii_uri_san_matches_nothing_even_spelled_the_same():
+    uri = "spiffe://example.org/" + KELVIN
+    assert not mtls.san_uri_matches(raw_san("uri", uri), uri)
+    assert mtls.san_uri_matches(raw_san("uri", "spiffe://example.org/k"), "spiffe://example.org/k")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tls_client_auth_san_dns", KELVIN + "afka.example.com"),
+        ("tls_client_auth_san_email", "ops@" + KELVIN + "afka.example.com"),
+        ("tls_client_auth_san_uri", "spiffe://example.org/" + KELVIN),
+    ],
+)
+def test_a_non_ascii_name_cannot_be_registered(db, field, value):
+    application = Application(name="x", token_endpoint_auth_method="tls_client_auth", **{field: value})
+    with pytest.raises(ValidationError) as caught:
+        application.clean()
+    assert caught.value.message_dict[field][0].startswith(
+        ("Not a DNS name", "The email address's domain", "The URI")
+    )
+
+
+def test_the_kelvin_sign_certificate_does_not_authenticate_the_kafka_client(
+    client, make_client, settings, caplog
+):
+    from .mtls_helpers import HEADER, nginx_escaped, with_raw_san
+
+    settings.OAUTH_CC = {**settings.OAUTH_CC, "CLIENT_CERT_HEADER": HEADER}
+    Scope.objects.get_or_create(name=SCOPE, defaults={"is_default": True})
+    application, _ = make_client(
+        "kafka", scopes=[SCOPE], auth_method="tls_client_auth", tls_san_dns="kafka.example.com"
+    )
+    genuine = nginx_escaped(with_raw_san("dns", b"kafka.example.com"))
+    assert token_request(client, application.client_id, None, header=genuine).status_code == 200
+
+    kelvin = nginx_escaped(with_raw_san("dns", (KELVIN + "afka.example.com").encode("utf-8")))
+    with caplog.at_level(logging.INFO, logger="oauth_cc.client_auth"):
+        response = token_request(client, application.client_id, None, header=kelvin)
+
     assert_error(response, 401, "invalid_client", "Client authentication failed.")
+    assert "does not carry the registered DNS name" in caplog.text
+
+
+# -- a subject DN value in the RFC 4514 "#" hex form -------------------------------------------
+# cryptography reads "CN=#0c0762696c6c696e67" as a CN whose text is the raw BER "\x0c\x07billing",
+# which no certificate's subject equals: such a registration can never authenticate, so it is
+# refused with what to write instead.
+
+HEX_FORM = 'Write each value as text, not in the "#" hex form (CN=billing, not CN=#0c0762696c6c696e67); '
+
+
+@pytest.mark.parametrize(
+    "dn",
+    [
+        "CN=#0c0762696c6c696e67,O=Example",
+        "CN=billing,O=#0c074578616d706c65",
+        "CN=billing+UID=#0c0131,O=Example",  # in a multi-valued RDN
+        "2.5.4.3=#0c0762696c6c696e67,O=Example",  # after a dotted OID
+        "CN=a\\,b,O=#0c0131",  # after an escaped comma in the value before
+    ],
+)
+def test_a_hex_form_value_is_refused_at_registration(db, dn):
+    with pytest.raises(ValueError, match="^" + re.escape(HEX_FORM)):
+        mtls.parse_subject_dn(dn)
+    application = Application(
+        name="x", token_endpoint_auth_method="tls_client_auth", tls_client_auth_subject_dn=dn
+    )
+    with pytest.raises(ValidationError) as caught:
+        application.clean()
+    assert caught.value.message_dict["tls_client_auth_subject_dn"] == [
+        HEX_FORM + "escape a value that starts with # as \\#."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dn", "value"),
+    [
+        ("CN=\\#billing,O=Example", "#billing"),  # escaped: a value starting with "#"
+        ("CN=bill#ing,O=Example", "bill#ing"),  # inside a value, "#" is a character
+        ("CN=a\\,b=#c,O=Example", "a,b=#c"),  # "b=#c" is part of the value (escaped comma)
+        ("CN=a\\\\,O=Example", "a\\"),  # an escaped backslash
+    ],
+)
+def test_a_hash_sign_inside_a_value_or_escaped_is_text(dn, value):
+    from cryptography.x509.oid import NameOID
+
+    name = mtls.parse_subject_dn(dn)
+
+    assert name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == value
+
+
+def test_a_hex_form_after_an_escaped_backslash_is_refused():
+    # "\\" is one escaped character, so the "," after it ends the value and "O=#..." is hex.
+    with pytest.raises(ValueError, match="hex form"):
+        mtls.parse_subject_dn("CN=a\\\\,O=#0c0131")
+
+
+def test_a_hex_form_subject_dn_still_matches_nothing(cert):
+    """A row written before this check, or past validation: it fails safe, as it always did."""
+    assert not mtls.subject_matches(cert.certificate, "CN=#0c0762696c6c696e67,O=Example")
+    assert mtls.subject_matches(cert.certificate, "CN=billing,O=Example")
+
+
+def test_the_command_refuses_a_hex_form_subject_dn(db):
+    with pytest.raises(CommandError) as raised:
+        run("client", "create", "svc", "--tls-subject-dn", "CN=#0c0762696c6c696e67,O=Example")
+
+    assert HEX_FORM in str(raised.value)
+    assert not Application.objects.exists()

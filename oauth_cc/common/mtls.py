@@ -17,7 +17,9 @@ to check certificate-bound tokens.
 An empty header means "no certificate" (nginx sends an empty value when the client presented
 none). Anything else must be exactly one certificate in the configured format, at most
 :data:`MAX_HEADER_BYTES`, or :class:`InvalidClientCertificate` is raised: a value a correctly
-configured proxy cannot produce is refused, not guessed at.
+configured proxy cannot produce is refused, not guessed at. Every read of a certificate goes
+through :func:`_read`, which makes any exception of the library that error, and the parser reads
+up front all that the matchers and the binding check read later.
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.utils import CryptographyDeprecationWarning
 
 from ..conf import oauth_cc_settings
 
@@ -109,20 +109,72 @@ def _b64decode(text: bytes) -> bytes:
     return data
 
 
-def _load_der(der: bytes) -> x509.Certificate:
-    invalid = InvalidClientCertificate("The client certificate is not a valid X.509 certificate.")
+_T = TypeVar("_T")
+
+
+def _read(part: str, read: Callable[[], _T]) -> _T:
+    """The one place this module reads a certificate: ``read()``, or :class:`InvalidClientCertificate`.
+
+    ``cryptography`` raises more than ``ValueError`` for bytes it cannot read, and each parse
+    error has its own type (``InvalidVersion``, ``DuplicateExtension``,
+    ``UnsupportedGeneralNameType``, ``UnsupportedAlgorithm``, a deprecation warning where
+    warnings are errors), with more to come in later versions. ``read`` holds only calls into
+    the library, so any exception is about the attacker's bytes, never a bug of ours, and
+    becomes the module's error: a client gets 400 or 401, never a 500.
+    """
     try:
-        certificate = x509.load_der_x509_certificate(der)
-        # Parsing is lazy in places; touch what the checks use so a bad value fails here.
-        certificate.subject  # noqa: B018
-        certificate.public_key()
-    # UnsupportedAlgorithm: a key on a curve (or of a type) the library cannot load, e.g. an
-    # altered algorithm OID; the warning: where warnings are errors.
-    except (ValueError, UnsupportedAlgorithm, CryptographyDeprecationWarning):
-        raise invalid from None
-    if certificate.serial_number <= 0:  # RFC 5280 §4.1.2.2 (cryptography only warns, for now)
-        raise invalid
-    if certificate.public_bytes(Encoding.DER) != der:
+        return read()
+    except Exception:  # any type, so a new one in a later cryptography cannot escape
+        raise InvalidClientCertificate(
+            f"The client certificate is not a valid X.509 certificate: its {part} could not be read."
+        ) from None
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return _read("DER encoding", lambda: certificate.public_bytes(Encoding.DER))
+
+
+def _subject(certificate: x509.Certificate) -> x509.Name:
+    return _read("subject", lambda: certificate.subject)
+
+
+def _public_key(certificate: x509.Certificate) -> Any:
+    return _read("public key", lambda: certificate.public_key())  # the lookup too, inside _read
+
+
+def _validity(certificate: x509.Certificate) -> tuple[datetime, datetime]:
+    return _read(
+        "validity dates", lambda: (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+    )
+
+
+def _san(certificate: x509.Certificate, kind: Any) -> list[Any]:
+    """The values of one type of SAN (``x509.DNSName``, ...); none without the extension."""
+
+    def values() -> list[Any]:
+        try:
+            extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return []
+        return list(extension.value.get_values_for_type(kind))
+
+    return _read("subject alternative names", values)
+
+
+def _load_der(der: bytes) -> x509.Certificate:
+    certificate = _read("ASN.1 structure", lambda: x509.load_der_x509_certificate(der))
+    # The library parses lazily (the extensions only when first asked for): read here, through
+    # the same functions, everything the matchers and the binding check read later, so a
+    # certificate this returns is one they can all read, and a bad one is refused here, where
+    # every caller expects InvalidClientCertificate.
+    _subject(certificate)
+    _public_key(certificate)
+    _validity(certificate)
+    _san(certificate, x509.DNSName)  # parses every extension, and walks all the SAN's names
+    # RFC 5280 §4.1.2.2 (cryptography only warns, for now)
+    if _read("serial number", lambda: certificate.serial_number) <= 0:
+        raise InvalidClientCertificate("The client certificate is not a valid X.509 certificate.")
+    if _der(certificate) != der:
         raise InvalidClientCertificate("The client certificate has trailing or non-canonical data.")
     return certificate
 
@@ -180,15 +232,39 @@ def client_certificate(request: Any) -> x509.Certificate | None:
 
 def thumbprint(certificate: x509.Certificate) -> str:
     """RFC 8705 §3.1 ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER."""
-    digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
+    digest = hashlib.sha256(_der(certificate)).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 # -- matching a certificate to a client's registration (RFC 8705 §2) ----------------------------
 
 
+def _has_hex_value(text: str) -> bool:
+    """Whether an attribute value of the RFC 4514 string ``text`` is in the ``#hex`` form (§2.4).
+
+    ``text`` has parsed: a value starts after the first ``=`` of an attribute, an unescaped
+    ``,`` or ``+`` ends it (both are always escaped inside a value), and a ``\\`` escapes the
+    next character (of a ``\\XX`` pair, the second hex digit is a plain character).
+    """
+    in_value = False
+    at = 0
+    while at < len(text):
+        char = text[at]
+        if char == "\\":
+            at += 2
+            continue
+        if not in_value and char == "=":
+            if text[at + 1 : at + 2] == "#":
+                return True
+            in_value = True
+        elif in_value and char in ",+":
+            in_value = False
+        at += 1
+    return False
+
+
 def parse_subject_dn(text: str) -> x509.Name:
-    """A registered subject DN (RFC 4514 string); ``ValueError`` when it is not one."""
+    """A registered subject DN (RFC 4514 string); ``ValueError`` with a sentence when it is not one."""
     if not text.strip():
         raise ValueError("The subject DN is empty.")
     try:
@@ -200,28 +276,29 @@ def parse_subject_dn(text: str) -> x509.Name:
         ) from None
     if not list(name):
         raise ValueError("The subject DN is empty.")
+    if _has_hex_value(text):
+        # The library reads "#..." as the value's raw BER (tag and length included) and holds
+        # those bytes as the value's text, which no certificate subject ever equals.
+        raise ValueError(
+            'Write each value as text, not in the "#" hex form (CN=billing, not CN=#0c0762696c6c696e67); '
+            "escape a value that starts with # as \\#."
+        )
     return name
 
 
 def subject_matches(certificate: x509.Certificate, registered_dn: str) -> bool:
     """RFC 8705 §2.1.2 ``tls_client_auth_subject_dn``: the certificate's subject is that DN.
 
-    Compared as parsed names (same RDNs, attribute types and values, in order), so spelling
-    differences of the string (spaces, hex escapes) do not matter; values compare exactly.
+    Compared as parsed names (same RDNs, attribute types and values, in order): an escaped
+    character (``\\6c`` or ``\\,``) stands for itself, values compare exactly. A DN that
+    :func:`parse_subject_dn` refuses (including a value in the ``#`` hex form) matches nothing.
     """
+    subject = _subject(certificate)
     try:
-        return certificate.subject == parse_subject_dn(registered_dn)
+        wanted = parse_subject_dn(registered_dn)
     except ValueError:
         return False
-
-
-def _san(certificate: x509.Certificate, kind: Any) -> list[Any]:
-    """The values of one type of SAN (``x509.DNSName``, ...); none without the extension."""
-    try:
-        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (x509.ExtensionNotFound, ValueError):  # ValueError: a malformed extension, read lazily
-        return []
-    return list(extension.value.get_values_for_type(kind))
+    return subject == wanted
 
 
 # One label of a DNS name as certificates carry it (RFC 5280 §4.2.1.6: the preferred name syntax,
@@ -282,19 +359,33 @@ def check_san_email(text: str) -> None:
         ) from None
 
 
+def _ascii_lower(text: str) -> str | None:
+    """``text`` with A-Z lowercased, or ``None`` (which equals no name) when it is not ASCII.
+
+    ``str.lower()`` folds by Unicode rules: U+212A KELVIN SIGN becomes "k", so a SAN
+    "\u212aafka.example.com" would equal "kafka.example.com". A dNSName or rfc822Name is an
+    IA5String (ASCII; RFC 5280 §4.2.1.6) and registered names are ASCII: anything else in a
+    certificate is an encoding trick, and matches nothing.
+    """
+    return text.lower() if text.isascii() else None  # on ASCII text, lower() changes A-Z only
+
+
 def san_dns_matches(certificate: x509.Certificate, registered: str) -> bool:
-    """``tls_client_auth_san_dns``: a dNSName SAN equal to it (case-insensitive, no wildcards)."""
-    wanted = registered.strip().lower()
-    return bool(wanted) and any(name.lower() == wanted for name in _san(certificate, x509.DNSName))
+    """``tls_client_auth_san_dns``: a dNSName SAN equal to it (ASCII case-insensitive, no wildcards)."""
+    wanted = _ascii_lower(registered.strip())
+    names = _san(certificate, x509.DNSName)
+    return bool(wanted) and any(_ascii_lower(name) == wanted for name in names)
 
 
 def san_uri_matches(certificate: x509.Certificate, registered: str) -> bool:
     """``tls_client_auth_san_uri``: a uniformResourceIdentifier SAN equal to it.
 
     Compared exactly, as the certificate spells it: no case folding or normalisation, so a
-    registration that differs in spelling is refused, never a different URI accepted.
+    registration that differs in spelling is refused, never a different URI accepted. A
+    non-ASCII value (a URI SAN is an IA5String) matches nothing.
     """
-    return bool(registered) and registered in _san(certificate, x509.UniformResourceIdentifier)
+    uris = _san(certificate, x509.UniformResourceIdentifier)
+    return bool(registered) and registered.isascii() and registered in uris
 
 
 def san_ip_matches(certificate: x509.Certificate, registered: str) -> bool:
@@ -314,14 +405,17 @@ def san_ip_matches(certificate: x509.Certificate, registered: str) -> bool:
 def san_email_matches(certificate: x509.Certificate, registered: str) -> bool:
     """``tls_client_auth_san_email``: an rfc822Name SAN equal to it.
 
-    As RFC 5280 §7.5 compares them: the local part exactly, the domain case-insensitively.
+    As RFC 5280 §7.5 compares them: the local part exactly, the domain case-insensitively (in
+    ASCII: a non-ASCII value matches nothing, see :func:`_ascii_lower`).
     """
+    names = _san(certificate, x509.RFC822Name)
     local, at, domain = registered.rpartition("@")
-    if not at or not local:
+    wanted_domain = _ascii_lower(domain)
+    if not at or not local or not wanted_domain or not local.isascii():
         return False
-    for name in _san(certificate, x509.RFC822Name):
+    for name in names:
         their_local, their_at, their_domain = name.rpartition("@")
-        if their_at and their_local == local and their_domain.lower() == domain.lower():
+        if their_at and their_local == local and _ascii_lower(their_domain) == wanted_domain:
             return True
     return False
 
@@ -354,16 +448,18 @@ CERTIFICATE_NAME_FIELDS = tuple(CERTIFICATE_NAMES_BY_METADATA)
 
 def within_validity(certificate: x509.Certificate, now: datetime | None = None) -> bool:
     """Whether ``now`` is within the certificate's notBefore/notAfter."""
+    not_before, not_after = _validity(certificate)
     now = now or datetime.now(timezone.utc)
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+    return not_before <= now <= not_after
 
 
 def key_thumbprint(certificate: x509.Certificate) -> str | None:
     """RFC 7638 thumbprint of the certificate's public key; ``None`` for a key no JWK expresses (DSA)."""
     from jwcrypto.jwk import JWK
 
+    key = _public_key(certificate)
     try:
-        return str(JWK.from_pyca(certificate.public_key()).thumbprint())  # type: ignore[arg-type]  # DSA & co. raise
+        return str(JWK.from_pyca(key).thumbprint())  # DSA & co. raise
     except Exception:  # a key type JWK cannot express: it can match no JWK
         return None
 
@@ -400,9 +496,10 @@ def check_binding(request: Any, bound_thumbprint: str | None) -> None:
         return
     try:
         certificate = client_certificate(request)
+        presented = thumbprint(certificate) if certificate is not None else None
     except InvalidClientCertificate:
         raise BindingError("The client certificate could not be read.") from None
-    if certificate is None:
+    if presented is None:
         raise BindingError("The access token is bound to a client certificate; none was presented.")
-    if not hmac.compare_digest(thumbprint(certificate).encode(), bound_thumbprint.encode()):
+    if not hmac.compare_digest(presented.encode(), bound_thumbprint.encode()):
         raise BindingError("The access token is bound to a different client certificate.")

@@ -3,12 +3,15 @@
 Any text is accepted or refused with ``ValueError`` (a sentence for the admin and the command),
 never another exception, and matching never raises. An IP address matches in every spelling
 of the same address and no other address; a registered URI, IP address or email address is
-never matched by the same text in a SAN of another type.
+never matched by the same text in a SAN of another type. Case folding is ASCII only: a SAN that
+equals a registered DNS name or email domain only under Unicode rules (U+212A KELVIN SIGN is
+"k" to ``str.lower()``) matches nothing, nor does any non-ASCII SAN value.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -19,6 +22,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from oauth_cc.common import mtls
+from tests.mtls_helpers import rfc9440, with_raw_san
 
 from .strategies import unicode_text
 
@@ -94,3 +98,60 @@ def test_the_same_text_in_another_san_type_never_matches(text):
     assert not mtls.san_dns_matches(as_uri, text)
     assert not mtls.san_email_matches(as_uri, text)
     assert mtls.san_uri_matches(as_uri, text)
+
+
+def _from_raw_san(kind: str, text: str) -> x509.Certificate | None:
+    """The header parser's certificate whose one SAN of ``kind`` holds ``text`` as UTF-8 (what an
+    attacker's CA may write), or ``None`` when the parser refuses it."""
+    raw = text.encode("utf-8")
+    if not 1 <= len(raw) < 128:
+        return None
+    try:
+        return mtls.parse_header(rfc9440(with_raw_san(kind, raw)), mtls.RFC9440)
+    except mtls.InvalidClientCertificate:
+        return None
+
+
+def _spellings(text: str) -> list[str]:
+    """Registered values a Unicode-aware comparison could take for ``text``."""
+    return [text, text.lower(), text.upper(), text.casefold(), unicodedata.normalize("NFKC", text).lower()]
+
+
+LOOK_ALIKES = st.text(alphabet="kK\u212aAs\u017f\u0131iI\u0130.-é", min_size=1, max_size=12)
+
+
+@given(san=LOOK_ALIKES | ANY_TEXT.filter(bool), other=ANY_TEXT)
+@example(san="\u212aafka.example.com", other="kafka.example.com")
+@example(san="\u017fvc.example", other="svc.example")  # LATIN SMALL LONG S: upper() is "S"
+def test_a_dns_name_matches_only_its_ascii_case_variants(san, other):
+    certificate = _from_raw_san("dns", san)
+    if certificate is None:
+        return
+    for registered in [*_spellings(san), other]:
+        expected = (
+            san.isascii() and registered.strip().isascii() and san.lower() == registered.strip().lower()
+        )
+        assert mtls.san_dns_matches(certificate, registered) == (expected and bool(registered.strip())), (
+            registered
+        )
+
+
+@given(
+    domain=(LOOK_ALIKES | ANY_TEXT).filter(
+        lambda d: d and "@" not in d
+    ),  # one "@": local and domain are clear
+    other=ANY_TEXT,
+)
+@example(domain="\u212aafka.example.com", other="kafka.example.com")
+def test_an_email_domain_matches_only_its_ascii_case_variants(domain, other):
+    certificate = _from_raw_san("email", "ops@" + domain)
+    if certificate is None:
+        return
+    for registered_domain in [*_spellings(domain), other]:
+        expected = (
+            ("ops@" + domain).isascii()
+            and registered_domain.isascii()
+            and bool(registered_domain)
+            and domain.lower() == registered_domain.lower()
+        )
+        assert mtls.san_email_matches(certificate, "ops@" + registered_domain) == expected, registered_domain
