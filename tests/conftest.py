@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -78,3 +79,28 @@ def token_for(client: Any) -> Callable[..., dict[str, Any]]:
         return response.json()
 
     return get
+
+
+#: What every client authentication refused before the credentials were proven answers, whatever
+#: the client_id: an unknown one, or a known one whose keys, kids, method or jwks_uri failed.
+GENERIC_INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
+
+
+@pytest.fixture
+def auth_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The ``oauth_cc.client_auth`` log at INFO: where the reasons a caller is not told go."""
+    caplog.set_level(logging.INFO, logger="oauth_cc.client_auth")
+    return caplog
+
+
+def refused_unproven(response: Any, auth_log: pytest.LogCaptureFixture, reason: str) -> None:
+    """401 with the generic ``invalid_client`` of an unknown client_id, ``reason`` only in the log.
+
+    Clears the captured log, so the next call sees only its own request's lines.
+    """
+    assert response.status_code == 401, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == GENERIC_INVALID_CLIENT
+    lines = [r.getMessage() for r in auth_log.records if r.name == "oauth_cc.client_auth"]
+    assert any(reason in line for line in lines), lines
+    auth_log.clear()

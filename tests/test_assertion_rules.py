@@ -68,7 +68,16 @@ def verify(client: ClientRecord, assertion: str) -> assertions.VerifiedAssertion
 def refused(client: ClientRecord, assertion: str, message: str) -> None:
     with pytest.raises(InvalidClient) as raised:
         verify(client, assertion)
+    assert not isinstance(raised.value, assertions.Unproven)
     assert raised.value.description == message
+
+
+def unproven(client: ClientRecord, assertion: str, reason: str) -> None:
+    """Refused before the client's key verified the signature: the generic answer, ``reason`` logged."""
+    with pytest.raises(assertions.Unproven) as raised:
+        verify(client, assertion)
+    assert raised.value.description == "Client authentication failed."
+    assert raised.value.reason == reason
 
 
 def test_a_genuine_assertion_gives_the_client_jti_and_exp(es_key):
@@ -97,7 +106,7 @@ def test_algorithms_outside_the_table_are_refused_naming_the_accepted_ones(es_ke
 
 def test_a_key_pinned_to_another_algorithm_is_refused_for_its_pin(rsa_key):
     pinned = {"keys": [{**rsa_key.public_jwk(), "alg": "PS256"}]}
-    refused(
+    unproven(
         record(jwks=pinned),
         rsa_key.sign(claims()),
         'Key "rsa" is registered for PS256 only and cannot verify RS256.',
@@ -106,13 +115,14 @@ def test_a_key_pinned_to_another_algorithm_is_refused_for_its_pin(rsa_key):
 
 def test_a_key_of_another_type_is_refused_naming_its_type(es_key, rsa_key):
     as_rsa = {"keys": [{**es_key.public_jwk(), "kid": "rsa"}]}
-    refused(record(jwks=as_rsa), rsa_key.sign(claims()), 'Key "rsa" is an EC key and cannot verify RS256.')
+    unproven(record(jwks=as_rsa), rsa_key.sign(claims()), 'Key "rsa" is an EC key and cannot verify RS256.')
     pinned_ec = {"keys": [{**es_key.public_jwk(), "kid": "rsa", "alg": "ES256"}]}
-    refused(record(jwks=pinned_ec), rsa_key.sign(claims()), 'Key "rsa" is an EC key and cannot verify RS256.')
+    reason = 'Key "rsa" is an EC key and cannot verify RS256.'
+    unproven(record(jwks=pinned_ec), rsa_key.sign(claims()), reason)
 
 
 def test_an_unknown_kid_is_refused_naming_it(es_key):
-    refused(
+    unproven(
         record(es_key),
         es_key.sign(claims(), kid="other"),
         'No key with kid "other" is registered for this client.',
@@ -124,7 +134,7 @@ def test_without_a_kid_a_key_that_fits_the_algorithm_is_used(es_key, rsa_key):
 
 
 def test_without_a_kid_and_no_fitting_key_the_algorithm_is_named(rsa_key, es_key):
-    refused(
+    unproven(
         record(rsa_key),
         es_key.sign(claims(), kid=None),
         "None of this client's registered keys can verify ES256.",
@@ -133,7 +143,7 @@ def test_without_a_kid_and_no_fitting_key_the_algorithm_is_named(rsa_key, es_key
 
 def test_without_a_kid_at_most_five_keys_are_tried(es_key):
     others = [generate_key("ES256", kid=f"other-{n}") for n in range(5)]
-    refused(
+    unproven(
         record(*others, es_key),
         es_key.sign(claims(), kid=None),
         "The client_assertion signature does not verify with this client's registered keys.",
@@ -142,7 +152,7 @@ def test_without_a_kid_at_most_five_keys_are_tried(es_key):
 
 
 def test_a_client_without_keys_is_refused(es_key):
-    refused(
+    unproven(
         record(jwks={"keys": []}),
         es_key.sign(claims()),
         "This client has no public keys registered for private_key_jwt.",
@@ -363,12 +373,12 @@ def test_a_long_alg_is_shown_cut_at_20_characters(es_key):
 def test_a_long_kid_is_shown_cut_at_100_characters(es_key, rsa_key):
     kid = "k" * 101
     as_rsa = {"keys": [{**es_key.public_jwk(), "kid": kid}]}
-    refused(
+    unproven(
         record(jwks=as_rsa),
         rsa_key.sign(claims(), kid=kid),
         f'Key "{"k" * 100}..." is an EC key and cannot verify RS256.',
     )
-    refused(
+    unproven(
         record(es_key),
         es_key.sign(claims(), kid=kid),
         f'No key with kid "{"k" * 100}..." is registered for this client.',
@@ -383,3 +393,18 @@ def test_an_hour_long_assertion_keeps_its_jti_only_until_its_age_bound(db, es_ke
 
     row = UsedAssertion.objects.get(client_id=CLIENT_ID, jti="j-1")
     assert row.expires_at == datetime.fromtimestamp(NOW - 10 + 300 + 30, tz=timezone.utc)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "none"])
+def test_an_algorithm_outside_the_table_is_refused_by_the_parser_before_any_client_is_known(es_key, alg):
+    # Refused before the client is looked up, so every client_id, known or not, gets this answer.
+    header = {"alg": alg, "kid": "es"}
+    import base64
+    import json
+
+    def b64(value: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    with pytest.raises(InvalidClient) as raised:
+        parse_assertion(f"{b64(header)}.{b64(claims())}.c2ln")
+    assert raised.value.description.startswith(f'client_assertion alg "{alg}" is not accepted')

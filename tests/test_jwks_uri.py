@@ -28,13 +28,12 @@ from oauth_cc.models import Application, Scope
 
 from .assertion_helpers import (
     ClientKey,
-    assert_invalid_client,
     assertion_claims,
     generate_key,
     jwks_of,
     post_assertion,
 )
-from .conftest import basic_auth, form_post
+from .conftest import basic_auth, form_post, refused_unproven
 
 ENDPOINT = "http://testserver/oauth/token/"
 
@@ -211,7 +210,12 @@ def test_key_set_is_fetched_again_once_the_cache_lifetime_has_passed(
 
 
 def test_key_rollover_is_picked_up_by_one_refetch(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey, key_b: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    key_b: ClientKey,
+    auth_log: Any,
 ) -> None:
     assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
     key_server.document = jwks_of(key_b)  # The client rolls over to a new key.
@@ -219,24 +223,33 @@ def test_key_rollover_is_picked_up_by_one_refetch(
     assert post_assertion(client, signed(key_b, uri_client)).status_code == 200
     assert key_server.hits == 2
     # The refreshed set is the one in use: the retired key is gone.
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), 'kid "key-a"')
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, 'kid "key-a"')
 
 
 def test_unknown_kids_trigger_at_most_one_refetch(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     assert post_assertion(client, signed(key_a, uri_client)).status_code == 200
     for n in range(5):
         assertion = signed(key_a, uri_client, kid=f"junk-{n}")
-        assert_invalid_client(post_assertion(client, assertion), f'kid "junk-{n}"')
+        refused_unproven(post_assertion(client, assertion), auth_log, f'kid "junk-{n}"')
     assert key_server.hits == 2
 
 
 def test_unknown_kid_on_an_expired_cache_costs_one_fetch_not_two(
-    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    settings: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_CACHE_SECONDS": 0}
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client, kid="junk")), 'kid "junk"')
+    refused_unproven(post_assertion(client, signed(key_a, uri_client, kid="junk")), auth_log, 'kid "junk"')
     assert key_server.hits == 1
 
 
@@ -247,11 +260,12 @@ def test_hanging_key_server_gives_invalid_client_within_the_timeout(
     uri_client: Application,
     key_server: KeyServer,
     key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.5}
     key_server.mode = "hang"
 
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "timed out")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "timed out")
     # The answer came while the key server was still holding the connection open.
     assert key_server.in_flight == 1
 
@@ -268,11 +282,16 @@ def test_hanging_key_server_gives_invalid_client_within_the_timeout(
 
 
 def test_trickling_key_server_is_cut_off_at_the_total_deadline(
-    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    settings: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.5}
     key_server.mode = "trickle"
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "timed out")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "timed out")
     assert key_server.in_flight == 1
     # The fetch thread hangs up too, while the server would go on trickling for 30 s.
     for _ in range(100):
@@ -284,51 +303,78 @@ def test_trickling_key_server_is_cut_off_at_the_total_deadline(
 
 
 def test_failed_fetch_is_not_retried_at_once(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     key_server.mode = "error"
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "HTTP 500")
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "HTTP 500")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "HTTP 500")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "HTTP 500")
     assert key_server.hits == 1
 
 
 @pytest.mark.parametrize("mode", ["huge", "huge_unannounced"])
 def test_oversized_key_set_is_refused(
-    mode: str, client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    mode: str,
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     key_server.mode = mode
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "larger than 65536 bytes")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "larger than 65536 bytes")
 
 
 def test_redirect_is_not_followed(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     key_server.mode = "redirect"
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "redirect")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "redirect")
     assert key_server.hits == 1
 
 
 def test_response_that_is_not_a_key_set_is_refused(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     key_server.mode = "not_json"
     response = post_assertion(client, signed(key_a, uri_client))
-    assert_invalid_client(response, "not JSON")
+    refused_unproven(response, auth_log, "not JSON")
     assert "html" not in response.json()["error_description"]
 
 
 def test_key_set_without_usable_keys_is_refused(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     key_server.document = {"keys": [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]}
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "no usable public signing key")
+    refused_unproven(
+        post_assertion(client, signed(key_a, uri_client)), auth_log, "no usable public signing key"
+    )
 
 
 def test_unreachable_key_server_gives_invalid_client(
-    client: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     Application.objects.filter(pk=uri_client.pk).update(client_jwks_uri="http://127.0.0.1:9/jwks.json")
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "could not connect")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "could not connect")
 
 
 # -- Insecure URIs, when JWKS_URI_ALLOW_INSECURE is False (the production default) -------------
@@ -365,36 +411,56 @@ def test_public_https_jwks_uri_is_accepted_at_registration(db: Any, secure_only:
 
 
 def test_insecure_jwks_uri_already_stored_is_refused_at_fetch_time(
-    client: Any, settings: Any, uri_client: Application, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    settings: Any,
+    uri_client: Application,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_ALLOW_INSECURE": False}
-    assert_invalid_client(post_assertion(client, signed(key_a, uri_client)), "https")
+    refused_unproven(post_assertion(client, signed(key_a, uri_client)), auth_log, "https")
     assert key_server.hits == 0
 
 
 def test_host_name_resolving_to_a_private_address_is_refused_at_fetch_time(
-    client: Any, secure_only: None, db: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any,
+    secure_only: None,
+    db: Any,
+    monkeypatch: Any,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     # DNS rebinding: the name passed registration, but now resolves inside the network. The
     # first answer is public, so a fetcher that checked only the first address would connect.
     monkeypatch.setattr(hardened_http, "resolve", lambda host, port: ["93.184.215.14", "10.0.0.5"])
     application = make_uri_client("rebinding", "https://keys.example.com/jwks")
-    assert_invalid_client(post_assertion(client, signed(key_a, application)), "private")
+    refused_unproven(post_assertion(client, signed(key_a, application)), auth_log, "private")
 
 
 def test_fetch_gives_up_when_name_resolution_fails(
-    client: Any, secure_only: None, db: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any,
+    secure_only: None,
+    db: Any,
+    monkeypatch: Any,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     def unresolvable(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(hardened_http, "resolve", unresolvable)
     application = make_uri_client("no-dns", "https://keys.example.com/jwks")
-    assert_invalid_client(post_assertion(client, signed(key_a, application)), "does not resolve")
+    refused_unproven(post_assertion(client, signed(key_a, application)), auth_log, "does not resolve")
 
 
 def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
-    client: Any, settings: Any, db: Any, monkeypatch: Any, key_a: ClientKey
+    client: Any,
+    settings: Any,
+    db: Any,
+    monkeypatch: Any,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     settings.OAUTH_CC = {**settings.OAUTH_CC, "JWKS_URI_TIMEOUT": 0.3}
     released = threading.Event()
@@ -406,7 +472,7 @@ def test_fetch_of_a_slow_resolver_is_bounded_by_the_timeout(
     monkeypatch.setattr(hardened_http, "resolve", stuck)
     application = make_uri_client("slow-dns", "http://keys.example.com/")
     try:
-        assert_invalid_client(post_assertion(client, signed(key_a, application)), "timed out")
+        refused_unproven(post_assertion(client, signed(key_a, application)), auth_log, "timed out")
         assert not released.is_set()
     finally:
         released.set()
@@ -484,9 +550,13 @@ def test_https_key_server_with_a_trusted_certificate_for_the_name_is_used(
 
 
 def test_https_key_server_with_an_untrusted_certificate_is_refused(
-    client: Any, tls_client: Application, tls_key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    tls_client: Application,
+    tls_key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
-    assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
+    refused_unproven(post_assertion(client, signed(key_a, tls_client)), auth_log, "TLS certificate")
     assert tls_key_server.hits == 0
 
 
@@ -497,21 +567,26 @@ def test_https_certificate_for_another_name_is_refused(
     tls_client: Application,
     tls_key_server: KeyServer,
     key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     monkeypatch.setattr(hardened_http.certifi, "where", lambda: tls_files[0])
     other_name = tls_key_server.url.replace("keys.example.test", "other.example.test")
     Application.objects.filter(pk=tls_client.pk).update(client_jwks_uri=other_name)
-    assert_invalid_client(post_assertion(client, signed(key_a, tls_client)), "TLS certificate")
+    refused_unproven(post_assertion(client, signed(key_a, tls_client)), auth_log, "TLS certificate")
 
 
 def test_deeply_nested_jwks_served_by_a_jwks_uri_is_refused(
-    client: Any, db: Any, key_server: KeyServer, key_a: ClientKey
+    client: Any,
+    db: Any,
+    key_server: KeyServer,
+    key_a: ClientKey,
+    auth_log: Any,
 ) -> None:
     """Nesting deeper than the JSON decoder's recursion limit is refused as not JSON, not a 500."""
     key_server.mode = "raw"
     key_server.raw = b'{"keys": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
     application = make_uri_client("nested-uri", key_server.url)
-    assert_invalid_client(post_assertion(client, signed(key_a, application)), "the response is not JSON")
+    refused_unproven(post_assertion(client, signed(key_a, application)), auth_log, "the response is not JSON")
 
 
 def test_concurrent_lookups_of_one_jwks_uri_share_one_fetch(

@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from oauth_cc.models import Application, Scope
 
+from .conftest import refused_unproven
 from .mtls_helpers import HEADER, Cert, issue
 from .test_admin import client_form
 from .test_jwks_uri import KeyServer, _cold_key_caches, key_server  # noqa: F401 - fixtures
@@ -101,28 +102,32 @@ def test_a_rolled_over_key_is_picked_up_by_one_refetch(client, uri_client, keys,
     assert keys.hits == 2
 
 
-def test_a_key_server_that_fails_is_named_in_the_error(client, uri_client, keys, mine):
+def test_a_key_server_that_fails_gets_the_generic_answer_and_is_named_in_the_log(
+    client, uri_client, keys, mine, auth_log
+):
+    # Any self-signed certificate would do here: the caller has proved nothing, so it must not
+    # learn that this client_id exists and has a failing jwks_uri. The operator's log says it.
     keys.mode = "error"
 
     response = token_request(client, uri_client.client_id, mine)
 
-    assert_error(
-        response, 401, "invalid_client", "Could not fetch the client's JWKS: the server answered HTTP 500."
+    refused_unproven(
+        response,
+        auth_log,
+        f"client {uri_client.client_id} presented a TLS client certificate that could not be checked: "
+        "could not fetch the client's JWKS: the server answered HTTP 500",
     )
 
 
-def test_a_served_key_the_site_cannot_use_matches_nothing(client, uri_client, keys, mine):
+def test_a_served_key_the_site_cannot_use_matches_nothing(client, uri_client, keys, mine, auth_log):
     private = mine.jwks()
     private["keys"][0]["d"] = "AAAA"  # a private key: skipped, as for private_key_jwt
 
     keys.document = private
     response = token_request(client, uri_client.client_id, mine)
 
-    assert_error(
-        response,
-        401,
-        "invalid_client",
-        "Could not fetch the client's JWKS: the JWK Set has no usable public signing key.",
+    refused_unproven(
+        response, auth_log, "could not fetch the client's JWKS: the JWK Set has no usable public signing key"
     )
 
 

@@ -26,7 +26,7 @@ from oauth_cc.issuer import client_auth
 from oauth_cc.resource import feed, feed_auth
 
 from .assertion_helpers import ASSERTION_TYPE, ClientKey, assertion_claims, generate_key, jwks_of
-from .conftest import basic_auth, form_post
+from .conftest import basic_auth, form_post, refused_unproven
 from .helpers import ISSUER, clear_shared_cache
 
 FEED = "/oauth/revocation-feed/"
@@ -155,12 +155,10 @@ def test_an_assertion_is_accepted_once(client: Any, jwt_reader: Any, es_key: Cli
     )
 
 
-def test_an_assertion_signed_by_another_key_is_refused(client: Any, jwt_reader: Any) -> None:
+def test_an_assertion_signed_by_another_key_is_refused(client: Any, jwt_reader: Any, auth_log: Any) -> None:
     stranger = generate_key("ES256", kid=generate_key("ES256").kid)
     response = form_post(client, FEED, assertion_form(stranger, jwt_reader.client_id))
-    assert_error(
-        response, 401, "invalid_client", f'No key with kid "{stranger.kid}" is registered for this client.'
-    )
+    refused_unproven(response, auth_log, f'No key with kid "{stranger.kid}" is registered for this client.')
 
 
 def test_a_private_key_jwt_client_is_refused_its_secret_either_way(
@@ -347,7 +345,7 @@ def test_the_resource_side_takes_a_jwk_with_its_own_kid_and_alg(
 
 
 def test_the_resource_side_with_a_key_the_issuer_does_not_hold_is_refused(
-    client: Any, settings: Any, jwt_reader: Any
+    client: Any, settings: Any, jwt_reader: Any, auth_log: Any
 ) -> None:
     other = generate_key("ES256")
     resource_settings(
@@ -357,10 +355,9 @@ def test_the_resource_side_with_a_key_the_issuer_does_not_hold_is_refused(
         RESOURCE_CLIENT_PRIVATE_KEY=pem(other),
     )
     response = send(client, feed_auth.feed_request())
-    assert_error(
+    refused_unproven(
         response,
-        401,
-        "invalid_client",
+        auth_log,
         "The client_assertion signature does not verify with this client's registered keys.",
     )
 

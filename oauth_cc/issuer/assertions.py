@@ -10,8 +10,11 @@ The client proves who it is with a JWT it signed with one of its registered keys
 2. **Algorithm** - ``alg`` is one of :data:`~oauth_cc.common.algorithms.ASSERTION_ALGORITHMS`: never
    ``none``, never HMAC, and the verifying key's type must belong to that algorithm's family
    (:mod:`oauth_cc.common.algorithms`), so a token "HMAC-signed with the public key" never verifies.
+   Checked when parsing, before the client is looked up: the answer is the same for every client_id.
 3. **Key and signature** - the key named by ``kid``; without a kid, each of the client's
-   keys that fits the algorithm (at most :data:`MAX_KEYS_WITHOUT_KID`).
+   keys that fits the algorithm (at most :data:`MAX_KEYS_WITHOUT_KID`). Every refusal up to
+   here that depends on the client's registration is :class:`Unproven`: answered like an
+   unknown client_id, its reason only logged (see :class:`Unproven`).
 4. **Claims** (RFC 7523 §3), decoded from the payload bytes the signature covers and read
    with :mod:`oauth_cc.common.claims`, with ``LEEWAY`` seconds of clock skew allowed:
 
@@ -80,6 +83,22 @@ _WHAT = "client_assertion"
 _NOT_VERIFIED = "The client_assertion signature does not verify with this client's registered keys."
 
 
+class Unproven(InvalidClient):
+    """A refusal before the client's own key has verified the assertion's signature.
+
+    Until then the caller has proved nothing, so its answer must not depend on the client's
+    registration (that it exists, how it authenticates, its keys, kids and key types, whether its
+    jwks_uri answers): otherwise anyone could probe client_ids, kid guesses and key types with
+    assertions signed by any key. It is the generic ``invalid_client`` an unknown client_id gets;
+    ``reason`` says what failed, for the operator's log (``oauth_cc.client_auth``), never for the
+    caller.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ParsedAssertion:
     """A client assertion parsed once: its JWS and the claims decoded from the signed payload.
@@ -111,6 +130,9 @@ def parse_assertion(assertion: str) -> ParsedAssertion:
         claims = jws.claims(parsed, max_bytes=MAX_ASSERTION_BYTES, what=_WHAT)
     except jws.MalformedJWS as exc:
         raise InvalidClient(str(exc)) from None
+    # Here, before the client is looked up, so that its description is the same for every
+    # client_id (after the lookup, only an unknown client would get the generic answer).
+    _checked_algorithm(parsed.alg)
     return ParsedAssertion(jws=parsed, claims=claims)
 
 
@@ -134,11 +156,16 @@ def verify_client_assertion(
     See the module docstring for the rules and their cost. The single-use record is the
     caller's last step (:func:`record_use`), once nothing else can refuse the request's
     authentication: a refused request must not use up its assertion.
+
+    The rule for what a refusal says: before the signature verifies with one of the client's
+    keys, :class:`Unproven` (the generic answer, the reason logged); after it, the caller holds
+    the client's key, and the claim checks (``iss``/``sub``, ``aud``, times, ``jti``, single
+    use) say what to fix.
     """
-    alg = _checked_algorithm(assertion.jws.alg)
+    alg = _checked_algorithm(assertion.jws.alg)  # parse_assertion checked it: the same for all
     keys = _candidate_keys(client, alg, assertion.jws.kid)
     if not any(jws.verify_signature(assertion.jws, key, (alg,)) for key in keys):
-        raise InvalidClient(_NOT_VERIFIED)
+        raise Unproven(_NOT_VERIFIED)
     claims = assertion.claims
     try:
         _check_identity(claims, client.client_id)
@@ -161,24 +188,30 @@ def _checked_algorithm(alg: str) -> str:
 
 
 def _candidate_keys(client: ClientRecord, alg: str, kid: str | None) -> list[JWK]:
+    """The client's keys that may verify ``alg`` (named by ``kid`` if given), else :class:`Unproven`.
+
+    Every refusal here depends on the client's registration and comes before any signature is
+    checked, so none may reach the caller: the reasons are the operator's (``kid`` is shown
+    safely cut, it is the caller's text).
+    """
     try:
         keys = client_jwks_fetch.keys_for(client, kid)
     except client_jwks_fetch.JWKSFetchError as exc:
-        raise InvalidClient(f"Could not fetch the client's JWKS: {exc}.") from None
+        raise Unproven(f"Could not fetch the client's JWKS: {exc}.") from None
     if not keys:
-        raise InvalidClient("This client has no public keys registered for private_key_jwt.")
+        raise Unproven("This client has no public keys registered for private_key_jwt.")
     algorithm = ALGORITHMS[alg]
     if kid is not None:
         named = [key for key in keys if key.get("kid") == kid]
         if not named:
-            raise InvalidClient(f'No key with kid "{shown(kid, 100)}" is registered for this client.')
+            raise Unproven(f'No key with kid "{shown(kid, 100)}" is registered for this client.')
         fitting = [key for key in named if algorithm.fits(key)]
         if not fitting:
-            raise InvalidClient(_why_unfit(shown(kid, 100), named[0], alg))
+            raise Unproven(_why_unfit(shown(kid, 100), named[0], alg))
         return fitting
     fitting = [key for key in keys if algorithm.fits(key)]
     if not fitting:
-        raise InvalidClient(f"None of this client's registered keys can verify {alg}.")
+        raise Unproven(f"None of this client's registered keys can verify {alg}.")
     return fitting[:MAX_KEYS_WITHOUT_KID]
 
 

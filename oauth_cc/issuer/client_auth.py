@@ -38,7 +38,7 @@ from ..common.tokens import MAX_CLIENT_ID_LENGTH
 from ..conf import oauth_cc_settings
 from ..models import MTLS_AUTH_METHODS, SECRET_AUTH_METHODS, TokenEndpointAuthMethod
 from . import client_jwks_fetch, usage
-from .assertions import ParsedAssertion, parse_assertion, record_use, verify_client_assertion
+from .assertions import ParsedAssertion, Unproven, parse_assertion, record_use, verify_client_assertion
 from .secrets import hash_secret, hashes_match
 from .state import ClientRecord, client_cache
 
@@ -317,13 +317,22 @@ def _refuse_if_over(checks: list[ratelimit.Check], presented: PresentedCredentia
 
 
 def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecord, Any, int | None]:
-    """The client the credentials authenticate, its verified assertion, and the secret's pk."""
+    """The client the credentials authenticate, its verified assertion, and the secret's pk.
+
+    The rule for what a refusal says: until the credentials are proven (the client's key
+    verified the assertion's signature, the secret matched, the certificate is the registered
+    one), every refusal that depends on the client's registration (that it exists, its method,
+    keys, kids, key types, a jwks_uri that fails) is the generic ``invalid_client`` an unknown
+    client_id gets, so a caller learns nothing about a client it cannot authenticate as; the
+    operator's log (``oauth_cc.client_auth``) says what happened. Refusals that do not depend on
+    the client (a malformed assertion, an algorithm outside the table) came earlier, the same
+    for every client_id. After the proof, the caller holds the client's credentials and is told
+    what to fix (an expired assertion or secret, a disabled client).
+    """
     client = client_cache.client(presented.client_id)
     if client is None:
         raise InvalidClient(basic=presented.basic)
     if not _method_allowed(client, presented):
-        # The same answer as a wrong secret: before authentication, a caller learns neither that
-        # the client exists nor how it authenticates. The operator's log says what happened.
         logger.info(
             "client %s presented %s but is registered for %s",
             client.client_id,
@@ -334,7 +343,17 @@ def _verify(presented: PresentedCredentials, endpoint: str) -> tuple[ClientRecor
     verified = None
     secret_pk = None
     if presented.assertion is not None:
-        verified = verify_client_assertion(client, presented.assertion, endpoint_url=endpoint_url(endpoint))
+        try:
+            verified = verify_client_assertion(
+                client, presented.assertion, endpoint_url=endpoint_url(endpoint)
+            )
+        except Unproven as refusal:
+            logger.info(
+                "client %s presented a client_assertion refused before its signature verified: %s",
+                client.client_id,
+                refusal.reason,
+            )
+            raise InvalidClient(basic=presented.basic) from None
     elif presented.method == TLS_CLIENT_CERTIFICATE:
         _verify_certificate(client, presented)
     else:
@@ -364,9 +383,10 @@ def _verify_certificate(client: ClientRecord, presented: PresentedCredentials) -
     and, for ``tls_client_auth``, must also verify the chain to the CA it trusts; this checks
     that the certificate is the one registered for this client, and for ``tls_client_auth``
     its validity dates again. A self-signed certificate is only a wrapper for the registered
-    key, so its dates are not checked (RFC 8705 §2.2). Every refusal is the same generic
-    ``invalid_client`` (but a jwks_uri that cannot be fetched, which the client can fix); the
-    operator's log says which check failed.
+    key, so its dates are not checked (RFC 8705 §2.2). Every refusal, a jwks_uri that cannot be
+    fetched included, is the same generic ``invalid_client`` as for an unknown client_id (any
+    self-signed certificate would otherwise tell an outsider which client_ids have a failing
+    jwks_uri); the operator's log says which check failed.
     """
     certificate = presented.certificate
     if certificate is None:  # _method_allowed() checked it already
@@ -388,10 +408,11 @@ def _verify_certificate(client: ClientRecord, presented: PresentedCredentials) -
         try:
             keys = client_jwks_fetch.keys_for(client, thumbprint=presented_key)
         except client_jwks_fetch.JWKSFetchError as exc:
-            raise InvalidClient(f"Could not fetch the client's JWKS: {exc}.") from None
-        if mtls.key_among(presented_key, keys):
-            return
-        problem = "does not hold a key of the registered JWKS"
+            problem = f"could not be checked: could not fetch the client's JWKS: {exc}"
+        else:
+            if mtls.key_among(presented_key, keys):
+                return
+            problem = "does not hold a key of the registered JWKS"
     logger.info("client %s presented a TLS client certificate that %s", client.client_id, problem)
     raise InvalidClient()
 

@@ -326,3 +326,68 @@ def test_unverified_client_id_is_the_sub_string_or_invalid_client(value: Any, ot
     else:
         with pytest.raises(InvalidClient):
             parsed.unverified_client_id
+
+
+# -- no oracle before authentication ---------------------------------------------------------------
+
+#: The attacker's key: registered for no client.
+INTRUDER = generate_key("ES256", kid="intruder")
+UNKNOWN_CLIENT_ID = "no-such-client"
+
+
+@pytest.fixture
+def no_failure_limits(settings: Any) -> None:
+    """Two failures per example: the per-address limit would otherwise answer 429 part-way."""
+    settings.OAUTH_CC = {
+        **settings.OAUTH_CC,
+        "FAILED_AUTH_RATE_PER_ADDRESS": None,
+        "FAILED_AUTH_RATE_PER_CLIENT_ID": None,
+    }
+
+
+@db_examples
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "alg": st.one_of(st.sampled_from(["ES256", "RS256", "PS256", "EdDSA"]), header_values),
+            "kid": st.one_of(
+                st.sampled_from(["zzz", "", "intruder"]), unicode_text(max_size=12), header_values
+            ),
+            "typ": header_values,
+        },
+    ),
+    st.booleans(),
+)
+@example({}, True)  # the client's own kid, another key's signature
+@example({"alg": "RS256"}, True)  # the client's EC key named for RS256
+@example({"kid": "zzz"}, False)
+def test_an_assertion_not_signed_by_the_clients_key_is_answered_as_for_an_unknown_client_id(
+    client: Any,
+    jwt_client: JWTClient,
+    no_failure_limits: None,
+    header_change: dict[str, Any],
+    names_the_clients_kid: bool,
+) -> None:
+    """Whatever its header, an assertion the client's key did not sign tells the caller nothing
+    about the client it names: the answer (status, body, headers) is the one an unknown
+    client_id gets with the same header."""
+    header = {
+        "alg": "ES256",
+        **({"kid": jwt_client.key.kid} if names_the_clients_kid else {}),
+        **header_change,
+    }
+    now = time.time()
+    answers = []
+    for named in (jwt_client.client_id, UNKNOWN_CLIENT_ID):
+        claims = jwt_client.claims(now, iss=named, sub=named)
+        try:
+            assertion = forge.sign_with(INTRUDER.private_key, "ES256", header, claims)
+        except (TypeError, ValueError):
+            return  # a value json.dumps refuses: nothing to send
+        response = post(client, assertion)
+        assert refused_as_invalid_client(response), response.content
+        answers.append((response.status_code, response.content, sorted(response.items())))
+    note(f"header={header!r}")
+    assert answers[0] == answers[1]
+    assert not UsedAssertion.objects.filter(client_id=jwt_client.client_id).exists()
