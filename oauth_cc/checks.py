@@ -20,6 +20,7 @@ from .common.setting_checks import (
     cache_alias_errors,
     issuer_errors,
     numeric_errors,
+    throttle_rate_errors,
     unknown_setting_errors,
 )
 from .conf import DEFAULTS, PER_PROCESS_CACHES, RATE_SETTINGS, oauth_cc_settings
@@ -107,6 +108,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     errors.extend(_rate_limit_errors(user))
+    errors.extend(throttle_rate_errors())
     if user.get("DPOP_REPLAY_STORE", DEFAULTS["DPOP_REPLAY_STORE"]) not in ("database", "cache"):
         errors.append(
             Error(

@@ -209,3 +209,67 @@ def test_checks_run_with_the_django_check_framework():
     with override_settings(OAUTH_CC={**GOOD, "SIGNING_ALGORITHM": "HS256"}):
         messages = checks.run_checks(tags=["oauth_cc"])
     assert "oauth_cc.E006" in ids(messages)
+
+
+def _drf(**changes: Any) -> Any:
+    from django.conf import settings
+
+    return override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, **changes})
+
+
+RATE_FORMAT = 'Enter a rate like "100/hour": a whole number from 1, a slash, and second, minute, hour or day.'
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        ("100/fortnight", '"100/fortnight" is not a rate. '),
+        ("0/minute", '"0/minute" is not a rate. '),
+        ("100 / hour", '"100 / hour" is not a rate. '),
+        (100, ""),
+    ],
+)
+def test_e015_a_client_throttle_rate_that_is_not_a_rate(rate, shown):
+    # ClientRateThrottle would raise ImproperlyConfigured inside every request it throttles: an
+    # HTML 500 for the client. The check says so at start-up, in the throttle's parser's words.
+    with _drf(DEFAULT_THROTTLE_RATES={"oauth_cc_client": rate}):
+        message = only(check_with(), "oauth_cc.E015")
+    assert message.level == ERROR
+    assert message.msg == (
+        f'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["oauth_cc_client"] is not a rate: {shown}{RATE_FORMAT}'
+    )
+    assert message.hint == "ClientRateThrottle reads it on each request it throttles; None turns it off."
+
+
+@pytest.mark.parametrize("rate", ["1000/hour", "5/min", "1/s", None])
+def test_e015_not_raised_for_a_rate_or_none(rate):
+    with _drf(DEFAULT_THROTTLE_RATES={"oauth_cc_client": rate}):
+        assert check_with() == []
+
+
+def test_e015_a_default_client_throttle_without_a_rate():
+    with _drf(
+        DEFAULT_THROTTLE_CLASSES=["oauth_cc.contrib.rest_framework.ClientRateThrottle"],
+        DEFAULT_THROTTLE_RATES={"user": "10/minute"},
+    ):
+        message = only(check_with(), "oauth_cc.E015")
+    assert message.msg == (
+        'REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] names '
+        'oauth_cc.contrib.rest_framework.ClientRateThrottle, but REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]'
+        '["oauth_cc_client"] is not set: every request it '
+        "throttles would fail."
+    )
+    assert message.hint == (
+        'Set REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["oauth_cc_client"] to a rate like "1000/hour", '
+        "or to None to turn the throttle off."
+    )
+
+
+def test_e015_no_rate_is_fine_when_the_throttle_is_not_a_default_class():
+    # Named on some views only, it may carry its own rate (a subclass's ``rate``).
+    with _drf(DEFAULT_THROTTLE_CLASSES=[], DEFAULT_THROTTLE_RATES={}):
+        assert check_with() == []
+    with _drf(DEFAULT_THROTTLE_RATES="not a dict"):
+        assert check_with() == []
+    with override_settings(REST_FRAMEWORK=None):
+        assert check_with() == []

@@ -336,3 +336,22 @@ def test_e106_a_private_key_that_cannot_be_used(
 
 def test_a_key_is_not_loaded_for_a_secret_method() -> None:
     assert problems(RESOURCE_CLIENT_PRIVATE_KEY="not a key") == []
+
+
+def test_e015_the_client_throttle_rate_is_checked_on_a_resource_service() -> None:
+    # ClientRateThrottle serves resource-only services too; the same rule, the same words.
+    from django.conf import settings
+
+    rates = {"oauth_cc_client": "10/fortnight"}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+        found = problems()
+    assert found == [
+        (
+            "oauth_cc.E015",
+            'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["oauth_cc_client"] is not a rate: "10/fortnight" is '
+            'not a rate. Enter a rate like "100/hour": a whole number from 1, a slash, and second, minute, '
+            "hour or day.",
+        )
+    ]
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {}}):
+        assert problems() == []

@@ -2,9 +2,10 @@
 
 The issuer's checks (:mod:`oauth_cc.checks`) and a resource-only service's
 (:mod:`oauth_cc.resource.apps`) read the same ``OAUTH_CC`` dict; the rules for the settings both
-read live here once, with their ids: E004 (unknown name), E005/W001 (``ISSUER``), E007 (numbers)
-and E009 (``CACHE_ALIAS``). Each function takes the user's dict (already known to be a dict,
-E003) and returns the messages; none reads a model or imports an issuer module.
+read live here once, with their ids: E004 (unknown name), E005/W001 (``ISSUER``), E007 (numbers),
+E009 (``CACHE_ALIAS``) and E015 (the DRF throttle's rate, in ``REST_FRAMEWORK``). Each function
+takes the user's dict (already known to be a dict, E003) and returns the messages; none reads a
+model or imports an issuer module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
 from ..conf import DEFAULTS
+from .ratelimit import RateError, parse_optional_rate
 
 #: Every numeric setting: whether it must be a whole number, and its smallest allowed value.
 #: Counts and byte sizes are whole numbers; durations in seconds may be fractions.
@@ -163,3 +165,47 @@ def cache_alias_errors(user: dict[str, Any]) -> list[CheckMessage]:
             id="oauth_cc.E009",
         )
     ]
+
+
+#: The DRF throttle (:class:`oauth_cc.contrib.rest_framework.ClientRateThrottle`): its dotted
+#: path as a site names it, and the scope whose rate it reads.
+CLIENT_THROTTLE = "oauth_cc.contrib.rest_framework.ClientRateThrottle"
+CLIENT_THROTTLE_SCOPE = "oauth_cc_client"
+
+
+def throttle_rate_errors() -> list[CheckMessage]:
+    """E015: ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["oauth_cc_client"]`` is no rate.
+
+    ClientRateThrottle parses it when DRF creates the throttle, inside a request: a bad value
+    would be a server error on every throttled request instead of a message at start-up. Parsed
+    here with the throttle's own parser. A missing rate is reported only when the throttle is
+    a default class: a site that names it on some views only may give those views their own.
+    """
+    drf = getattr(settings, "REST_FRAMEWORK", None)
+    if not isinstance(drf, dict):
+        return []
+    rates = drf.get("DEFAULT_THROTTLE_RATES")
+    rates = rates if isinstance(rates, dict) else {}
+    setting = f'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["{CLIENT_THROTTLE_SCOPE}"]'
+    if CLIENT_THROTTLE_SCOPE not in rates:
+        if CLIENT_THROTTLE not in [str(name) for name in drf.get("DEFAULT_THROTTLE_CLASSES") or ()]:
+            return []
+        return [
+            Error(
+                f'REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] names {CLIENT_THROTTLE}, but {setting} '
+                "is not set: every request it throttles would fail.",
+                hint=f'Set {setting} to a rate like "1000/hour", or to None to turn the throttle off.',
+                id="oauth_cc.E015",
+            )
+        ]
+    try:
+        parse_optional_rate(rates[CLIENT_THROTTLE_SCOPE])
+    except RateError as exc:
+        return [
+            Error(
+                f"{setting} is not a rate: {exc}",
+                hint="ClientRateThrottle reads it on each request it throttles; None turns it off.",
+                id="oauth_cc.E015",
+            )
+        ]
+    return []

@@ -30,7 +30,8 @@ class ResourceConfig(AppConfig):
 
 def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """The settings a resource-only service reads: the issuer's rules for the shared ones
-    (:mod:`oauth_cc.common.setting_checks`) and E101-E106 for its own."""
+    (:mod:`oauth_cc.common.setting_checks`: E004, E005/W001, E007, E009, E015) and E101-E106
+    for its own."""
     from django.conf import settings
 
     from ..common import setting_checks
@@ -55,6 +56,7 @@ def check_resource_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]
         errors.extend(setting_checks.issuer_errors(user))
     errors.extend(setting_checks.numeric_errors(user, setting_checks.RESOURCE_NUMERIC_SETTINGS))
     errors.extend(setting_checks.cache_alias_errors(user))
+    errors.extend(setting_checks.throttle_rate_errors())
     if user.get("REVOCATION_FEED_UNREACHABLE", "keep") not in ("keep", "refuse"):
         errors.append(
             Error(
