@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -453,3 +456,64 @@ def test_the_feed_is_read_where_the_metadata_says(monkeypatch, db):
     basic = "Basic " + base64.b64encode(b"reader:s3cret").decode()
     assert requested == [(f"{ISSUER}/feeds/revocations/", basic)]
     sync.reset()
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers every GET and POST with the server's ``status`` (a 304 with an ETag)."""
+
+    def _answer(self) -> None:
+        self.server.seen.append(dict(self.headers))  # type: ignore[attr-defined]
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("ETag", '"1"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[int], str]]:
+    """``answering(status) -> base URL`` of a loopback server that answers only ``status``."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(status: int) -> str:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+        httpd.daemon_threads = True
+        httpd.status = status  # type: ignore[attr-defined]
+        httpd.seen = []  # type: ignore[attr-defined]
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield serve
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("shared", [None, {"snapshot": Snapshot(), "checked_at": 1.0, "etag": None}])
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_304_to_a_feed_request_without_an_etag_is_a_fetch_error(answering, shared):
+    # Without a shared ETag the request is unconditional: the fetcher itself refuses a 304, so
+    # the feed never "keeps" an entry it does not have.
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.fetch(shared, answering(304) + FEED)
+    assert str(raised.value) == "the server answered HTTP 304"
+
+
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_a_304_to_a_conditional_feed_request_keeps_the_shared_entry(answering):
+    held = Snapshot(revoked_jtis=frozenset({"j1"}))
+    entry = feed.fetch({"snapshot": held, "checked_at": 1.0, "etag": '"1"'}, answering(304) + FEED)
+    assert entry["snapshot"] is held and entry["etag"] == '"1"' and entry["checked_at"] > 1.0
+
+
+@pytest.mark.parametrize("status", [304, 404, 500])
+@override_settings(OAUTH_CC=RESOURCE_FEED_SETTINGS)
+def test_an_issuer_document_answered_with_another_status_is_a_fetch_error(answering, status):
+    with pytest.raises(hardened_http.FetchError) as raised:
+        issuer_keys._get_json(answering(status) + issuer_keys.METADATA_PATH, what="the issuer's metadata")
+    assert str(raised.value) == f"the server answered HTTP {status}"

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import caches
 
@@ -132,9 +132,9 @@ def fetch(shared: dict[str, Any] | None, url: str | None = None) -> dict[str, An
         )
     now = time.time()
     if fetched.status == 304:
-        if shared is None:
-            raise hardened_http.FetchError("the revocation feed answered 304 to an unconditional request")
-        return {**shared, "checked_at": now}
+        # hardened_http takes a 304 only as the answer to a conditional request, and only a
+        # shared entry with an ETag makes one (above): ``shared`` is that entry.
+        return {**cast(dict[str, Any], shared), "checked_at": now}
     try:
         document = json_input.loads(fetched.body, max_bytes=len(fetched.body) + 1)
     except json_input.JSONInputError:
