@@ -195,6 +195,64 @@ def test_parse_refuses_a_malformed_feed(change, message):
     assert str(raised.value) == message
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"revoked_jtis": ["j" * 65]},
+            "the revocation feed's revoked_jtis has an entry that is longer than 64 characters",
+        ),
+        ({"revoked_jtis": ["j1", ""]}, "the revocation feed's revoked_jtis has an entry that is empty"),
+        (
+            {"revoked_jtis": ["j\x1b[2J"]},
+            "the revocation feed's revoked_jtis has an entry that contains control characters",
+        ),
+        (
+            {"disabled_clients": ["c" * 256]},
+            "the revocation feed's disabled_clients has an entry that is longer than 255 characters",
+        ),
+        (
+            {"deleted_clients": ["c\x00"]},
+            "the revocation feed's deleted_clients has an entry that contains control characters",
+        ),
+        ({"deleted_clients": [""]}, "the revocation feed's deleted_clients has an entry that is empty"),
+        (
+            {"tokens_valid_after": {"c" * 256: 1}},
+            "the revocation feed's tokens_valid_after has an entry that is longer than 255 characters",
+        ),
+        (
+            {"tokens_valid_after": {"": 1}},
+            "the revocation feed's tokens_valid_after has an entry that is empty",
+        ),
+        (
+            {"tokens_valid_after": {"c\n": 1}},
+            "the revocation feed's tokens_valid_after has an entry that contains control characters",
+        ),
+    ],
+)
+def test_parse_refuses_an_entry_outside_the_identifier_bounds(change, message):
+    # The bounds of a token's jti and client_id claims (tokens.MAX_JTI_LENGTH,
+    # MAX_CLIENT_ID_LENGTH): an entry no token could carry is refused, not kept in memory.
+    with pytest.raises(hardened_http.FetchError) as raised:
+        feed.parse({**FEED_DOC, **change})
+    assert str(raised.value) == message
+
+
+def test_parse_takes_entries_at_the_identifier_bounds():
+    snapshot = feed.parse(
+        {
+            **FEED_DOC,
+            "revoked_jtis": ["j" * 64, "é"],
+            "disabled_clients": ["c" * 255],
+            "deleted_clients": ["a b"],
+            "tokens_valid_after": {"d" * 255: 1},
+        }
+    )
+    assert snapshot.revoked_jtis == frozenset({"j" * 64, "é"})
+    assert snapshot.disabled_clients == frozenset({"c" * 255})
+    assert snapshot.valid_after == {"d" * 255: 1.0}
+
+
 RESOURCE_FEED_SETTINGS = {
     "ISSUER": ISSUER,
     "RESOURCE_CLIENT_ID": "reader",

@@ -10,7 +10,8 @@ One parser per kind of value, so both verifiers apply the same rule and a fix re
 * :func:`audiences` - ``aud``: one non-empty string or a non-empty list of them;
 * :func:`string` - ``iss``, ``scope``: a string;
 * :func:`identifier` - ``jti``, ``sub``, ``client_id``: a non-empty printable string no longer
-  than the column it may be stored in.
+  than the column it may be stored in (:func:`identifier_problem`, the same rule for such an
+  identifier outside a claim).
 
 Each raises :class:`ClaimError`, whose message starts with the claim's quoted name and is safe
 to show; the verifiers wrap it in their own error (``invalid_token``, ``invalid_client``).
@@ -84,8 +85,22 @@ def identifier(claims: Mapping[str, Any], name: str, *, max_length: int) -> str:
     PostgreSQL cannot store, or an escape sequence) and overlong values are refused here.
     """
     value = string(claims, name)
-    if len(value) > max_length:
-        raise ClaimError(f'"{name}" claim is longer than {max_length} characters')
-    if not value.isprintable():
-        raise ClaimError(f'"{name}" claim contains control characters')
+    problem = identifier_problem(value, max_length=max_length)
+    if problem:
+        raise ClaimError(f'"{name}" claim {problem}')
     return value
+
+
+def identifier_problem(value: str, *, max_length: int) -> str:
+    """What keeps ``value`` from being an identifier (``"is empty"``, ...), or "" if nothing.
+
+    The rule of :func:`identifier`, for identifiers that arrive outside a claim (the revocation
+    feed's jtis and client_ids): one rule, so a fix reaches every reader.
+    """
+    if not value:
+        return "is empty"
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    if not value.isprintable():
+        return "contains control characters"
+    return ""

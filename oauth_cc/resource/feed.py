@@ -31,6 +31,7 @@ from ..common import hardened_http, json_input
 from ..common.errors import TemporarilyUnavailable
 from ..common.revocation_snapshot import Snapshot
 from ..common.shared import claim
+from ..common.tokens import MAX_CLIENT_ID_LENGTH, MAX_JTI_LENGTH
 from ..conf import oauth_cc_settings
 from . import feed_auth
 
@@ -44,10 +45,21 @@ def _key(kind: str) -> str:
     return f"oauth_cc:resource:feed-{kind}:v1:{issuer}"
 
 
-def _strings(document: dict[str, Any], name: str) -> frozenset[str]:
+def _identifiers(name: str, values: Any, max_length: int) -> None:
+    """Each of ``values`` an identifier as a token's claims parser takes it (non-empty, printable,
+    at most ``max_length`` characters): an entry that no token could carry is no issuer's feed,
+    and it would be kept in every worker's memory."""
+    for value in values:
+        problem = claim_values.identifier_problem(value, max_length=max_length)
+        if problem:
+            raise hardened_http.FetchError(f"the revocation feed's {name} has an entry that {problem}")
+
+
+def _strings(document: dict[str, Any], name: str, max_length: int) -> frozenset[str]:
     value = document.get(name)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise hardened_http.FetchError(f"the revocation feed's {name} is not a list of strings")
+    _identifiers(name, value, max_length)
     return frozenset(value)
 
 
@@ -69,6 +81,7 @@ def _times(document: dict[str, Any]) -> dict[str, float]:
         except claim_values.ClaimError:
             raise refused from None
         times[str(client_id)] = float(value or 0)  # required: never None
+    _identifiers("tokens_valid_after", times, MAX_CLIENT_ID_LENGTH)
     return times
 
 
@@ -80,9 +93,9 @@ def parse(document: Any) -> Snapshot:
         raise hardened_http.FetchError("the revocation feed names another issuer")
     valid_after = _times(document)
     return Snapshot(
-        revoked_jtis=_strings(document, "revoked_jtis"),
-        disabled_clients=_strings(document, "disabled_clients"),
-        deleted_clients=_strings(document, "deleted_clients"),
+        revoked_jtis=_strings(document, "revoked_jtis", MAX_JTI_LENGTH),
+        disabled_clients=_strings(document, "disabled_clients", MAX_CLIENT_ID_LENGTH),
+        deleted_clients=_strings(document, "deleted_clients", MAX_CLIENT_ID_LENGTH),
         valid_after=valid_after,
     )
 

@@ -70,7 +70,14 @@ def mostly(good: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.Se
     return st.integers(0, 3).flatmap(lambda n: good if n else other)
 
 
-lists_of_strings = st.lists(unicode_text(max_size=10), max_size=5)
+#: Feed entries (jtis, client_ids): plausible ones, ones at either side of the length bounds
+#: (64 for a jti, 255 for a client_id), and any text (empty, control characters).
+feed_identifiers = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=10),
+    st.builds(lambda n, c: c * n, st.sampled_from([63, 64, 65, 254, 255, 256]), st.sampled_from("jcé")),
+    unicode_text(max_size=10),
+)
+lists_of_strings = st.lists(feed_identifiers, max_size=5)
 #: Feeds shaped like the real one, with a hostile value at any member: the parser's own checks
 #: are reached, not only the JSON decoder's.
 member_values = {
@@ -79,7 +86,7 @@ member_values = {
     "disabled_clients": mostly(lists_of_strings, json_values(4)).map(json.dumps),
     "deleted_clients": mostly(lists_of_strings, json_values(4)).map(json.dumps),
     "tokens_valid_after": mostly(
-        st.lists(st.tuples(unicode_text(max_size=6).map(json.dumps), number_text), max_size=4).map(
+        st.lists(st.tuples(feed_identifiers.map(json.dumps), number_text), max_size=4).map(
             lambda pairs: "{" + ",".join(f"{name}:{value}" for name, value in pairs) + "}"
         ),
         raw_json,
@@ -91,6 +98,12 @@ feed_shaped = mostly(
 ).map(lambda members: "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in members.items()) + "}")
 
 
+def feed_of(**members: Any) -> str:
+    """A well-formed feed of the issuer, with ``members`` in place of the empty defaults."""
+    empty = {"revoked_jtis": [], "disabled_clients": [], "deleted_clients": [], "tokens_valid_after": {}}
+    return json.dumps({"issuer": ISSUER, **empty, **members})
+
+
 def with_cutoff(number: str) -> str:
     """A feed of the issuer whose one cut-off is ``number``, as JSON text exactly as given."""
     return '{"issuer":"' + ISSUER + '","revoked_jtis":[],"tokens_valid_after":{"c":' + number + "}}"
@@ -99,6 +112,9 @@ def with_cutoff(number: str) -> str:
 @given(body=mostly(feed_shaped, st.one_of(json_documents, st.binary(max_size=200))))
 @example(body=with_cutoff("1" + "0" * 400))
 @example(body=with_cutoff("1e400"))
+@example(body=feed_of(revoked_jtis=["j" * 65]))
+@example(body=feed_of(disabled_clients=["\x00"]))
+@example(body=feed_of(tokens_valid_after={"c" * 256: 1}))
 def test_any_feed_body_is_a_snapshot_or_a_fetch_error(body: str | bytes) -> None:
     try:
         with issuer_answering({}, default=as_bytes(body)):
@@ -112,6 +128,10 @@ def test_any_feed_body_is_a_snapshot_or_a_fetch_error(body: str | bytes) -> None
     assert isinstance(snapshot, Snapshot)
     assert all(isinstance(jti, str) for jti in snapshot.revoked_jtis)
     assert all(0 <= value <= 253_402_300_799 for value in snapshot.valid_after.values())
+    # The claims parser's identifier bounds: no entry a token could not carry.
+    assert all(0 < len(jti) <= 64 and jti.isprintable() for jti in snapshot.revoked_jtis)
+    client_ids = {*snapshot.disabled_clients, *snapshot.deleted_clients, *snapshot.valid_after}
+    assert all(0 < len(client_id) <= 255 and client_id.isprintable() for client_id in client_ids)
 
 
 METADATA_URL = ISSUER + issuer_keys.METADATA_PATH
