@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     # spend it to lock that client out.
     "FAILED_AUTH_RATE_PER_CLIENT_ID": "120/minute",
     "FAILED_AUTH_RATE_PER_ADDRESS": "60/minute",
+    # Revocation feed reads (oauth_cc.views.revocation_feed) per client, 304s included: room
+    # for a reader polling every second from several hosts, not for one reading in a loop.
+    "REVOCATION_FEED_RATE": "600/minute",
     # The request.META name of a trusted proxy's forwarding header (e.g.
     # "HTTP_X_FORWARDED_FOR"), and how many trusted proxies append to it. None: REMOTE_ADDR.
     "CLIENT_IP_HEADER": None,
@@ -145,7 +148,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Settings holding a rate string (or None), checked by oauth_cc.E010.
-RATE_SETTINGS = ("TOKEN_RATE_LIMIT", "FAILED_AUTH_RATE_PER_CLIENT_ID", "FAILED_AUTH_RATE_PER_ADDRESS")
+RATE_SETTINGS = (
+    "TOKEN_RATE_LIMIT",
+    "FAILED_AUTH_RATE_PER_CLIENT_ID",
+    "FAILED_AUTH_RATE_PER_ADDRESS",
+    "REVOCATION_FEED_RATE",
+)
 
 #: Cache backends whose data each process keeps to itself: nothing set by one worker is seen by
 #: another, so they carry no state between the workers and hosts of a site, and a limit counted

@@ -21,7 +21,7 @@ from .common.algorithms import ASSERTION_ALGORITHMS
 from .common.errors import MethodNotAllowed, OAuthError, ServerError
 from .conf import oauth_cc_settings
 from .issuer import introspection, issuance, keys, outage, revocation
-from .issuer.client_auth import authenticate_client, endpoint_url
+from .issuer.client_auth import endpoint_url
 from .models import MTLS_AUTH_METHODS, Scope, TokenEndpointAuthMethod
 
 logger = logging.getLogger("oauth_cc.views")
@@ -104,20 +104,17 @@ def revocation_feed(request: HttpRequest) -> HttpResponse:
     ``private_key_jwt``, or a ``client_id`` beside an mTLS certificate). The revoked jtis (until
     their exp), the disabled and deleted clients and the per-client cut-offs, as this worker
     holds them (within ``STATE_REFRESH_SECONDS`` of a change); ``If-None-Match`` with the
-    ``ETag`` of an unchanged feed gets a 304 without a body.
+    ``ETag`` of an unchanged feed gets a 304 without a body. Reads per client are limited
+    (``REVOCATION_FEED_RATE``; 429 past it).
     """
     # A GET carries no form: its query string is never read, so no secret is taken from a URL
     # (where access logs would keep it).
     params = issuance.parse_form(request) if request.method == "POST" else {}
-    client = authenticate_client(request, params, endpoint="revocation_feed")
-    if not client.can_introspect:
-        raise introspection.UnauthorizedIntrospection(
-            "This client is not allowed to read the revocation feed."
-        )
+    _, rate_headers = introspection.authenticate_feed_reader(request, params)
     # The body and ETag are built once per change of the state (revocation.FeedMemo): an
     # unchanged feed costs the authentication and a comparison, whatever its size.
     feed = revocation.feed_memo.document(revocation.revocation_state.current(), oauth_cc_settings.issuer)
-    headers = {"ETag": feed.etag, "Cache-Control": "private, no-cache"}
+    headers = {"ETag": feed.etag, "Cache-Control": "private, no-cache", **rate_headers}
     if _etag_matches(request.headers.get("If-None-Match", ""), feed.etag):
         # Also to a POST, although RFC 9110 §13.2.1 would answer it 412: here POST is only a way
         # to carry credentials in a body (as for introspection); the request reads the feed and

@@ -22,8 +22,10 @@ OAUTH_CC = {
     "ISSUER": "http://testserver",
     "JWKS_URI_ALLOW_INSECURE": True,
     # The attack batteries, properties and the fuzz send thousands of failed authentications
-    # from 127.0.0.1 within one test; tests/test_rate_limits*.py turn these limits on.
+    # (and feed reads) from 127.0.0.1 within one test; tests/test_rate_limits*.py turn these
+    # limits on.
     "FAILED_AUTH_RATE_PER_CLIENT_ID": None,
     "FAILED_AUTH_RATE_PER_ADDRESS": None,
+    "REVOCATION_FEED_RATE": None,
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -24,6 +24,8 @@ from .conftest import basic_auth, form_post
 
 BASE = {"ISSUER": "http://testserver", "JWKS_URI_ALLOW_INSECURE": True}
 NO_FAILURE_LIMITS = {"FAILED_AUTH_RATE_PER_CLIENT_ID": None, "FAILED_AUTH_RATE_PER_ADDRESS": None}
+#: Every limit a default turns on off.
+NO_LIMITS = {**NO_FAILURE_LIMITS, "REVOCATION_FEED_RATE": None}
 DEAD_REDIS = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
 }
@@ -204,6 +206,111 @@ def test_the_token_endpoint_makes_no_query_with_limits_on(client, make_client, d
             response = token_request(client, application.client_id, secret)
     assert response.status_code == 200
     assert response["RateLimit"].startswith('"token";r=98;')
+
+
+# -- revocation feed reads --------------------------------------------------------------------------
+
+FEED = "/oauth/revocation-feed/"
+FEED_LIMITED = "This client may read the revocation feed {}; retry after {} seconds."
+
+
+@pytest.fixture
+def reader(make_client) -> tuple[Application, str]:
+    return make_client("resource-service", can_introspect=True)
+
+
+def read_feed(client: Any, credentials: tuple[Application, str], **headers: Any) -> Any:
+    application, secret = credentials
+    return client.get(FEED, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret), **headers)
+
+
+def test_the_default_feed_rate_is_ten_reads_a_second():
+    # A reader polls every REVOCATION_FEED_POLL_SECONDS (2 s) per site: room for several sites
+    # (or a poll a second from several hosts) sharing one client.
+    from oauth_cc.conf import DEFAULTS
+
+    assert ratelimit.parse_rate(DEFAULTS["REVOCATION_FEED_RATE"]) == ratelimit.Rate(600, 60)
+
+
+def test_feed_reads_are_limited_per_client_304s_included(client, reader, make_client):
+    other = make_client("second-service", can_introspect=True)
+    with limits(REVOCATION_FEED_RATE="2/minute"):
+        first = read_feed(client, reader)
+        unchanged = read_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+        refused = read_feed(client, reader, HTTP_IF_NONE_MATCH=first["ETag"])
+        elsewhere = read_feed(client, other)
+    assert (first.status_code, unchanged.status_code, elsewhere.status_code) == (200, 304, 200)
+    assert first["RateLimit-Policy"] == unchanged["RateLimit-Policy"] == '"feed";q=2;w=60'
+    assert first["RateLimit"].startswith('"feed";r=1;t=')
+    assert unchanged["RateLimit"].startswith('"feed";r=0;t=')
+    retry = int(refused["Retry-After"])
+    assert_too_many(refused, FEED_LIMITED.format("2/minute", retry))
+    assert 1 <= retry <= 90
+    assert refused["RateLimit-Policy"] == '"feed";q=2;w=60'
+    assert refused["RateLimit"] == f'"feed";r=0;t={retry}'
+    assert "ETag" not in refused
+
+
+def test_a_post_read_of_the_feed_is_counted_too(client, make_client):
+    application, secret = make_client("post-reader", can_introspect=True, auth_method="client_secret_post")
+    form = {"client_id": application.client_id, "client_secret": secret}
+    with limits(REVOCATION_FEED_RATE="1/hour"):
+        assert form_post(client, FEED, form).status_code == 200
+        refused = form_post(client, FEED, form)
+    assert_too_many(refused, FEED_LIMITED.format("1/hour", refused["Retry-After"]))
+
+
+def test_a_limited_feed_read_keeps_its_assertion(client, make_client):
+    from .assertion_helpers import ASSERTION_TYPE, generate_key, jwks_of
+
+    key = generate_key("ES256")
+    application, _ = make_client(
+        "jwt-reader", can_introspect=True, auth_method="private_key_jwt", jwks=jwks_of(key)
+    )
+
+    def form() -> dict[str, str]:
+        from .assertion_helpers import assertion_claims
+
+        claims = assertion_claims(application.client_id, "http://testserver" + FEED)
+        return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": key.sign(claims)}
+
+    kept = form()
+    with limits(REVOCATION_FEED_RATE="1/hour"):
+        assert form_post(client, FEED, form()).status_code == 200
+        assert form_post(client, FEED, kept).status_code == 429
+    with limits(REVOCATION_FEED_RATE=None):
+        # Not recorded as used by the refused read: it still works once the reader may read.
+        response = form_post(client, FEED, kept)
+    assert response.status_code == 200
+    assert "RateLimit" not in response
+
+
+def test_failed_feed_authentication_does_not_use_the_feed_limit(client, reader):
+    application, _ = reader
+    with limits(REVOCATION_FEED_RATE="1/hour"):
+        for _ in range(3):
+            assert read_feed(client, (application, "wrong")).status_code == 401
+        assert read_feed(client, reader).status_code == 200
+
+
+def test_a_dead_cache_closes_the_feed_when_failing_closed(client, reader):
+    failing_closed = {**BASE, **NO_FAILURE_LIMITS, "RATE_LIMIT_FAIL_OPEN": False}
+    with override_settings(CACHES=DEAD_REDIS, OAUTH_CC=failing_closed):
+        response = read_feed(client, reader)
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "error": "temporarily_unavailable",
+        "error_description": "The revocation feed is unavailable right now; retry shortly.",
+    }
+    assert response["Retry-After"] == "5"
+
+
+def test_a_dead_cache_lets_feed_reads_through_when_failing_open(client, reader, caplog):
+    with override_settings(CACHES=DEAD_REDIS, OAUTH_CC={**BASE, **NO_FAILURE_LIMITS}):
+        response = read_feed(client, reader)
+    assert response.status_code == 200
+    assert "oauth_cc could not reach the cache to count feed requests" in caplog.text
 
 
 # -- failed authentication ------------------------------------------------------------------------
@@ -656,7 +763,13 @@ def ids(**oauth_cc: Any) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "name", ["TOKEN_RATE_LIMIT", "FAILED_AUTH_RATE_PER_CLIENT_ID", "FAILED_AUTH_RATE_PER_ADDRESS"]
+    "name",
+    [
+        "TOKEN_RATE_LIMIT",
+        "FAILED_AUTH_RATE_PER_CLIENT_ID",
+        "FAILED_AUTH_RATE_PER_ADDRESS",
+        "REVOCATION_FEED_RATE",
+    ],
 )
 def test_a_bad_rate_setting_is_e010(name):
     assert "oauth_cc.E010" not in ids(**{name: "10/minute"})
@@ -680,8 +793,9 @@ def test_trusted_proxy_count_is_a_whole_number_from_one(count):
 def test_w106_limits_on_a_per_process_cache():
     # tests/settings.py: LocMemCache. The defaults turn the failure limits on.
     assert "oauth_cc.W106" in ids()
-    assert "oauth_cc.W106" not in ids(**NO_FAILURE_LIMITS)
-    assert "oauth_cc.W106" in ids(**NO_FAILURE_LIMITS, TOKEN_RATE_LIMIT="1/second")
+    assert "oauth_cc.W106" not in ids(**NO_LIMITS)
+    assert "oauth_cc.W106" in ids(**NO_LIMITS, TOKEN_RATE_LIMIT="1/second")
+    assert "oauth_cc.W106" in ids(**NO_FAILURE_LIMITS)  # the feed's limit, on by default
     redis = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
     with override_settings(CACHES=redis):
         assert "oauth_cc.W106" not in ids()
@@ -698,7 +812,7 @@ def test_w106_the_drf_throttle_alone_on_a_per_process_cache():
         "DEFAULT_THROTTLE_CLASSES": ["oauth_cc.contrib.rest_framework.ClientRateThrottle"],
     }
     with override_settings(REST_FRAMEWORK=throttle):
-        assert "oauth_cc.W106" in ids(**NO_FAILURE_LIMITS)
+        assert "oauth_cc.W106" in ids(**NO_LIMITS)
 
 
 def test_w106_looks_at_the_cache_oauth_cc_counts_in_not_the_default():

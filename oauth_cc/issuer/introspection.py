@@ -2,23 +2,27 @@
 
 Both endpoints authenticate the calling client like the token endpoint does. Introspection
 is limited to clients with ``can_introspect``; revocation lets a client revoke only tokens
-issued to itself, by ``jti`` (see :mod:`oauth_cc.issuer.revocation`).
+issued to itself, by ``jti`` (see :mod:`oauth_cc.issuer.revocation`). The revocation feed
+(oauth_cc's own, for resource-only services) takes the readers introspection takes, each within
+``REVOCATION_FEED_RATE`` (:func:`authenticate_feed_reader`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest
 
-from ..common import tokens
-from ..common.errors import InvalidRequest, OAuthError
+from ..common import ratelimit, tokens
+from ..common.errors import InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
 from ..conf import oauth_cc_settings
 from ..signals import token_revoked
 from . import revocation
 from .client_auth import authenticate_client
 from .issuance import parse_form
+from .state import ClientRecord
 
 
 class UnauthorizedIntrospection(OAuthError):
@@ -90,3 +94,45 @@ def revoke(request: HttpRequest) -> None:
         raise InvalidRequest("This token was not issued to the authenticated client.")
     if revocation.revoke_jti(jti=claims["jti"], client_id=client.client_id, expires_at=float(claims["exp"])):
         token_revoked.send(sender=None, client_id=client.client_id, jti=claims["jti"])
+
+
+#: The quota policy's name in the revocation feed's RateLimit fields.
+FEED_RATE_POLICY = "feed"
+
+
+def authenticate_feed_reader(
+    request: HttpRequest, params: Mapping[str, str]
+) -> tuple[ClientRecord, dict[str, str]]:
+    """The client reading the revocation feed, and the RateLimit fields for the answer.
+
+    Authenticated as at introspection and allowed to introspect. Each authenticated read (a 304
+    too: it costs the authentication) counts against ``REVOCATION_FEED_RATE`` per client, before
+    anything is recorded: over it, 429 ``too_many_requests`` and a private_key_jwt assertion
+    stays unused. A reader polls every few seconds; the limit stops one that reads in a loop
+    (each read of a large feed is a large answer) from starving the site.
+    """
+    fields: dict[str, str] = {}
+
+    def within_limit(client: ClientRecord) -> None:
+        rate = ratelimit.setting_rate("REVOCATION_FEED_RATE")
+        if rate is None:
+            return
+        try:
+            decision = ratelimit.hit("feed", ratelimit.ident(client.client_id), rate)
+        except ratelimit.CacheUnavailable:
+            raise TemporarilyUnavailable(
+                "The revocation feed is unavailable right now; retry shortly."
+            ) from None
+        headers = decision.headers(FEED_RATE_POLICY)
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"This client may read the revocation feed {rate}; retry after {decision.reset} seconds.",
+                retry_after=decision.reset,
+                headers=headers,
+            )
+        fields.update(headers)
+
+    client = authenticate_client(request, params, endpoint="revocation_feed", before_use=within_limit)
+    if not client.can_introspect:
+        raise UnauthorizedIntrospection("This client is not allowed to read the revocation feed.")
+    return client, fields
