@@ -42,7 +42,13 @@ JSON = "application/json"
 TOKEN_PATH = "/oauth/token/"
 INTROSPECT_PATH = "/oauth/introspect/"
 REVOKE_PATH = "/oauth/revoke/"
-OAUTH_PATHS = {TOKEN_PATH: "token", INTROSPECT_PATH: "introspect", REVOKE_PATH: "revoke"}
+FEED_PATH = "/oauth/revocation-feed/"
+OAUTH_PATHS = {
+    TOKEN_PATH: "token",
+    INTROSPECT_PATH: "introspect",
+    REVOKE_PATH: "revoke",
+    FEED_PATH: "feed",
+}
 #: DRF views that need a valid access token (all but /api/health/).
 TOKEN_API_PATHS = ("/api/reports/", "/api/whoami/", "/api/ping/")
 API_PATHS = (*TOKEN_API_PATHS, "/api/health/")
@@ -240,7 +246,7 @@ class World:
     """Everything a valid request needs; made once per test by the fixture."""
 
     reader: Party  # client_secret_basic, reports:read (default), reports:write, other:scope
-    poster: Party  # client_secret_post
+    poster: Party  # client_secret_post, may introspect (reads the revocation feed by POST)
     jwt: Party  # private_key_jwt (ES256 key), may introspect
     gateway: Party  # client_secret_basic, may introspect
     revoker: Party  # client_secret_basic; its tokens are the ones revoked
@@ -889,6 +895,43 @@ def base_revoke_jwt(rng: Any, w: World) -> Req:
     return Req("revoke/jwt", "POST", REVOKE_PATH, kind="form", form=form, content_type=FORM)
 
 
+def _if_none_match(rng: Any) -> dict[str, str]:
+    """Mostly none; else "*" (a 304 whatever the ETag), a weak or strong tag that matches nothing."""
+    value = rng.choice([None, None, None, "*", '"0000"', 'W/"0000", "1111"'])
+    return {} if value is None else {"HTTP_IF_NONE_MATCH": value}
+
+
+def base_feed_basic(rng: Any, w: World) -> Req:
+    headers = {"HTTP_AUTHORIZATION": w.gateway.basic(), **_if_none_match(rng)}
+    return Req("feed/basic", "GET", FEED_PATH, headers=headers)
+
+
+def base_feed_post(rng: Any, w: World) -> Req:
+    form = [["client_id", w.poster.client_id], ["client_secret", w.poster.secret]]
+    rng.shuffle(form)
+    return Req(
+        "feed/post",
+        "POST",
+        FEED_PATH,
+        headers=_if_none_match(rng),
+        kind="form",
+        form=form,
+        content_type=FORM,
+    )
+
+
+def base_feed_jwt(rng: Any, w: World) -> Req:
+    form = [
+        ["client_assertion_type", ASSERTION_TYPE],
+        ["client_assertion", w.assertion(rng.choice([f"{ISSUER}{FEED_PATH}", ISSUER]))],
+    ]
+    if rng.random() < 0.3:
+        form.append(["client_id", w.jwt.client_id])
+    return Req(
+        "feed/jwt", "POST", FEED_PATH, headers=_if_none_match(rng), kind="form", form=form, content_type=FORM
+    )
+
+
 def base_jwks(rng: Any, w: World) -> Req:
     return Req("jwks", "GET", "/.well-known/jwks.json")
 
@@ -963,6 +1006,9 @@ SURFACES: list[tuple[Callable[[Any, World], Req], int]] = [
     (base_introspect_jwt, 5),
     (base_revoke_basic, 7),
     (base_revoke_jwt, 5),
+    (base_feed_basic, 4),
+    (base_feed_post, 4),
+    (base_feed_jwt, 3),
     (base_jwks, 3),
     (base_metadata, 3),
     (base_reports_get, 6),

@@ -1,16 +1,19 @@
 """Random HTTP fuzz of every endpoint of the example site: no input may get a 5xx.
 
 Each request starts as a valid request of one surface (see :mod:`tests.fuzzing`: the token,
-introspection and revocation endpoints with each client authentication method, the JWKS and
-metadata documents, the demo API, the admin login page) and gets one to three random mutations.
+introspection and revocation endpoints with each client authentication method, the revocation
+feed (GET with Basic, POST with ``client_secret_post`` or an assertion, sometimes with
+``If-None-Match``), the JWKS and metadata documents, the demo API, the admin login page) and gets
+one to three random mutations.
 
 ``test_http_fuzz_never_answers_5xx`` sends ``OAUTH_CC_FUZZ_REQUESTS`` (10,000 by default)
 through Django's test ``Client`` and fails on any 5xx, or an exception escaping Django's
 handler (a WSGI server answers that with a 500). It also checks, per surface:
 
-* the token, introspection and revocation endpoints answer every non-200 with
-  ``application/json`` and an ``error`` member (RFC 6749 §5.2) whose description is printable
-  ASCII; a 200 from the token endpoint carries a Bearer ``access_token``;
+* the token, introspection and revocation endpoints and the revocation feed answer every
+  non-200 with ``application/json`` and an ``error`` member (RFC 6749 §5.2) whose description is
+  printable ASCII (but the feed's 304, which carries its ``ETag``); a 200 from the token endpoint
+  carries a Bearer ``access_token``, one from the feed the issuer's feed;
 * every 401 from a token-checking DRF view carries ``WWW-Authenticate: Bearer realm="api"...``,
   every 403 its ``insufficient_scope`` challenge;
 * a token that is not byte for byte one the site issued (or signed itself, with claims that
@@ -66,6 +69,7 @@ from tests.assertion_helpers import generate_key, jwks_of
 from tests.conftest import basic_auth, form_post
 from tests.fuzzing import (
     ADMIN_LOGIN,
+    FEED_PATH,
     INTROSPECT_PATH,
     OAUTH_PATHS,
     SURFACES,
@@ -142,7 +146,7 @@ def world(make_client: Any, make_scope: Any, jwt_key: Any) -> World:
         "fuzz-reader", scopes=["reports:read", "reports:write", "other:scope"], audiences=audiences
     )
     poster, poster_secret = make_client(
-        "fuzz-poster", scopes=["reports:read"], auth_method="client_secret_post"
+        "fuzz-poster", scopes=["reports:read"], auth_method="client_secret_post", can_introspect=True
     )
     jwt_client, _ = make_client(
         "fuzz-jwt",
@@ -211,6 +215,15 @@ def violations(req: Req, response: Any, world: World) -> list[str]:
     path = unquote(req.path)
     status = response.status_code
     found = []
+    if path == FEED_PATH and status == 304:
+        # The feed unchanged (If-None-Match): no body; RFC 9110 §15.4.5 keeps the ETag.
+        if not response.get("ETag"):
+            found.append("revocation feed 304 without an ETag")
+        return found
+    if path == FEED_PATH and status == 200 and req.method.upper() != "HEAD":
+        body = _json_body(response)
+        if not (isinstance(body, dict) and body.get("issuer") == "http://testserver"):
+            found.append("revocation feed 200 that is not the issuer's feed")
     if path in OAUTH_PATHS and status != 200 and status < 500:
         content_type = response.get("Content-Type", "")
         body = _json_body(response)
@@ -264,7 +277,7 @@ def outcome(req: Req, response: Any) -> str:
     if not _host_allowed(req) and status == 400:
         return "host refused"
     if path in OAUTH_PATHS:
-        if status == 200:
+        if status in (200, 304):
             return "ok"
         if status == 405:
             return "method"
@@ -364,12 +377,13 @@ def _write_summary(summary: dict[str, Any], tmp_path: Any, name: str, *, raw: bo
 
 def _preflight(client: Client, world: World) -> None:
     """Every surface's unmutated request works: the fuzz starts from valid requests."""
-    expected = {"admin/post": 302, "reports/post": 201}
+    expected = {"admin/post": {302}, "reports/post": {201}}
     for base, _ in SURFACES:
         req = base(random.Random(0), world)
         response = send_in_process(client, req)
-        want = expected.get(req.surface, 200)
-        assert response.status_code == want, (req.surface, response.status_code, response.content[:300])
+        # The feed answers 304 when the request's If-None-Match matches (always for "*").
+        want = expected.get(req.surface, {200, 304} if req.path == FEED_PATH else {200})
+        assert response.status_code in want, (req.surface, response.status_code, response.content[:300])
 
 
 @pytest.mark.timeout(900)
@@ -473,7 +487,7 @@ def test_http_fuzz_never_answers_5xx(transactional_db: Any, world: World, tmp_pa
 
     oauth = Counter()
     for surface, counter in outcomes.items():
-        if surface.split("/")[0] in ("token", "introspect", "revoke"):
+        if surface.split("/")[0] in ("token", "introspect", "revoke", "feed"):
             oauth.update(counter)
     summary = {
         "seed": seed,
