@@ -4,7 +4,8 @@ A fetch runs on a small per-process pool (``FETCH_THREADS``) and its caller wait
 ``JWKS_URI_TIMEOUT`` in total, even when the pool is busy with a stalled name resolution; a fetch
 that waited too long in the queue is not started; the connection itself is
 :func:`oauth_cc.common.hardened_http.fetch` (``test_hardened_http_*``); the body must be a JWK Set; a
-failure is remembered for ``FAILURE_RETRY_AFTER`` seconds and logged; a fetched set is kept by the
+failure is remembered for ``FAILURE_RETRY_AFTER`` seconds, by every worker (through the cache;
+by the failing worker alone when the cache is down), and logged; a fetched set is kept by the
 worker even when the shared cache cannot take it.
 """
 
@@ -129,14 +130,18 @@ def test_an_unexpected_error_in_a_fetch_is_logged_and_answered_with_a_sentence(
 
 
 class _Clock:
+    """A stand-in for the ``time`` module: the wall clock moves with the monotonic one (a failure's
+    site-wide pause ends at a wall-clock time)."""
+
     def __init__(self, now: float) -> None:
         self.now = now
+        self._wall_offset = time.time() - now
 
     def monotonic(self) -> float:
         return self.now
 
     def time(self) -> float:
-        return time.time()
+        return self._wall_offset + self.now
 
 
 def test_a_fetch_that_starts_at_its_deadline_does_not_start(db, monkeypatch, server):
@@ -275,3 +280,119 @@ def test_a_fetched_set_is_shared_with_its_fetch_time(db, server):
     entry = client_jwks_fetch._refresh(server.url)
     shared = caches["default"].get(client_jwks_fetch._cache_key("set", server.url))
     assert shared == {"fetched_at": entry.fetched_at, "document": server.document}
+
+
+# -- a failure's pause, site-wide -------------------------------------------------------------
+
+
+def _other_worker() -> None:
+    """What another worker process sees: the shared cache, but none of this worker's memory."""
+    client_jwks_fetch.reset()
+
+
+@pytest.fixture
+def clock(monkeypatch: Any) -> _Clock:
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(client_jwks_fetch, "time", clock)
+    return clock
+
+
+def test_a_failure_pauses_every_worker_until_its_retry_time(db, server, clock):
+    server.mode = "error"
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
+    assert caches["default"].get(client_jwks_fetch._cache_key("failure", server.url)) == {
+        "until": clock.time() + client_jwks_fetch.FAILURE_RETRY_AFTER,
+        "reason": "the server answered HTTP 500",
+    }
+    server.mode = "ok"
+
+    clock.now += client_jwks_fetch.FAILURE_RETRY_AFTER - 0.01
+    _other_worker()
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
+    assert server.hits == 1
+
+    clock.now += 0.01
+    _other_worker()
+    assert client_jwks_fetch._refresh(server.url).kids == frozenset({"good"})
+    assert server.hits == 2
+
+
+def test_a_worker_keeps_an_adopted_pause_in_memory_for_what_is_left_of_it(db, server, clock, monkeypatch):
+    server.mode = "error"
+    _fetch_error(lambda: client_jwks_fetch._refresh(server.url))
+    clock.now += 2.0
+    _other_worker()
+    _fetch_error(lambda: client_jwks_fetch._refresh(server.url))  # adopts the site's record
+    deadline, reason = client_jwks_fetch._failures.get(server.url)
+    assert deadline == pytest.approx(1000.0 + client_jwks_fetch.FAILURE_RETRY_AFTER, abs=1e-3)
+    assert reason == "the server answered HTTP 500"
+
+    class Unreadable:
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the pause is answered from memory, not the cache")
+
+    monkeypatch.setattr(client_jwks_fetch, "_cache", lambda: Unreadable())
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
+    assert server.hits == 1
+
+
+def test_a_site_record_ending_far_ahead_is_held_in_memory_no_longer_than_one_pause(db, server, clock):
+    # Another host's clock may be ahead: this worker asks the cache again after one pause.
+    caches["default"].set(
+        client_jwks_fetch._cache_key("failure", server.url),
+        {"until": clock.time() + 100.0, "reason": "timed out"},
+    )
+    assert _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "timed out"
+    deadline, _ = client_jwks_fetch._failures.get(server.url)
+    assert deadline == pytest.approx(clock.now + client_jwks_fetch.FAILURE_RETRY_AFTER, abs=1e-3)
+    assert server.hits == 0
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"until": "soon", "reason": "timed out"},
+        {"until": 9e18, "reason": 5},
+        {"until": 9e18},
+        ["timed out"],
+        {"until": 9 * 10**18, "reason": "timed out"},  # an int: no record this version writes
+    ],
+)
+def test_a_site_record_of_another_shape_is_ignored(db, server, clock, record):
+    caches["default"].set(client_jwks_fetch._cache_key("failure", server.url), record)
+    assert client_jwks_fetch._refresh(server.url).kids == frozenset({"good"})
+    assert server.hits == 1
+
+
+def test_a_site_record_that_has_ended_does_not_pause(db, server, clock):
+    caches["default"].set(
+        client_jwks_fetch._cache_key("failure", server.url), {"until": clock.time(), "reason": "timed out"}
+    )
+    assert client_jwks_fetch._refresh(server.url).kids == frozenset({"good"})
+
+
+class _DownCache:
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache server unreachable")
+
+    set = get
+
+
+def test_with_the_cache_down_a_failure_pauses_this_worker_and_it_is_logged_once(
+    db, server, clock, monkeypatch, caplog
+):
+    monkeypatch.setattr(client_jwks_fetch, "_cache", lambda: _DownCache())
+    server.mode = "error"
+    with caplog.at_level(logging.WARNING, logger="oauth_cc.client_keys"):
+        for _ in range(3):
+            assert (
+                _fetch_error(lambda: client_jwks_fetch._refresh(server.url)) == "the server answered HTTP 500"
+            )
+        clock.now += client_jwks_fetch.FAILURE_RETRY_AFTER
+        _fetch_error(lambda: client_jwks_fetch._refresh(server.url))
+    assert server.hits == 2  # one per pause, this worker's own
+    down = [r for r in caplog.records if "paused per worker" in r.getMessage()]
+    assert [r.getMessage() for r in down] == [
+        "Cache unavailable; failed client JWKS fetches are paused per worker only"
+    ]
+    assert down[0].exc_info and down[0].exc_info[0] is ConnectionError

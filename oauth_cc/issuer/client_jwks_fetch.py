@@ -13,6 +13,7 @@ import copy
 import functools
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
 #: certificates) cannot hammer the client's key server.
 KID_MISS_REFETCH_INTERVAL = 10.0
 #: After a failed fetch the same error is answered for this many seconds without a new fetch,
-#: so a client retrying against a dead key server does not tie up fetch threads.
+#: site-wide (the failure is shared through the cache), so a client retrying against a dead key
+#: server, or a caller probing a client whose key server is dead, does not tie up fetch threads
+#: or make one fetch per worker.
 FAILURE_RETRY_AFTER = 5.0
 #: Fetches run on at most this many threads per worker process; see :func:`_run_with_deadline`.
 FETCH_THREADS = 4
@@ -166,11 +169,14 @@ def _claim_kid_refetch(url: str) -> bool:
 
 
 def _refresh(url: str) -> KeySet:
-    """Fetch ``url`` now (or wait for the fetch already running), cache and return its keys."""
-    with _lock:
-        failure = _failures.get(url)
-        if failure is not None and time.monotonic() < failure[0]:
-            raise JWKSFetchError(failure[1])
+    """Fetch ``url`` now (or wait for the fetch already running), cache and return its keys.
+
+    Not while a failed fetch of ``url`` is paused (:data:`FAILURE_RETRY_AFTER`), by this worker
+    or another: its error is raised again without a fetch.
+    """
+    paused = _paused(url)
+    if paused is not None:
+        raise JWKSFetchError(paused)
     timeout = float(oauth_cc_settings.JWKS_URI_TIMEOUT)
     try:
         document = _run_with_deadline(url, timeout)
@@ -178,8 +184,7 @@ def _refresh(url: str) -> KeySet:
         if not keys:
             raise JWKSFetchError("the JWK Set has no usable public signing key")
     except JWKSFetchError as exc:
-        with _lock:
-            _failures.put(url, (time.monotonic() + FAILURE_RETRY_AFTER, str(exc)))
+        _pause(url, str(exc))
         # The URL is the client's own; the reason is one of the fixed sentences above.
         logger.warning("Could not fetch client JWKS from %s: %s", url, exc)
         raise
@@ -197,6 +202,66 @@ def _refresh(url: str) -> KeySet:
         # Sharing with other workers is an optimisation; this worker has the keys.
         logger.warning("Could not share a fetched client JWKS through the cache", exc_info=True)
     return entry
+
+
+def _paused(url: str) -> str | None:
+    """The error of a failed fetch of ``url`` still in its pause, or None.
+
+    This worker's record first (a dict lookup: a probe during the pause costs no cache read),
+    then the site's, which another worker's failure wrote; adopted here, so the rest of its
+    pause is answered from memory too. The site's record carries a wall-clock end (workers share
+    no monotonic clock); the worker's, a monotonic one.
+    """
+    now = time.monotonic()
+    with _lock:
+        failure = _failures.get(url)
+    if failure is not None and now < failure[0]:
+        return failure[1]
+    try:
+        shared = _cache().get(_cache_key("failure", url))
+    except Exception:
+        _cache_unavailable()
+        return None
+    if not (
+        isinstance(shared, dict)
+        and isinstance(shared.get("until"), float)
+        and isinstance(shared.get("reason"), str)
+    ):
+        return None  # none, or not a shape this version writes
+    left = shared["until"] - time.time()
+    if left <= 0:
+        return None
+    with _lock:
+        _failures.put(url, (now + min(left, FAILURE_RETRY_AFTER), shared["reason"]))
+    return str(shared["reason"])
+
+
+def _pause(url: str, reason: str) -> None:
+    """Record a failed fetch of ``url`` for :data:`FAILURE_RETRY_AFTER` seconds, here and site-wide."""
+    with _lock:
+        _failures.put(url, (time.monotonic() + FAILURE_RETRY_AFTER, reason))
+    try:
+        _cache().set(
+            _cache_key("failure", url),
+            {"until": time.time() + FAILURE_RETRY_AFTER, "reason": reason},
+            # Only a clean-up: "until" ends the pause, the entry's expiry merely follows it.
+            timeout=max(1, math.ceil(FAILURE_RETRY_AFTER)),
+        )
+    except Exception:
+        _cache_unavailable()
+
+
+_cache_warned = False
+
+
+def _cache_unavailable() -> None:
+    """Log once per worker that failed fetches are paused per worker only (the cache is down)."""
+    global _cache_warned
+    if not _cache_warned:
+        _cache_warned = True
+        logger.warning(
+            "Cache unavailable; failed client JWKS fetches are paused per worker only", exc_info=True
+        )
 
 
 def _run_with_deadline(url: str, timeout: float) -> dict[str, Any]:
@@ -283,11 +348,13 @@ def reset() -> None:
 
     Registered with :mod:`oauth_cc.common.resets`, so also called when the settings change.
     """
+    global _cache_warned
     with _lock:
         _inline_cache.clear()
         _uri_cache.clear()
         _failures.clear()
         _last_kid_refetch.clear()
+        _cache_warned = False
 
 
 resets.register("oauth_cc.issuer.client_jwks_fetch", reset)

@@ -16,19 +16,23 @@ table) keep their specific descriptions: they are the same for every client_id, 
 
 Probing a client whose jwks_uri fails, or naming kids or certificate keys its set lacks, must
 not make the issuer fetch that URL more often than the fetcher's limits allow
-(``FAILURE_RETRY_AFTER`` after a failure, one ``KID_MISS_REFETCH_INTERVAL`` re-fetch per URL).
+(``FAILURE_RETRY_AFTER`` after a failure, one ``KID_MISS_REFETCH_INTERVAL`` re-fetch per URL),
+site-wide: probes spread over workers do not multiply the fetches.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 from urllib.parse import urlencode
 
 import pytest
 
+from oauth_cc.common.bounded import BoundedMap
 from oauth_cc.issuer import client_jwks_fetch
 from oauth_cc.models import UsedAssertion
 from tests.assertion_helpers import ASSERTION_TYPE, ClientKey, assertion_claims, generate_key, jwks_of
@@ -286,16 +290,18 @@ def test_a_refusal_that_does_not_depend_on_the_client_is_specific_and_the_same_f
 
 
 class _Clock:
-    """A stand-in for the ``time`` module as client_jwks_fetch sees it (monotonic only)."""
+    """A stand-in for the ``time`` module as client_jwks_fetch sees it: the wall clock moves with
+    the monotonic one (a failure's site-wide pause ends at a wall-clock time)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self._wall_offset = time.time() - self.now
 
     def monotonic(self) -> float:
         return self.now
 
     def time(self) -> float:
-        return time.time()
+        return self._wall_offset + self.now
 
 
 def _probe_every_door(client: Any, probes: list[Probe], rounds: int) -> None:
@@ -341,6 +347,58 @@ def test_probing_a_client_whose_jwks_uri_fails_fetches_it_once_per_failure_windo
 
     clock.now += 0.01  # the window has passed: one more fetch, then the next window
     _probe_every_door(client, probes, rounds=2)
+    assert key_server.hits == 2
+
+
+@dataclass
+class _Worker:
+    """One worker process's own client_jwks_fetch state; the Django cache is shared, as Redis is."""
+
+    failures: Any = field(default_factory=lambda: BoundedMap(lambda: 100))
+    uri_cache: Any = field(default_factory=lambda: BoundedMap(lambda: 100))
+    last_kid_refetch: Any = field(default_factory=lambda: BoundedMap(lambda: 100))
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with mock.patch.multiple(
+            client_jwks_fetch,
+            _failures=self.failures,
+            _uri_cache=self.uri_cache,
+            _last_kid_refetch=self.last_kid_refetch,
+            _inflight={},
+        ):
+            yield
+
+
+def test_probing_through_two_workers_fetches_a_failing_jwks_uri_once_per_window_site_wide(
+    client,
+    fixtures,
+    no_failure_limits,
+    monkeypatch,
+    key_server,  # noqa: F811
+):
+    # Per-worker pauses alone would let each of W workers fetch once per window.
+    clock = _Clock()
+    monkeypatch.setattr(client_jwks_fetch, "time", clock)
+    key_server.mode = "error"
+    victim = fixtures.client("private_key_jwt", jwks_uri=key_server.url)
+    probes = [assertion_probe(fixtures.intruder, kid=f"guess-{n}")(victim) for n in range(2)]
+    first, second = _Worker(), _Worker()
+
+    for worker in (first, second, first, second):
+        with worker.running():
+            _probe_every_door(client, probes, rounds=1)
+    assert key_server.hits == 1
+
+    clock.now += client_jwks_fetch.FAILURE_RETRY_AFTER - 0.01
+    with second.running():
+        _probe_every_door(client, probes, rounds=1)
+    assert key_server.hits == 1
+
+    clock.now += 0.01  # the window has passed: the next probe, on either worker, fetches once
+    for worker in (second, first, second, first):
+        with worker.running():
+            _probe_every_door(client, probes, rounds=1)
     assert key_server.hits == 2
 
 
