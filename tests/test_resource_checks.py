@@ -218,6 +218,35 @@ def test_e007_each_numeric_setting_the_resource_side_reads_is_checked(name: str)
     assert problems(**{name: DEFAULTS[name]}) == []
 
 
+#: The smallest value each numeric setting of the resource side accepts, and the largest it
+#: refuses, written out here (not read from NUMERIC_SETTINGS, whose own values a mistake would move).
+RESOURCE_BOUNDS = [
+    ("LEEWAY", 0, -0.001),
+    ("VERIFIED_TOKEN_CACHE_SIZE", 1, 0),
+    ("VERIFIED_TOKEN_CACHE_BYTES", 1, 0),
+    ("REVOCATION_FEED_POLL_SECONDS", 0.1, 0.099),
+    ("REVOCATION_FEED_STALE_SECONDS", 1, 0.999),
+    ("REVOCATION_FEED_MAX_BYTES", 1024, 1023),
+    ("ISSUER_FETCH_TIMEOUT", 0.001, 0.0009),
+    ("ISSUER_FETCH_MAX_BYTES", 1024, 1023),
+    ("ISSUER_KEYS_MAX_STALE_SECONDS", 0, -0.001),
+    ("ISSUER_UNKNOWN_KID_REFETCH_SECONDS", 0.1, 0.099),
+    ("DPOP_PROOF_MAX_AGE", 1, 0.999),
+    ("DPOP_NONCE_LIFETIME", 1, 0.999),
+    ("TRUSTED_PROXY_COUNT", 1, 0),
+]
+
+
+def test_the_resource_bounds_cover_every_numeric_setting_it_reads() -> None:
+    assert [name for name, _, _ in RESOURCE_BOUNDS] == list(RESOURCE_NUMERIC_SETTINGS)
+
+
+@pytest.mark.parametrize(("name", "smallest", "refused"), RESOURCE_BOUNDS)
+def test_e007_the_smallest_value_of_each_resource_setting(name: str, smallest: float, refused: float) -> None:
+    assert problems(**{name: smallest}) == []
+    assert [found for found, _ in problems(**{name: refused})] == ["oauth_cc.E007"]
+
+
 def test_e007_hint_names_the_default() -> None:
     with override_settings(OAUTH_CC={**RESOURCE, "ISSUER_FETCH_TIMEOUT": 0}):
         (error,) = [e for e in check_resource_settings() if e.id == "oauth_cc.E007"]
