@@ -425,6 +425,11 @@ KEY = "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY']"
             {**EC_PRIVATE, "key_ops": ["verify"]},
             f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
         ),
+        (
+            # A string, not a list: "sign" in "sign" would hold as a substring test.
+            {**EC_PRIVATE, "key_ops": "sign"},
+            f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
+        ),
     ],
 )
 def test_e106_a_jwk_that_cannot_sign(key: Any, sentence: str) -> None:
