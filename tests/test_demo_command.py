@@ -437,3 +437,49 @@ def test_env_file_text_reads_back_exactly_in_sh(values):
         path.write_text(demo_command.env_file_text(values), encoding="utf-8")
 
         assert sourced(path, *values) == list(values.values())
+
+
+def test_demo_refuses_a_resource_url_with_only_a_backquote(db):
+    url = "http://127.0.0.1:8001/`touch>pwned`"
+    with pytest.raises(CommandError) as raised:
+        demo("--resource-url", url)
+
+    assert str(raised.value) == (
+        f'--resource-url "{url}" contains $, a backquote, a quote or a backslash; give the resource '
+        "service's plain URL, such as http://127.0.0.1:8001."
+    )
+    assert not Application.objects.exists()
+
+
+def test_demo_walkthrough_quotes_a_client_id_changed_in_the_admin_and_the_secret(db, tmp_path, monkeypatch):
+    # Attack class: shell injection through values the demo does not choose. The client_id is
+    # free text an operator may edit, and is kept on a rerun; the secret's alphabet is the
+    # generator's, which the quoting must not depend on.
+    demo()
+    hostile_id = "demo;touch>pwned$(touch${IFS}pwned)"
+    Application.objects.filter(name=demo_command.CLIENT_NAME).update(client_id=hostile_id)
+    from oauth_cc.issuer import clients
+
+    issued: list[str] = []
+
+    def hostile_secret() -> str:
+        issued.append(f"s3cret{len(issued)};touch>pwned`touch${{IFS}}pwned`'\"")
+        return issued[-1]
+
+    monkeypatch.setattr(clients, "generate_secret", hostile_secret)
+
+    output = demo()
+
+    assert pasted(output, tmp_path, "CLIENT_ID", "CLIENT_SECRET") == [hostile_id, issued[0]]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_write_private_file_leaves_no_temporary_copy_of_the_secret_when_it_fails(tmp_path, monkeypatch):
+    def refuse(source: str, destination: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(demo_command.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        demo_command.write_private_file(tmp_path / "resource.env", "export SECRET=s3cret\n")
+
+    assert list(tmp_path.iterdir()) == []

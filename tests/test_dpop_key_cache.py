@@ -136,3 +136,16 @@ def test_the_memo_is_forgotten_when_the_settings_change(settings, imports):
         assert len(dpop._verified_keys) == 0
         verified_key(jwk, "ES256")
     assert len(imports) == 2
+
+
+@pytest.mark.parametrize(("bits", "accepted"), [(2047, False), (2048, True)])
+def test_an_rsa_proof_key_needs_2048_bits(bits: int, accepted: bool) -> None:
+    """The bound itself: 2048 bits pass, one bit fewer is refused (and not remembered)."""
+    jwk = dh.public_jwk(dh.new_rsa_key(bits))
+    if accepted:
+        key, _ = verified_key(jwk, "PS256")
+        assert key.get("n") == jwk["n"]
+    else:
+        with pytest.raises(InvalidDPoPProof) as raised:
+            verified_key(jwk, "PS256")
+        assert str(raised.value) == 'The DPoP proof\'s "jwk" is an RSA key under 2048 bits.'

@@ -608,3 +608,12 @@ def test_the_command_refuses_a_hex_form_subject_dn(db):
 
     assert HEX_FORM in str(raised.value)
     assert not Application.objects.exists()
+
+
+def test_a_dns_name_is_at_most_253_characters_of_labels_of_at_most_63() -> None:
+    """RFC 1035 §2.3.4 (RFC 5280 §4.2.1.6 refers to it): the bounds themselves are accepted."""
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(longest) == 253
+    mtls.check_san_dns(longest)
+    with pytest.raises(ValueError, match=r"^Not a DNS name; write it like"):
+        mtls.check_san_dns(longest + "d")

@@ -244,3 +244,41 @@ def test_the_helpers_make_what_they_say(ca, genuine):
         x509.load_der_x509_certificate(with_x400_address_san(genuine.der, DNS)).extensions
     assert base64.b64decode(rfc9440(genuine.der)[1:-1]) == genuine.der
     assert parse_header(nginx_escaped(genuine.der), NGINX_ESCAPED_PEM).subject == genuine.certificate.subject
+
+
+@pytest.mark.parametrize(("encoded", "parsed"), [("020100", None), ("020181", None), ("020101", 1)])
+def test_a_serial_number_that_is_not_positive_is_refused(genuine: Cert, encoded: str, parsed: Any) -> None:
+    """RFC 5280 §4.1.2.2: a positive integer. The library only warns of 0 and negatives (which
+    these tests' warnings-as-errors would turn into the ASN.1 refusal): as in production, the
+    warning is let through here, so the parser's own check is what refuses."""
+    import warnings
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "billing")])
+    der = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(genuine.certificate.not_valid_before_utc)
+        .not_valid_after(genuine.certificate.not_valid_after_utc)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    version_and_serial = bytes.fromhex("a003020102020101")  # v3, then INTEGER 1
+    assert der.count(version_and_serial) == 1
+    der = der.replace(version_and_serial, bytes.fromhex("a003020102" + encoded))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if parsed is None:
+            with pytest.raises(InvalidClientCertificate) as raised:
+                parse_header(rfc9440(der), RFC9440)
+            assert str(raised.value) == "The client certificate is not a valid X.509 certificate."
+        else:
+            certificate = parse_header(rfc9440(der), RFC9440)
+            assert certificate is not None and certificate.serial_number == parsed

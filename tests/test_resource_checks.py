@@ -34,6 +34,34 @@ def test_valid_resource_settings_have_no_problem() -> None:
     assert problems(DPOP_REPLAY_STORE="cache", CLIENT_CERT_HEADER="HTTP_X_SSL_CLIENT_CERT") == []
 
 
+def test_e101_the_issuer_app_installed_beside_the_resource_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oauth_cc.resource import apps as resource_apps
+
+    with override_settings(OAUTH_CC=RESOURCE):
+        found = [e for e in check_resource_settings() if e.id == "oauth_cc.E101"]
+        assert [(e.msg, e.hint) for e in found] == [
+            (
+                '"oauth_cc" and "oauth_cc.resource" are both in INSTALLED_APPS.',
+                'An issuer checks its own tokens: keep "oauth_cc" only.',
+            )
+        ]
+        # The test settings install both; a resource-only project installs "oauth_cc.resource" alone.
+        monkeypatch.setattr(resource_apps.apps, "is_installed", lambda name: name != "oauth_cc")
+        assert check_resource_settings() == []
+
+
+@pytest.mark.parametrize("value", ["drop", "Keep", None, True])
+def test_e103_an_unknown_revocation_feed_unreachable_choice(value: Any) -> None:
+    assert problems(REVOCATION_FEED_UNREACHABLE=value) == [
+        ("oauth_cc.E103", 'OAUTH_CC[\'REVOCATION_FEED_UNREACHABLE\'] must be "keep" or "refuse".')
+    ]
+
+
+@pytest.mark.parametrize("value", ["keep", "refuse"])
+def test_e103_keep_and_refuse_are_accepted(value: str) -> None:
+    assert problems(REVOCATION_FEED_UNREACHABLE=value) == []
+
+
 @pytest.mark.parametrize("store", ["database", "redis"])
 def test_a_replay_store_other_than_the_cache_is_refused(store: str) -> None:
     assert problems(DPOP_REPLAY_STORE=store) == [
@@ -190,6 +218,35 @@ def test_e007_each_numeric_setting_the_resource_side_reads_is_checked(name: str)
     assert problems(**{name: DEFAULTS[name]}) == []
 
 
+#: The smallest value each numeric setting of the resource side accepts, and the largest it
+#: refuses, written out here (not read from NUMERIC_SETTINGS, whose own values a mistake would move).
+RESOURCE_BOUNDS = [
+    ("LEEWAY", 0, -0.001),
+    ("VERIFIED_TOKEN_CACHE_SIZE", 1, 0),
+    ("VERIFIED_TOKEN_CACHE_BYTES", 1, 0),
+    ("REVOCATION_FEED_POLL_SECONDS", 0.1, 0.099),
+    ("REVOCATION_FEED_STALE_SECONDS", 1, 0.999),
+    ("REVOCATION_FEED_MAX_BYTES", 1024, 1023),
+    ("ISSUER_FETCH_TIMEOUT", 0.001, 0.0009),
+    ("ISSUER_FETCH_MAX_BYTES", 1024, 1023),
+    ("ISSUER_KEYS_MAX_STALE_SECONDS", 0, -0.001),
+    ("ISSUER_UNKNOWN_KID_REFETCH_SECONDS", 0.1, 0.099),
+    ("DPOP_PROOF_MAX_AGE", 1, 0.999),
+    ("DPOP_NONCE_LIFETIME", 1, 0.999),
+    ("TRUSTED_PROXY_COUNT", 1, 0),
+]
+
+
+def test_the_resource_bounds_cover_every_numeric_setting_it_reads() -> None:
+    assert [name for name, _, _ in RESOURCE_BOUNDS] == list(RESOURCE_NUMERIC_SETTINGS)
+
+
+@pytest.mark.parametrize(("name", "smallest", "refused"), RESOURCE_BOUNDS)
+def test_e007_the_smallest_value_of_each_resource_setting(name: str, smallest: float, refused: float) -> None:
+    assert problems(**{name: smallest}) == []
+    assert [found for found, _ in problems(**{name: refused})] == ["oauth_cc.E007"]
+
+
 def test_e007_hint_names_the_default() -> None:
     with override_settings(OAUTH_CC={**RESOURCE, "ISSUER_FETCH_TIMEOUT": 0}):
         (error,) = [e for e in check_resource_settings() if e.id == "oauth_cc.E007"]
@@ -332,6 +389,84 @@ def test_e106_a_private_key_that_cannot_be_used(
     assert [(e.id, e.msg) for e in found] == [("oauth_cc.E106", sentence)]
     assert "registered for the service's client on the issuer" in found[0].hint
     assert "PRIVATE KEY-----\n" not in found[0].msg + found[0].hint  # never the key itself
+
+
+def _ec_private_jwk() -> dict[str, str]:
+    import json
+
+    from jwcrypto.jwk import JWK
+
+    return json.loads(JWK.generate(kty="EC", crv="P-256").export_private())
+
+
+EC_PRIVATE = _ec_private_jwk()
+KEY = "OAUTH_CC['RESOURCE_CLIENT_PRIVATE_KEY']"
+
+
+@pytest.mark.parametrize(
+    ("key", "sentence"),
+    [
+        (
+            # jwcrypto parses lazily: cryptography's "e must be >= 3 and < n." escaped `check`.
+            '{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}',
+            f"{KEY} is not a valid RSA private key: its members (n, e, d, p, q, dp, dq and qi) do not "
+            "make one; check that it was copied whole.",
+        ),
+        (
+            {**EC_PRIVATE, "x": EC_PRIVATE["y"]},  # a point off the curve
+            f"{KEY} is not a valid EC private key: its members do not make one; check that it was "
+            "copied whole.",
+        ),
+        (
+            {**EC_PRIVATE, "use": "enc"},
+            f'{KEY} has a "use" other than "sig"; give "use": "sig" or leave "use" out.',
+        ),
+        (
+            {**EC_PRIVATE, "key_ops": ["verify"]},
+            f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
+        ),
+        (
+            # A string, not a list: "sign" in "sign" would hold as a substring test.
+            {**EC_PRIVATE, "key_ops": "sign"},
+            f'{KEY} has a "key_ops" that is not a list with "sign"; add "sign" or leave "key_ops" out.',
+        ),
+    ],
+)
+def test_e106_a_jwk_that_cannot_sign(key: Any, sentence: str) -> None:
+    jwt_settings = {
+        **without("RESOURCE_CLIENT_SECRET"),
+        "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt",
+        "RESOURCE_CLIENT_PRIVATE_KEY": key,
+    }
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [e for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert [(e.id, e.msg) for e in found] == [("oauth_cc.E106", sentence)]
+    shown = found[0].msg + found[0].hint
+    assert EC_PRIVATE["d"] not in shown and EC_PRIVATE["x"] not in shown and "AQAB" not in shown
+
+
+def test_e106_a_library_error_while_loading_the_key_is_named_by_its_type(
+    private_pem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauth_cc.resource import feed_auth
+
+    def refuse(value: Any, **options: Any) -> Any:
+        raise RuntimeError(f"cannot use {value}")  # a message quoting the key
+
+    monkeypatch.setattr(feed_auth, "load_signing_key", refuse)
+    jwt_settings = {
+        **without("RESOURCE_CLIENT_SECRET"),
+        "RESOURCE_CLIENT_AUTH_METHOD": "private_key_jwt",
+        "RESOURCE_CLIENT_PRIVATE_KEY": private_pem,
+    }
+    with override_settings(OAUTH_CC=jwt_settings):
+        found = [(e.id, e.msg) for e in check_resource_settings() if e.id != "oauth_cc.E101"]
+    assert found == [
+        (
+            "oauth_cc.E106",
+            f"{KEY} could not be loaded (RuntimeError); check that it was copied whole.",
+        )
+    ]
 
 
 def test_a_key_is_not_loaded_for_a_secret_method() -> None:

@@ -42,7 +42,11 @@ def get_feed(client, credentials: tuple[Any, str], **headers: str) -> Any:
 def test_feed_without_credentials_is_invalid_client(client):
     response = client.get(FEED)
     assert response.status_code == 401
-    assert response.json()["error"] == "invalid_client"
+    assert response.json() == {
+        "error": "invalid_client",
+        "error_description": "Client authentication is required.",
+    }
+    assert response["WWW-Authenticate"] == 'Basic realm="oauth_cc", charset="UTF-8"'
 
 
 def test_feed_refuses_a_client_not_allowed_to_introspect(client, make_client):
@@ -95,6 +99,45 @@ def test_feed_lists_revocations_and_an_unchanged_feed_is_a_304(client, reader, m
         feed.parse(body).reason_refused(jti=jti, client_id="other", iat=0)
         == "The access token has been revoked."
     )
+
+
+def test_the_etag_is_the_bodys_sha256_and_the_feed_is_private(client, reader):
+    import hashlib
+
+    response = get_feed(client, reader)
+    assert response["ETag"] == '"' + hashlib.sha256(response.content).hexdigest()[:32] + '"'
+    assert response["Cache-Control"] == "private, no-cache"  # per client: no shared cache keeps it
+    unchanged = get_feed(client, reader, HTTP_IF_NONE_MATCH=response["ETag"])
+    assert (unchanged.status_code, unchanged["Cache-Control"]) == (304, "private, no-cache")
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [
+        ("*", 304),
+        ("{etag}", 304),
+        ("W/{etag}", 304),  # RFC 9110 §13.1.2: the weak comparison
+        ('"other", {etag}', 304),
+        ('"other",{etag}', 304),
+        ('"other"', 200),
+        ("{etag}x", 200),
+        ("", 200),
+    ],
+)
+def test_if_none_match_is_the_weak_comparison_over_a_list(client, reader, if_none_match, status):
+    etag = get_feed(client, reader)["ETag"]
+    response = get_feed(client, reader, HTTP_IF_NONE_MATCH=if_none_match.format(etag=etag))
+    assert (response.status_code, response["ETag"]) == (status, etag)
+
+
+def test_head_with_basic_answers_the_feeds_headers_without_its_body(client, reader):
+    application, secret = reader
+    full = get_feed(client, reader)
+    response = client.head(FEED, HTTP_AUTHORIZATION=basic_auth(application.client_id, secret))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["ETag"] == full["ETag"]
+    assert response["Content-Length"] == str(len(full.content))
 
 
 @pytest.fixture

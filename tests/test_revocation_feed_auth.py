@@ -625,3 +625,36 @@ def test_a_long_description_is_cut(recorder: Any) -> None:
     with pytest.raises(hardened_http.FetchError) as raised:
         post(url + "/", {"client_secret": "s"})
     assert str(raised.value) == f"the server answered HTTP 400 (invalid_request: {'y' * 200}...)"
+
+
+@pytest.mark.parametrize(
+    ("status", "refusal", "detail"),
+    [
+        (
+            403,
+            {"error": "unauthorized_client", "error_description": "This client may not read the feed."},
+            " (unauthorized_client: This client may not read the feed.)",
+        ),
+        (401, {"error": "invalid_client", "error_description": ""}, " (invalid_client)"),
+        (401, {"error": "invalid_client", "error_description": 7}, " (invalid_client)"),
+        (400, {"error": "e" * 50}, f" ({'e' * 40}...)"),
+    ],
+)
+def test_a_refusal_names_its_code_and_only_a_useful_description(
+    recorder: Any, status: int, refusal: dict[str, Any], detail: str
+) -> None:
+    url, handler = recorder
+    handler.answers.append((status, {"Content-Type": "application/json"}, json.dumps(refusal).encode()))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == f"the server answered HTTP {status}{detail}"
+
+
+def test_a_refusal_in_a_compressed_body_is_not_read(recorder: Any) -> None:
+    """Asked for identity: a body marked compressed is left unread (never decompressed)."""
+    url, handler = recorder
+    refusal = json.dumps({"error": "invalid_client", "error_description": "x"}).encode()
+    handler.answers.append((401, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, refusal))
+    with pytest.raises(hardened_http.FetchError) as raised:
+        post(url + "/", {"client_secret": "s"})
+    assert str(raised.value) == "the server answered HTTP 401"
