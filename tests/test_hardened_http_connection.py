@@ -10,15 +10,21 @@ that refuses the connection gives way to the next, one that answers badly does n
 
 from __future__ import annotations
 
+import datetime
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from oauth_cc.common import hardened_http
 from oauth_cc.common.hardened_http import Fetched, FetchError, _Target
@@ -186,6 +192,90 @@ def test_https_sends_the_host_name_as_sni_and_checks_the_certificate_for_it(tls_
 
     assert fetched.body == b'{"keys": []}'
     assert seen == ["keys.example.test"]
+
+
+def _certificate_files(directory: Path, *names: str) -> tuple[str, str]:
+    """A self-signed certificate whose only subject alternative names are the DNS ``names``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test certificate")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.parametrize(
+    ("certified", "host", "accepted"),
+    [
+        ("keys.example.test", "keys.example.test", True),
+        ("*.example.test", "keys.example.test", True),
+        ("keys.example.test", "other.example.test", False),
+        # Wildcards no public CA issues and TLS libraries refuse (RFC 6125 §6.4.3 allows a
+        # client to refuse them); urllib3's own matcher, used with assert_hostname, takes both.
+        ("k*.example.test", "keys.example.test", False),
+        ("*.test", "example.test", False),
+    ],
+)
+def test_the_certificate_must_name_the_host_the_way_the_tls_library_matches_names(
+    tmp_path, monkeypatch, certified, host, accepted
+):
+    """A certificate from a trusted CA is still refused when it is not for the URL's host."""
+    cert, key = _certificate_files(tmp_path, certified)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setattr(hardened_http.certifi, "where", lambda: cert)
+    httpd = _serve(_Answering, context)
+    httpd.handle_error = lambda request, client_address: None
+    try:
+        url = f"https://{host}:{httpd.server_address[1]}/jwks.json"
+        if accepted:
+            assert _get(url).body == b'{"keys": []}'
+        else:
+            with pytest.raises(FetchError) as raised:
+                _get(url)
+            assert str(raised.value) == "the TLS certificate could not be verified"
+            assert httpd.requests == []
+    finally:
+        _stop(httpd)
+
+
+class _BadRedirect(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://elsewhere.example:no-port/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_redirect_is_refused_without_its_location_being_read():
+    """Following is off in urllib3 itself: a Location it could not even parse changes nothing."""
+    httpd = _serve(_BadRedirect)
+    try:
+        with pytest.raises(FetchError) as raised:
+            _get(f"http://keys.example.test:{httpd.server_address[1]}/jwks.json")
+    finally:
+        _stop(httpd)
+    assert str(raised.value) == "the server answered with a redirect (HTTP 302); use the final URL"
 
 
 @pytest.mark.parametrize(
@@ -365,3 +455,27 @@ def test_get_gives_up_at_its_timeout_even_while_the_name_resolves(monkeypatch):
     assert str(error) == "timed out"
     assert elapsed < BOUND
     assert [t.name for t in threading.enumerate() if t.name.startswith("oauth_cc-fetch_")]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda url: hardened_http.get(url, timeout=5, max_bytes=100, allow_insecure=False),
+        lambda url: hardened_http.post_form(url, form={}, timeout=5, max_bytes=100, allow_insecure=False),
+        lambda url: hardened_http.fetch(
+            url, deadline=time.monotonic() + 5, max_bytes=100, allow_insecure=False
+        ),
+    ],
+    ids=["get", "post_form", "fetch"],
+)
+def test_a_refused_url_is_called_the_url_unless_the_caller_names_it(call):
+    with pytest.raises(FetchError) as raised:
+        call("http://issuer.example/feed")
+    assert str(raised.value) == "the URL must use https://"
+
+
+def test_a_worker_pool_runs_calls_on_its_own_named_threads():
+    pool = hardened_http.WorkerPool("test-pool", lambda: 2)
+    names = {pool.submit(lambda: threading.current_thread().name).result(timeout=5) for _ in range(4)}
+    assert names and all(name.startswith("test-pool_") for name in names)
+    assert pool.submit(lambda x, *, y: x + y, 1, y=2).result(timeout=5) == 3

@@ -572,6 +572,19 @@ def test_post_form_sends_the_form_once_with_its_type_and_length(recorder: Any) -
     assert request["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert request["body"] == b"client_id=a+b&client_secret=s%26%3D%25"
     assert request["headers"]["Content-Length"] == str(len(request["body"]))
+    assert request["headers"]["Accept"] == "x"
+
+
+def test_post_form_sends_its_own_content_type_with_or_without_other_headers(recorder: Any) -> None:
+    url, handler = recorder
+    handler.answers += [(200, {}, b"{}"), (200, {}, b"{}")]
+    hardened_http.post_form(url + "/", form={"a": "1"}, timeout=5, max_bytes=100, allow_insecure=True)
+    post(url + "/", {"a": "2"}, **{"Content-Type": "text/plain", "Authorization": "Basic eDp5"})
+    form_type = "application/x-www-form-urlencoded"
+    first, second = handler.seen
+    assert (first["body"], first["headers"]["Content-Type"]) == (b"a=1", form_type)
+    assert (second["body"], second["headers"]["Content-Type"]) == (b"a=2", form_type)
+    assert second["headers"]["Authorization"] == "Basic eDp5"
 
 
 def test_post_form_follows_no_redirect(recorder: Any) -> None:

@@ -277,22 +277,24 @@ def _send(
     remaining = max(0.001, deadline - time.monotonic())
     timeout = urllib3.Timeout(connect=remaining, read=remaining)
     pool: urllib3.HTTPConnectionPool
+    # One request per pool (urllib3's default maxsize of 1 connection), closed after it.
     if target.https:
-        # Connect to the checked address but verify the certificate for the host name.
+        # Connect to the checked address but send the host name as SNI and let the TLS library
+        # check the certificate for it. No assert_hostname: that would switch to urllib3's own
+        # matcher, which accepts partial ("k*.example.com") and top-level ("*.com") wildcards.
         pool = urllib3.HTTPSConnectionPool(
             address,
             target.port,
             timeout=timeout,
-            retries=False,
-            maxsize=1,
             server_hostname=target.hostname,
-            assert_hostname=target.hostname,
             cert_reqs="CERT_REQUIRED",
             ca_certs=certifi.where(),
         )
     else:
-        pool = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False, maxsize=1)
+        pool = urllib3.HTTPConnectionPool(address, target.port, timeout=timeout)
     try:
+        # Sent once: no retry, and a 3xx is returned as it is (its Location never even parsed).
+        # target.path always starts with "/", which urllib3's same-host check always accepts.
         response = pool.urlopen(
             method,
             target.path,
@@ -301,7 +303,6 @@ def _send(
             redirect=False,
             retries=False,
             preload_content=False,
-            assert_same_host=False,
         )
     except urllib3.exceptions.HTTPError as exc:
         pool.close()
