@@ -140,6 +140,8 @@ OTHER_URL = {
     "a port out of range": ("http://testserver:99999/api/whoami/", URL),
     "another scheme": ("ftp://testserver/api/whoami/", URL),
     "no host": ("http:///api/whoami/", URL),
+    # "%%43%33%A9" is no URI; decoded once, the stray "%" and "C3" would make it "%C3%A9" ("é").
+    "a stray % that decoding would complete": ("http://testserver/%%43%33%A9/", "http://testserver/%C3%A9/"),
     # "ß".upper() is "SS": hosts are compared in lower case, where they stay apart.
     "a host that only upper case would merge": ("http://ß.example/api/", "http://ss.example/api/"),
 }
@@ -226,7 +228,7 @@ def test_dpop_nonce_header_is_spelled_as_rfc_9449_does(client: Any, make_client:
     assert response.status_code == 400
     assert response.json()["error"] == "use_dpop_nonce"
     # The name as sent on the wire (the test client's lookups ignore case).
-    assert ("DPoP-Nonce", dpop.current_nonce()) in response.items()
+    assert ("DPoP-Nonce", dpop.current_nonce()) in list(response.items())
 
 
 # -- protected requests ------------------------------------------------------------------------
