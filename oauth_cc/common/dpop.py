@@ -15,9 +15,10 @@ checks:
    bits), and the signature verifies with it.
 5. Claims, decoded from the verified payload: ``htm`` is the request's method; ``htu`` its URL
    (scheme, host, port and path; query and fragment ignored, RFC 9449 §4.3 item 9, after
-   RFC 3986 §6.2.2-6.2.3 normalization; a stray ``%`` is refused); ``iat`` within ``DPOP_PROOF_MAX_AGE`` seconds
-   before now (``LEEWAY`` of clock skew either way); ``jti`` a printable string of at most 255
-   characters; on a protected request, ``ath`` the base64url SHA-256 of the access token.
+   RFC 3986 §6.2.2-6.2.3 normalization; a stray ``%`` is refused); ``iat`` within
+   ``DPOP_PROOF_MAX_AGE`` seconds before now (``LEEWAY`` of clock skew either way); ``jti`` a
+   printable string of at most 255 characters; on a protected request, ``ath`` the base64url
+   SHA-256 of the access token.
 6. With ``DPOP_REQUIRE_NONCE``: ``nonce`` is one this server issued (:func:`current_nonce`),
    else :class:`UseDPoPNonce` carrying a fresh one for the ``DPoP-Nonce`` header.
 7. **Single use** (:func:`record_use`, the caller's last step): the ``(jkt, jti)`` pair is
