@@ -15,9 +15,10 @@ checks:
    bits), and the signature verifies with it.
 5. Claims, decoded from the verified payload: ``htm`` is the request's method; ``htu`` its URL
    (scheme, host, port and path; query and fragment ignored, RFC 9449 §4.3 item 9, after
-   RFC 3986 §6.2.2-6.2.3 normalization); ``iat`` within ``DPOP_PROOF_MAX_AGE`` seconds
-   before now (``LEEWAY`` of clock skew either way); ``jti`` a printable string of at most 255
-   characters; on a protected request, ``ath`` the base64url SHA-256 of the access token.
+   RFC 3986 §6.2.2-6.2.3 normalization; a stray ``%`` is refused); ``iat`` within
+   ``DPOP_PROOF_MAX_AGE`` seconds before now (``LEEWAY`` of clock skew either way); ``jti`` a
+   printable string of at most 255 characters; on a protected request, ``ath`` the base64url
+   SHA-256 of the access token.
 6. With ``DPOP_REQUIRE_NONCE``: ``nonce`` is one this server issued (:func:`current_nonce`),
    else :class:`UseDPoPNonce` carrying a fresh one for the ``DPoP-Nonce`` header.
 7. **Single use** (:func:`record_use`, the caller's last step): the ``(jkt, jti)`` pair is
@@ -89,6 +90,7 @@ KEY_ENTRY_OVERHEAD = 4096
 _WHAT = "The DPoP proof"
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -151,6 +153,11 @@ def _normalized_url(url: str) -> tuple[str, str, int | None, str] | None:
         return None
     if port == _DEFAULT_PORTS[scheme]:
         port = None
+    # A "%" that starts no percent-encoding is not allowed in a URI (RFC 3986 §2.1), and decoding
+    # next to it could complete one ("%%41" decodes to "%A"): two paths for different resources
+    # would then normalize alike.
+    if _STRAY_PERCENT.search(parts.path):
+        return None
 
     def escape(match: re.Match[str]) -> str:
         char = chr(int(match.group()[1:], 16))
@@ -198,13 +205,9 @@ def public_key(jwk: dict[str, Any], alg: str) -> JWK:
         raise InvalidDPoPProof(f'{_WHAT}\'s "jwk" is not a valid public key.') from None
     if key.has_private or not algorithm.fits(key):
         raise InvalidDPoPProof(f'{_WHAT}\'s "jwk" cannot verify {alg}.')
-    if algorithm.kty == "RSA":
-        try:
-            bits = rsa_key_bits(key)
-        except ValueError:
-            raise InvalidDPoPProof(f'{_WHAT}\'s "jwk" is not a valid public key.') from None
-        if bits < MIN_RSA_BITS:
-            raise InvalidDPoPProof(f'{_WHAT}\'s "jwk" is an RSA key under {MIN_RSA_BITS} bits.')
+    # rsa_key_bits cannot raise here: it reads the key get_op_key("verify") built above.
+    if algorithm.kty == "RSA" and rsa_key_bits(key) < MIN_RSA_BITS:
+        raise InvalidDPoPProof(f'{_WHAT}\'s "jwk" is an RSA key under {MIN_RSA_BITS} bits.')
     return key
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import event, given
@@ -147,3 +148,20 @@ def test_the_key_memo_never_changes_a_verdict(member: str, value: Any, alg: str)
     event("accepted" if cold == dh.jkt(KEY) else "refused")
     assert warm == cold, (jwk, alg)
     assert _verdict(lambda: dpop.verified_key(jwk, alg)) == cold  # and again, now remembered if it passed
+
+
+#: Paths rich in percent signs, hex digits and unreserved characters: the normalization's input.
+url_paths = st.text(st.sampled_from(list("%%%4143aAfF2/~-é")), max_size=16).map(lambda path: "/" + path)
+
+
+@given(path=url_paths)
+def test_htu_normalization_never_changes_the_resource_named(path: str) -> None:
+    # RFC 3986 §6.2.2: a normalized path decodes to the same bytes as the path, so two paths
+    # that normalize alike name the same resource; a path may be refused (None), never merged
+    # with another. A path without "%" is always usable.
+    normalized = dpop._normalized_url("http://testserver" + path)
+    event("refused" if normalized is None else "normalized")
+    if normalized is None:
+        assert "%" in path
+    else:
+        assert unquote_to_bytes(normalized[3]) == unquote_to_bytes(path), (path, normalized)
