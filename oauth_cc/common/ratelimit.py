@@ -30,6 +30,7 @@ from django.http import HttpRequest
 
 from ..conf import oauth_cc_settings
 from . import resets
+from .errors import TemporarilyUnavailable, TooManyRequests
 
 logger = logging.getLogger("oauth_cc.ratelimit")
 
@@ -356,3 +357,24 @@ def _warn_forwarded() -> None:
         "address, shared by every caller. If a proxy you run sets that header, set "
         "CLIENT_IP_HEADER and TRUSTED_PROXY_COUNT (see the README's Rate limits section)."
     )
+
+
+def limit_client(
+    scope: str, client_id: str, rate: Rate, policy: str, *, refused: str, unavailable: str
+) -> dict[str, str]:
+    """Count one request of ``client_id`` against ``rate`` in ``scope``: the RateLimit fields.
+
+    Over the limit, 429 ``too_many_requests`` saying ``refused`` and when to retry; the shared
+    cache down, 503 ``temporarily_unavailable`` saying ``unavailable``. The per-client limits of
+    the token endpoint and of the revocation feed count through this.
+    """
+    try:
+        decision = hit(scope, ident(client_id), rate)
+    except CacheUnavailable:
+        raise TemporarilyUnavailable(unavailable) from None
+    headers = decision.headers(policy)
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"{refused}; retry after {decision.reset} seconds.", retry_after=decision.reset, headers=headers
+        )
+    return headers

@@ -16,7 +16,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from ..common import ratelimit, tokens
-from ..common.errors import InvalidRequest, OAuthError, TemporarilyUnavailable, TooManyRequests
+from ..common.errors import InvalidRequest, OAuthError
 from ..conf import oauth_cc_settings
 from ..signals import token_revoked
 from . import revocation
@@ -117,19 +117,14 @@ def authenticate_feed_reader(
         rate = ratelimit.setting_rate("REVOCATION_FEED_RATE")
         if rate is None:
             return
-        try:
-            decision = ratelimit.hit("feed", ratelimit.ident(client.client_id), rate)
-        except ratelimit.CacheUnavailable:
-            raise TemporarilyUnavailable(
-                "The revocation feed is unavailable right now; retry shortly."
-            ) from None
-        headers = decision.headers(FEED_RATE_POLICY)
-        if not decision.allowed:
-            raise TooManyRequests(
-                f"This client may read the revocation feed {rate}; retry after {decision.reset} seconds.",
-                retry_after=decision.reset,
-                headers=headers,
-            )
+        headers = ratelimit.limit_client(
+            "feed",
+            client.client_id,
+            rate,
+            FEED_RATE_POLICY,
+            refused=f"This client may read the revocation feed {rate}",
+            unavailable="The revocation feed is unavailable right now; retry shortly.",
+        )
         fields.update(headers)
 
     client = authenticate_client(request, params, endpoint="revocation_feed", before_use=within_limit)

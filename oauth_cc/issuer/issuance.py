@@ -29,7 +29,6 @@ from ..common.errors import (
     InvalidScope,
     InvalidTarget,
     TemporarilyUnavailable,
-    TooManyRequests,
     UnauthorizedClient,
     UnsupportedGrantType,
     shown,
@@ -166,19 +165,14 @@ def _within_limit(request: HttpRequest) -> Callable[[ClientRecord], None]:
         rate = client.token_limit or ratelimit.setting_rate("TOKEN_RATE_LIMIT")
         if rate is None:
             return
-        try:
-            decision = ratelimit.hit("token", ratelimit.ident(client.client_id), rate)
-        except ratelimit.CacheUnavailable:
-            raise TemporarilyUnavailable(
-                "The token endpoint is unavailable right now; retry shortly."
-            ) from None
-        headers = decision.headers(RATE_POLICY)
-        if not decision.allowed:
-            raise TooManyRequests(
-                f"This client may request {rate} tokens; retry after {decision.reset} seconds.",
-                retry_after=decision.reset,
-                headers=headers,
-            )
+        headers = ratelimit.limit_client(
+            "token",
+            client.client_id,
+            rate,
+            RATE_POLICY,
+            refused=f"This client may request {rate} tokens",
+            unavailable="The token endpoint is unavailable right now; retry shortly.",
+        )
         setattr(request, RATE_HEADERS_ATTR, headers)
 
     return check
