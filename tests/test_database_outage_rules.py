@@ -250,6 +250,37 @@ def test_reminder_while_the_outage_lasts(fast_refresh, monkeypatch, caplog):
     assert "still cannot reach the database" in messages[2] and "(3 failed attempts)" in messages[2]
 
 
+def test_held_state_is_served_up_to_exactly_the_bound(clock, settings):
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **BOUNDED}
+    loaded_at = clock[0]
+    clock[0] += 30
+    assert outage.usable(loaded_at)
+    clock[0] += 0.001
+    assert not outage.usable(loaded_at)
+
+
+def test_outage_log_lines_say_what_failed_since_when_and_how_often(clock, settings, caplog):
+    """The first failure, a reminder exactly a minute later, the recovery: each with its figures."""
+    settings.OAUTH_CC = {**settings.OAUTH_CC, **BOUNDED}
+    caplog.set_level(logging.INFO, logger="oauth_cc.outage")
+    gate = outage.DatabaseGate()
+    start = clock[0]
+    gate.failed("client data", OperationalError("  " + "a" * 400 + "\n"))  # the driver's text, cut
+    clock[0] = start + 30
+    gate.failed("client data", OperationalError(REFUSED))  # within the minute: not logged
+    clock[0] = start + 60
+    gate.failed("client data", OperationalError(REFUSED))
+    clock[0] = start + 75.5  # past the retry interval: the next attempt goes through
+    assert gate.run("client data", lambda: "loaded") == "loaded"
+    messages = [r.getMessage() for r in caplog.records if r.name == "oauth_cc.outage"]
+    assert messages == [
+        "oauth_cc cannot reach the database (OperationalError: " + "a" * 300 + ", while loading client "
+        "data); serving held state for up to 30s, retrying every 10s",
+        "oauth_cc still cannot reach the database after 60s (3 failed attempts)",
+        "oauth_cc reaches the database again after 75.5s (3 failed attempts)",
+    ]
+
+
 @pytest.mark.parametrize("error", [ProgrammingError("no such table"), DatabaseError("disk I/O")])
 def test_other_database_errors_are_not_an_outage(error):
     """A missing table is a bug, not an outage: it is not turned into a 503 nor served around."""

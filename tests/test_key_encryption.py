@@ -457,11 +457,34 @@ def test_a_ciphertext_copied_from_another_row_is_refused(db):
     current = SigningKey.objects.get(state="current")
     upcoming = SigningKey.objects.get(state="next")
 
-    with pytest.raises(KeyDecryptionError, match="does not match its public key"):
+    with pytest.raises(KeyDecryptionError) as raised:
         key_encryption.load_private_key(current.private_jwk, upcoming.kid, upcoming.public_jwk)
+    assert str(raised.value) == (
+        f"The private key stored for signing key {upcoming.kid} does not match its public key; "
+        "the row was altered. Rotate the signing keys."
+    )
     # Same kid claimed but another public key (the public half was swapped).
     with pytest.raises(KeyDecryptionError, match="does not match its public key"):
         key_encryption.load_private_key(current.private_jwk, current.kid, upcoming.public_jwk)
+
+
+@pytest.mark.parametrize("text", ["not json", "[]", '{"kty": "EC"}'])
+def test_a_decrypted_value_that_is_no_jwk_is_refused_by_kid(text):
+    with pytest.raises(KeyDecryptionError) as raised:
+        key_encryption.load_private_key(key_encryption.encrypt(text), "kid1", {})
+    assert str(raised.value) == "The private key of signing key kid1 is not a valid JWK."
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        ("fernet:v1:" + "A" * 100, "decrypts the private key of signing key kid1, or it was altered"),
+        ("fernet:v2:" + "A" * 100, "signing key kid1 is in an unknown format"),
+    ],
+)
+def test_reencrypt_of_an_unreadable_value_names_its_kid(stored, reason):
+    with pytest.raises(KeyDecryptionError, match=reason):
+        key_encryption.reencrypt(stored, "kid1")
 
 
 UNKNOWN_FORMAT = "signing key kid1 is in an unknown format"
@@ -548,6 +571,7 @@ def e010(value: Any) -> list[Any]:
         (["*" * 44], "entry 0 is not urlsafe base64"),
         ([KEY_A[:-2] + " ="], "entry 0 is not urlsafe base64"),
         (["+" + KEY_A[1:]], "entry 0 is not urlsafe base64"),
+        (["A" * 43], "entry 0 is not urlsafe base64"),  # the alphabet, but a length no base64 has
         ([b"\xff" * 44], "entry 0 is not ASCII"),
         ([settings.SECRET_KEY], "entry 0"),
     ],

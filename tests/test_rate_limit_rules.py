@@ -4,9 +4,11 @@ caller's address read from REMOTE_ADDR or a trusted proxy's header (attacker byt
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 
 import pytest
+from django.core.cache import caches
 from django.test import RequestFactory, override_settings
 from hypothesis import given
 from hypothesis import strategies as st
@@ -85,6 +87,20 @@ def test_a_refused_rate_is_shown_safely():
     with pytest.raises(RateError) as raised:
         parse_rate("\x1b[31m" + "x" * 100)
     assert "\x1b" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("x" * 40, "x" * 40),  # up to 40 printable characters: as written
+        ("x" * 41, repr("x" * 40)),  # longer: its first 40, quoted
+        ("1/hour\x07", repr("1/hour\x07")),  # short but not printable: quoted
+    ],
+)
+def test_a_refused_rate_is_shown_whole_only_when_short_and_printable(text, shown):
+    with pytest.raises(RateError) as raised:
+        parse_rate(text)
+    assert str(raised.value) == f'"{shown}" is not a rate. Enter {ratelimit.RATE_HELP}.'
 
 
 @given(st.text(max_size=30))
@@ -246,6 +262,178 @@ def test_over_reports_the_first_full_check():
     assert refusal is not None and refusal.rate == strict
 
 
+def test_an_admitted_request_in_the_last_second_of_its_window_resets_in_one_second():
+    decision = hit("t", "k", HOUR, now=T0 + 3599.5)
+    assert (decision.allowed, decision.remaining, decision.reset) == (True, 9, 1)
+
+
+def test_retry_after_can_be_a_single_second():
+    for _ in range(10):
+        hit("t", "k", HOUR, now=T0)
+    # 359.5 s into the next window the previous one weighs 10 * (1 - 359.5/3600) = 9.0014:
+    # one more is 10.0014, over. At 360 s it weighs 9 and one fits: half a second away.
+    refused = hit("t", "k", HOUR, now=T0 + 3600 + 359.5)
+    assert (refused.allowed, refused.remaining, refused.reset) == (False, 0, 1)
+
+
+def test_over_with_nothing_counted_admits_a_limit_of_one():
+    one = [("f", "a", Rate(1, 60))]
+    assert over(one, now=T0) is None
+    ratelimit.note(one, now=T0)
+    refusal = over(one, now=T0)
+    assert refusal is not None and (refusal.allowed, refusal.remaining) == (False, 0)
+
+
+def test_over_waits_for_the_previous_windows_weight_to_shrink():
+    rate = Rate(2, 60)
+    for _ in range(2):
+        ratelimit.note([("f", "a", rate)], now=T0)
+    # A quarter into the next window the previous two weigh 1.5: one more would be 2.5.
+    # Half-way they weigh 1 and one fits: 15 s away.
+    refusal = over([("f", "a", rate)], now=T0 + 60 + 15)
+    assert refusal is not None
+    assert (refusal.allowed, refusal.rate, refusal.remaining, refusal.reset) == (False, rate, 0, 15)
+
+
+def counter(scope: str, rate: Rate, now: float) -> int | None:
+    current_key, _, _ = ratelimit._keys(scope, "k", rate, now)
+    return caches["default"].get(current_key)
+
+
+@pytest.mark.parametrize("count", ["hit", "note"])
+def test_a_counter_is_dropped_two_periods_and_a_second_after_it_was_created(wall_clock, count):
+    """Long enough for the next window to read it (up to two periods later), and not longer:
+    every client_id an attacker makes up is a counter in the cache, which must not pile up."""
+    rate = Rate(3, 60)
+    if count == "hit":
+        assert hit("t", "k", rate).allowed
+    else:
+        ratelimit.note([("t", "k", rate)])
+    wall_clock[0] = T0 + 120.5
+    assert counter("t", rate, T0) == 1
+    wall_clock[0] = T0 + 121
+    assert counter("t", rate, T0) is None
+
+
+@pytest.fixture
+def cache_calls(monkeypatch) -> list[tuple[str, str]]:
+    """The ``incr`` and ``add`` calls the counter makes, in order, with their keys."""
+    cache = caches["default"]
+    calls: list[tuple[str, str]] = []
+    for name in ("incr", "add"):
+        real = getattr(cache, name)
+
+        def record(key, *args, _name=name, _real=real, **kwargs):
+            calls.append((_name, key))
+            return _real(key, *args, **kwargs)
+
+        monkeypatch.setattr(cache, name, record)
+    return calls
+
+
+def test_an_existing_counter_costs_one_incr(cache_calls):
+    key, _, _ = ratelimit._keys("t", "k", HOUR, T0)
+    hit("t", "k", HOUR, now=T0)
+    assert cache_calls == [("incr", key), ("add", key)]  # the first: missing, so created
+    cache_calls.clear()
+    assert hit("t", "k", HOUR, now=T0).remaining == 8
+    assert cache_calls == [("incr", key)]
+
+
+def test_a_counter_another_worker_creates_meanwhile_is_counted_not_let_through(monkeypatch):
+    """The race in the counter: missing at the ``incr``, present at the ``add``."""
+    cache = caches["default"]
+    key, _, _ = ratelimit._keys("t", "k", HOUR, T0)
+    real_incr = cache.incr
+    raced: list[str] = []
+
+    def incr(k, *args, **kwargs):
+        if not raced:
+            raced.append(k)
+            cache.add(key, 10, timeout=60)  # the other worker's ten requests land now
+            raise ValueError(f"Key '{k}' not found")
+        return real_incr(k, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "incr", incr)
+    refused = hit("t", "k", HOUR, now=T0)
+    assert (refused.allowed, refused.remaining) == (False, 0)
+    assert cache.get(key) == 10  # the refused one taken back out
+
+
+OUTAGE = "oauth_cc could not reach the cache to count {}; {}"
+LETTING_THROUGH = "letting requests through (RATE_LIMIT_FAIL_OPEN)"
+
+
+@pytest.fixture
+def dead_cache(monkeypatch) -> None:
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    cache = caches["default"]
+    for name in ("incr", "add", "get", "get_many", "decr"):
+        monkeypatch.setattr(cache, name, down)
+    ratelimit.reset_outage_log()
+    yield
+    ratelimit.reset_outage_log()
+
+
+def outage_records(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "oauth_cc.ratelimit"]
+
+
+def test_a_dead_cache_admits_with_the_whole_rate_left_and_says_why(dead_cache, caplog):
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    decision = hit("token", "k", HOUR, now=T0 + 600)
+    assert (decision.allowed, decision.remaining, decision.reset) == (True, 10, 3600)
+    [record] = outage_records(caplog)
+    assert record.getMessage() == OUTAGE.format("token requests", LETTING_THROUGH)
+    # With the cache's own error attached: it says which host and why.
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionError)
+
+
+@pytest.mark.parametrize("step", ["over", "note"])
+def test_a_dead_cache_while_counting_failures_is_logged_as_such(dead_cache, caplog, step):
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    checks = [("f", "a", Rate(3, 60))]
+    if step == "over":
+        assert over(checks, now=T0) is None
+    else:
+        ratelimit.note(checks, now=T0)
+    [record] = outage_records(caplog)
+    assert record.getMessage() == OUTAGE.format("failed authentications", LETTING_THROUGH)
+
+
+def test_a_dead_cache_failing_closed_refuses_and_says_so(dead_cache, caplog):
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    closed = {"ISSUER": "http://testserver", "RATE_LIMIT_FAIL_OPEN": False}
+    with override_settings(OAUTH_CC=closed):
+        with pytest.raises(ratelimit.CacheUnavailable) as raised:
+            over([("f", "a", Rate(3, 60))], now=T0)
+        ratelimit.note([("f", "a", Rate(3, 60))], now=T0)  # never raises: already refusing
+    assert raised.value.args == ("failed authentications",)
+    [record] = outage_records(caplog)
+    assert record.getMessage() == OUTAGE.format("failed authentications", "refusing requests")
+
+
+def test_a_cache_outage_is_logged_at_once_then_once_a_minute(monkeypatch, caplog):
+    """Also in the first minute of the monotonic clock (a host that has just booted)."""
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    clock = [5.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    ratelimit.reset_outage_log()
+    logged = []
+    for now in (5.0, 6.0, 64.5, 65.0, 66.0, 125.0):
+        clock[0] = now
+        before = len(outage_records(caplog))
+        ratelimit.cache_failed("token requests")
+        logged.append(len(outage_records(caplog)) - before)
+    assert logged == [1, 0, 0, 1, 0, 1]
+    ratelimit.reset_outage_log()  # as after a settings change: the next outage is logged again
+    clock[0] = 126.0
+    ratelimit.cache_failed("token requests")
+    assert len(outage_records(caplog)) == 4
+
+
 def test_ident_is_a_fixed_length_hex_for_any_client_id():
     values = ["a", "a" * 10_000, "x y\n\x00", "\udcff", "ü"]
     keys = [ratelimit.ident(v) for v in values]
@@ -265,6 +453,8 @@ def test_ident_is_a_fixed_length_hex_for_any_client_id():
         ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
         ("::ffff:203.0.113.7", "203.0.113.7"),
         ("::1", "::/64"),
+        # The longest spelling of an address (45 characters) is still read.
+        ("0000:0000:0000:0000:0000:ffff:203.100.113.107", "203.100.113.107"),
     ],
 )
 def test_addresses_are_keyed_in_one_spelling(text, key):
@@ -285,6 +475,7 @@ def test_addresses_are_keyed_in_one_spelling(text, key):
         "203.0.113.256",
         "\u0662\u0660\u0663.0.113.7",
         "203.0.113.7\n",
+        "X203.0.113.7X",  # only spaces and tabs are trimmed
         "203.0.113.7, 198.51.100.1",
         "2001:db8::1" + ":1" * 50,
         "1" * 100,
@@ -303,6 +494,8 @@ def test_anything_but_a_bare_address_is_not_an_address(text):
         ("6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # the client wrote 6.6.6.6 itself
         ("6.6.6.6,203.0.113.7", 1, "203.0.113.7"),
         ("6.6.6.6, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),
+        ("1.1.1.1, 6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # counted from the right
+        ("1.1.1.1, 6.6.6.6, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),
         ("203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),
         ("10.0.0.2", 2, None),  # fewer entries than proxies: not written by them
         ("garbage, 203.0.113.7", 1, "203.0.113.7"),
@@ -367,3 +560,31 @@ def test_a_missing_or_bad_header_falls_back_to_remote_addr():
         bad = meta_request(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7:1234")
         assert ratelimit.client_address(bad) == "10.0.0.2"
         assert ratelimit.client_address(meta_request(REMOTE_ADDR="")) is None
+
+
+FORWARDED_WARNING = (
+    "Requests carry X-Forwarded-For or Forwarded but OAUTH_CC['CLIENT_IP_HEADER'] is not set: "
+    "failed authentications are counted per REMOTE_ADDR, which behind a proxy is the proxy's "
+    "address, shared by every caller. If a proxy you run sets that header, set "
+    "CLIENT_IP_HEADER and TRUSTED_PROXY_COUNT (see the README's Rate limits section)."
+)
+
+
+@pytest.mark.parametrize(
+    ("meta", "warned"),
+    [
+        ({}, False),
+        ({"HTTP_X_FORWARDED_FOR": "203.0.113.7"}, True),
+        ({"HTTP_FORWARDED": "for=203.0.113.7"}, True),
+        ({"HTTP_X_FORWARDED_FOR": "203.0.113.7", "HTTP_FORWARDED": "for=203.0.113.7"}, True),
+    ],
+)
+def test_a_forwarding_header_without_client_ip_header_is_warned_about(caplog, meta, warned):
+    caplog.set_level(logging.WARNING, logger="oauth_cc.ratelimit")
+    ratelimit.reset_outage_log()
+    try:
+        assert ratelimit.client_address(meta_request(REMOTE_ADDR="10.0.0.2", **meta)) == "10.0.0.2"
+    finally:
+        ratelimit.reset_outage_log()
+    messages = [r.getMessage() for r in caplog.records if r.name == "oauth_cc.ratelimit"]
+    assert messages == ([FORWARDED_WARNING] if warned else [])
