@@ -281,6 +281,20 @@ def test_secret_key_rotation_without_the_fallback_makes_the_keys_unreadable(clie
     assert_cannot_issue(response)
 
 
+def test_a_bytes_secret_key_derives_the_same_key_as_its_text(db):
+    # Django accepts a bytes SECRET_KEY (it runs it through force_bytes), so the derivation
+    # takes bytes as they are: the same secret spelled as bytes opens the same rows.
+    secret = "the secret key as text and as bytes " + "x" * 30
+    with override_settings(SECRET_KEY=secret):
+        stored = key_encryption.encrypt('{"kty": "oct"}')
+    other = "another secret key " + "y" * 40
+    with override_settings(SECRET_KEY=other, SECRET_KEY_FALLBACKS=[secret.encode()]):
+        assert key_encryption.decrypt(stored, "kid1") == '{"kty": "oct"}'
+        assert key_encryption.storage(stored) is Storage.OLDER_KEY
+    with override_settings(SECRET_KEY=secret.encode(), SECRET_KEY_FALLBACKS=[]):
+        assert key_encryption.storage(stored) is Storage.ENCRYPTED
+
+
 def assert_cannot_issue(response: Any) -> None:
     """The token endpoint's 503 for a signing key it cannot use: the reason stays in the log."""
     assert response.status_code == 503, response.content
@@ -475,6 +489,17 @@ def test_a_decrypted_value_that_is_no_jwk_is_refused_by_kid(text):
     assert str(raised.value) == "The private key of signing key kid1 is not a valid JWK."
 
 
+def test_an_undecryptable_value_says_which_keys_to_restore(db):
+    with pytest.raises(KeyDecryptionError) as raised:
+        key_encryption.decrypt("fernet:v1:" + "A" * 100, "kid1")
+    assert str(raised.value) == (
+        "No key in OAUTH_CC['KEY_ENCRYPTION_KEYS'] (or derived from SECRET_KEY and "
+        "SECRET_KEY_FALLBACKS) decrypts the private key of signing key kid1, or it was altered. "
+        "Add the key it was encrypted with to OAUTH_CC['KEY_ENCRYPTION_KEYS'] (or restore the "
+        "SECRET_KEY to SECRET_KEY_FALLBACKS), or rotate the signing keys."
+    )
+
+
 @pytest.mark.parametrize(
     ("stored", "reason"),
     [
@@ -527,6 +552,16 @@ def test_encryption_round_trips_any_text(text):
 
 
 # -- plaintext rows left over ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lead", [" ", "\n", "\t \r\n"])
+def test_a_plaintext_row_with_leading_whitespace_is_still_plaintext(db, lead):
+    # A JSON value edited by hand or by a tool may start with whitespace; it is still
+    # plain JSON, readable and reported as such, not an "unknown format".
+    text = lead + '{"kty": "oct", "k": "AAAA"}'
+    assert key_encryption.is_plaintext(text)
+    assert key_encryption.decrypt(text, "kid1") == text
+    assert key_encryption.storage(text) is Storage.PLAINTEXT
 
 
 def make_plaintext(kid: str) -> None:
