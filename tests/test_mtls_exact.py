@@ -3,7 +3,6 @@ reads, the header size bound, per-request caching, and the edges of the name mat
 
 from __future__ import annotations
 
-import base64
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -83,7 +82,9 @@ def test_the_header_setting_check_says_when_to_set_it():
     (error,) = mtls.settings_errors({"CLIENT_CERT_HEADER": "X-Client-Cert"})
 
     assert error.id == "oauth_cc.E014"
-    assert error.hint == "Set it only when every request comes through a proxy that sets or clears that header."
+    assert error.hint == (
+        "Set it only when every request comes through a proxy that sets or clears that header."
+    )
 
 
 def test_a_blank_subject_dn_is_refused_with_its_sentence():
